@@ -1,0 +1,37 @@
+// Build: generate the ONNX protobuf module from onnx/onnx.proto, compile TypeScript, and copy the
+// generated JavaScript next to the compiled code (tsc does not copy .js sources).
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdirSync, existsSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const require = createRequire(import.meta.url);
+const proto = join(root, "onnx", "onnx.proto");
+const genDir = join(root, "onnx", "generated");
+const genJs = join(genDir, "onnx_pb.js");
+
+function run(script, args) {
+  try {
+    execFileSync(process.execPath, [script, ...args], { cwd: root, stdio: "inherit" });
+  } catch {
+    console.error(`build failed: ${script.split(/[\\/]/).slice(-3).join("/")} exited non-zero (its output is above)`);
+    process.exit(1);
+  }
+}
+
+// Regenerate only when the schema is newer than the generated module (keeps rebuilds fast).
+if (!existsSync(genJs) || statSync(genJs).mtimeMs < statSync(proto).mtimeMs) {
+  mkdirSync(genDir, { recursive: true });
+  const pbjs = join(dirname(require.resolve("protobufjs-cli/package.json")), "bin", "pbjs");
+  run(pbjs, [
+    "-t", "static-module", "-w", "esm", "--force-number",
+    "--no-create", "--no-verify", "--no-convert", "--no-delimited", "--no-typeurl",
+    "-d", "-o", genJs, proto,
+  ]);
+}
+const tsc = join(dirname(require.resolve("typescript/package.json")), "bin", "tsc");
+run(tsc, ["-p", root]);
+mkdirSync(join(root, "dist", "onnx", "generated"), { recursive: true });
+cpSync(genJs, join(root, "dist", "onnx", "generated", "onnx_pb.js"));

@@ -1,0 +1,166 @@
+/**
+ * A small layer over onnxruntime-node: sessions from bytes or a path, typed feeds and fetches,
+ * thread and optimisation options, and the execution provider (`cpu`, or `cuda` where onnxruntime's
+ * CUDA provider is installed). Models never touch this; the trainer and the server do.
+ */
+import { existsSync, readdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import * as ort from "onnxruntime-node";
+import { MtlError } from "../errors.js";
+import { type DType, type TypedArray, dtypeOfArray } from "../graph/dtype.js";
+
+export type Device = "cpu" | "cuda";
+
+export interface SessionOptions {
+  device?: Device;
+  /** Threads inside one op (default: onnxruntime's choice, one per core). */
+  intraOpThreads?: number;
+  /** Threads across independent ops (default 1; ops run sequentially). */
+  interOpThreads?: number;
+  graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
+  /** Names the model in errors. */
+  source?: string;
+}
+
+/** A tensor crossing the boundary: dtype, dims and a typed array in row-major order. */
+export interface Tensor {
+  dtype: DType;
+  dims: readonly number[];
+  data: TypedArray;
+}
+
+/** A tensor from a typed array; the dtype follows the array (pass "bool" for a Uint8Array of booleans). */
+export function makeTensor(data: TypedArray, dims: readonly number[], dtype: DType = dtypeOfArray(data)): Tensor {
+  return { dtype, dims, data };
+}
+
+export const CUDA_HINT =
+  "install onnxruntime's CUDA provider: ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node --foreground-scripts (needs CUDA 12 and cuDNN 9), or use --device cpu";
+
+/** Whether onnxruntime-node's CUDA provider library is present beside its binding. */
+export function cudaInstalled(): boolean {
+  try {
+    const require = createRequire(import.meta.url);
+    const root = dirname(dirname(require.resolve("onnxruntime-node")));
+    const binDir = join(root, "bin");
+    const stack = [binDir];
+    while (stack.length) {
+      const dir = stack.pop()!;
+      if (!existsSync(dir)) continue;
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        if (e.isDirectory()) stack.push(join(dir, e.name));
+        else if (/onnxruntime_providers_cuda\.(so|dll)$/.test(e.name)) return true;
+      }
+    }
+  } catch {
+    return false;
+  }
+  return false;
+}
+
+export class Session {
+  private constructor(
+    private readonly inner: ort.InferenceSession,
+    readonly device: Device,
+    readonly source: string,
+  ) {}
+
+  get inputNames(): readonly string[] {
+    return this.inner.inputNames;
+  }
+
+  get outputNames(): readonly string[] {
+    return this.inner.outputNames;
+  }
+
+  static async create(model: Uint8Array | string, opts: SessionOptions = {}): Promise<Session> {
+    const device = opts.device ?? "cpu";
+    const source = opts.source ?? (typeof model === "string" ? model : "<model bytes>");
+    if (device !== "cpu" && device !== "cuda") {
+      throw new MtlError("E_DEVICE", `unknown device '${String(device)}'`, { where: { field: "device" }, hint: "use cpu or cuda" });
+    }
+    if (device === "cuda" && !cudaInstalled()) {
+      throw new MtlError("E_DEVICE", "the CUDA execution provider is not installed in onnxruntime-node", { hint: CUDA_HINT });
+    }
+    const options: ort.InferenceSession.SessionOptions = {
+      executionProviders: device === "cuda" ? ["cuda", "cpu"] : ["cpu"],
+      graphOptimizationLevel: opts.graphOptimizationLevel ?? "all",
+      logSeverityLevel: 3,
+      ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
+      ...(opts.interOpThreads ? { interOpNumThreads: opts.interOpThreads } : {}),
+    };
+    try {
+      const inner = typeof model === "string"
+        ? await ort.InferenceSession.create(model, options)
+        : await ort.InferenceSession.create(model, options);
+      return new Session(inner, device, source);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      if (device === "cuda" && /cuda|providers_shared/i.test(why)) {
+        throw new MtlError("E_DEVICE", `the CUDA execution provider failed to load: ${firstLine(why)}`, { hint: CUDA_HINT, cause: err });
+      }
+      throw new MtlError("E_MODEL", `onnxruntime cannot load the model: ${firstLine(why)}`, { where: { file: source }, cause: err });
+    }
+  }
+
+  /**
+   * Runs the model. Every graph input must be fed; `fetches` picks outputs (default: all).
+   * Returns tensors that own their data (copied out of onnxruntime's buffers only when needed).
+   */
+  async run(feeds: Readonly<Record<string, Tensor>>, fetches: readonly string[] = this.outputNames): Promise<Record<string, Tensor>> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const name of this.inputNames) {
+      const t = feeds[name];
+      if (!t) {
+        throw new MtlError("E_FEED", `missing input '${name}'`, { where: { file: this.source, field: name }, hint: `the model takes ${this.inputNames.join(", ")}` });
+      }
+      ortFeeds[name] = toOrt(t, name, this.source);
+    }
+    for (const name of Object.keys(feeds)) {
+      if (!this.inputNames.includes(name)) {
+        throw new MtlError("E_FEED", `the model has no input '${name}'`, { where: { file: this.source, field: name }, hint: `inputs are ${this.inputNames.join(", ")}` });
+      }
+    }
+    for (const name of fetches) {
+      if (!this.outputNames.includes(name)) {
+        throw new MtlError("E_FEED", `the model has no output '${name}'`, { where: { file: this.source, field: name }, hint: `outputs are ${this.outputNames.join(", ")}` });
+      }
+    }
+    let result: ort.InferenceSession.ReturnType;
+    try {
+      result = await this.inner.run(ortFeeds, [...fetches]);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      throw new MtlError("E_RUN", `onnxruntime failed to run the model: ${firstLine(why)}`, { where: { file: this.source }, cause: err });
+    }
+    const out: Record<string, Tensor> = {};
+    for (const name of fetches) {
+      const t = result[name]!;
+      out[name] = { dtype: t.type as DType, dims: [...t.dims], data: t.data as TypedArray };
+    }
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.inner.release();
+  }
+}
+
+function toOrt(t: Tensor, name: string, source: string): ort.Tensor {
+  const expected = t.dtype === "bool" ? "uint8" : t.dtype;
+  if (dtypeOfArray(t.data) !== expected) {
+    throw new MtlError("E_FEED", `input '${name}' is ${t.dtype} but its data is a ${t.data.constructor.name}`, { where: { file: source, field: name } });
+  }
+  const n = t.dims.reduce((a, b) => a * b, 1);
+  if (n !== t.data.length) {
+    throw new MtlError("E_FEED", `input '${name}' has dims [${t.dims.join(", ")}] (${n} elements) but ${t.data.length} values`, { where: { file: source, field: name } });
+  }
+  return new ort.Tensor(t.dtype, t.data as never, [...t.dims]);
+}
+
+function firstLine(s: string): string {
+  // onnxruntime messages carry ANSI colours and multi-line context; one line is what users need.
+  const clean = s.replace(/\u001b\[[0-9;]*m/g, "");
+  return clean.split("\n").find((l) => l.trim()) ?? clean;
+}
