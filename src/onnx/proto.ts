@@ -3,6 +3,7 @@
  * a user can act on. Decoding keeps unknown fields, so decode → encode gives the same bytes.
  */
 import { readFile } from "node:fs/promises";
+import protobuf from "protobufjs/minimal.js";
 import { onnx } from "../../onnx/generated/onnx_pb.js";
 import { MtlError } from "../errors.js";
 
@@ -34,7 +35,10 @@ export function decodeModel(bytes: Uint8Array, source = "<bytes>"): onnx.ModelPr
   }
   let model: onnx.ModelProto;
   try {
-    model = onnx.ModelProto.decode(bytes);
+    // Keep fields this schema does not know (protobufjs drops them by default) so they re-encode.
+    const reader = protobuf.Reader.create(bytes);
+    reader.discardUnknown = false;
+    model = onnx.ModelProto.decode(reader);
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     throw new MtlError("E_MODEL", `not a valid ONNX model: protobuf decoding failed (${why})`, {
