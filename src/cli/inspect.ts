@@ -1,4 +1,3 @@
-import { stat } from "node:fs/promises";
 import { readModelFile } from "../onnx/proto.js";
 import { summarizeModel, type ModelSummary, type ValueSummary } from "../onnx/summary.js";
 import { formatBytes, formatCount, table } from "./format.js";
@@ -37,6 +36,6 @@ export function formatSummary(file: string, size: number, s: ModelSummary): stri
 export async function inspectCommand(file: string, json: boolean): Promise<void> {
   const { model, bytes } = await readModelFile(file);
   const summary = summarizeModel(model);
-  const size = (await stat(file)).size ?? bytes.byteLength;
+  const size = bytes.byteLength;
   process.stdout.write(json ? JSON.stringify({ file, bytes: size, ...summary }, null, 2) + "\n" : formatSummary(file, size, summary) + "\n");
 }
