@@ -138,16 +138,12 @@ function tabularReader(file: string, format: "csv" | "jsonl", opts: ReadOptions)
         const sampleId = schema.sampleId ? String(get(schema.sampleId) ?? "") : String(l.line);
         const builder = b!;
         const before = builder.size;
-        try {
-          if (!encodeRecord(builder, get, sampleId, l.line)) countReject(stats, "click0_buy1", l.line, `${file}:${l.line}: click=0 and buy=1`);
-        } catch (err) {
-          if (!l.terminated && err instanceof RowError)
-            throw new RowError("truncated_line", `the last line has no newline and does not parse (${err.message})`, { line: l.line }, "the file looks cut short; re-copy it");
-          throw err;
-        }
+        if (!encodeRecord(builder, get, sampleId, l.line)) countReject(stats, "click0_buy1", l.line, `${file}:${l.line}: click=0 and buy=1`);
         if (!l.terminated && builder.size > before) stats.unterminatedLastLine = true;
       } catch (err) {
-        handleBadRow(err, stats, skipBad);
+        if (!l.terminated && err instanceof RowError)
+          handleBadRow(new RowError("truncated_line", `the last line has no newline and does not parse (${err.message})`, { line: l.line }, "the file looks cut short; re-copy it"), stats, skipBad);
+        else handleBadRow(err, stats, skipBad);
       }
     };
     const drain = function* (lines: LineRef[]): Generator<ReadBlock> {
