@@ -56,6 +56,13 @@ test("Ali-CCP: exact parse of hand-written lines (first token kept, truncation, 
   assert.equal(s.unterminatedLastLine, false);
 });
 
+test("Ali-CCP: a hash_buckets feature hashes the id text (FNV-1a of the bytes)", async () => {
+  const hashed = validateSchema({ features: [{ name: "f", kind: "ids", source: "205", hash_buckets: 1000, max_len: 2 }] });
+  const dir = tempDir();
+  const [b] = await readAll(readAliccp(writeTemp(dir, "h.txt", "1,0,0,205:123,205:0042,101:5\n"), { schema: hashed }));
+  assert.deepEqual(Array.from(b!.ids[0]!), [1 + (fnv1a32("123") % 1000), 1 + (fnv1a32("0042") % 1000)]);
+});
+
 test("Ali-CCP: CRLF endings, a UTF-8 BOM and gzip give the same rows as plain LF text", async () => {
   const dir = tempDir();
   const plain = await readAll(readAliccp(writeTemp(dir, "lf.txt", GOOD.join("\n") + "\n"), { schema }));

@@ -102,6 +102,7 @@ test("CSV/JSONL strict mode: each bad input names the line and the reason", asyn
   await expectBad("t.csv", `${HEAD}\n${ROW}\ns,1,0,u,1,a,1,`, 3, /truncated last line/);
   await expectBad("z.csv", "", undefined, /empty file/);
   await expectBad("j.jsonl", `{"sid":"s","click":1,"buy":0,"user":"u","item":1,"tags":[],"price":1,"score":[1,2]}\n{"sid":"s","click":1\n`, 2, /invalid JSON/);
+  await expectBad("o.jsonl", `{"sid":"s","click":1,"buy":0,"user":{"id":3},"item":1,"tags":[],"price":1,"score":[1,2]}\n`, 1, /invalid JSON: 'user' holds a JSON object/, "user");
   await expectBad("m.jsonl", `{"sid":"s","click":1,"buy":0,"item":1,"tags":[],"price":1,"score":[1,2]}\n`, 1, /missing column: the record has no 'user'/, "user");
   await expectBad("nan.jsonl", `{"sid":"s","click":1,"buy":0,"user":"u","item":1,"tags":[],"price":null,"score":[1,2]}\n`, 1, /dense value not a finite number/, "price");
   await expectBad("tr.jsonl", `{"sid":"s","click":1,"buy":0,"user":"u","item":1,"tags":[],"price":1,"score":[1,2]}\n{"sid":"s","click":1,"buy":0,"user":"u","item":1,"tags":[],"pr`, 2, /truncated last line/);

@@ -44,7 +44,14 @@ export async function* shardBatches(shard: ShardReader, opts: BatcherOptions): A
   const shuffle = opts.shuffle ?? true;
   if (shuffle) new Rng(opts.seed ?? 0, 1000 + (opts.epoch ?? 0)).shuffle(order);
   async function* groups(): AsyncGenerator<Batch> {
-    for (const g of order) yield await shard.readGroup(g);
+    // read one group ahead so file I/O overlaps the shuffling
+    let next: Promise<Batch> | null = order.length ? shard.readGroup(order[0]!) : null;
+    for (let i = 0; i < order.length; i++) {
+      const current = next!;
+      next = i + 1 < order.length ? shard.readGroup(order[i + 1]!) : null;
+      next?.catch(() => undefined); // a consumer that stops early must not leave an unhandled rejection
+      yield await current;
+    }
   }
   yield* rebatch(shard.layout, groups(), { ...opts, truth: shard.truth });
 }
@@ -90,7 +97,7 @@ export async function* rebatch(layout: Layout, source: AsyncIterable<Batch>, opt
       if (final) {
         if (!opts.dropLast) yield rest.take();
       } else {
-        // carried rows were already filtered: mark them as kept by re-adding as-is
+        // rows short of a batch join the next window (they pass the split filter again unchanged)
         const carried = rest.take();
         pending.push(carried);
         pendingRows = carried.size;

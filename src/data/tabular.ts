@@ -132,7 +132,7 @@ function tabularReader(file: string, format: "csv" | "jsonl", opts: ReadOptions)
             if (v === undefined) return undefined;
             if (v === null || typeof v === "string" || typeof v === "number" || typeof v === "boolean") return v;
             if (Array.isArray(v) && v.every((x) => typeof x === "string" || typeof x === "number" || typeof x === "boolean")) return v as RawValue;
-            return JSON.stringify(v) as RawValue; // nested objects: left for the encoder to refuse
+            throw new RowError("bad_json", `'${src}' holds ${Array.isArray(v) ? "a list with non-scalar items" : "a JSON object"}; expected a number, a string or a list of them`, { line: l.line, field: src });
           };
         }
         const sampleId = schema.sampleId ? String(get(schema.sampleId) ?? "") : String(l.line);
