@@ -152,6 +152,16 @@ const batchRun = await timeIt("batcher", async () => {
 console.log(`shard read through the shuffling batcher (batch 1024, window 262,144 rows): ${fmt(batchRun.result / batchRun.secs)} rows/s`);
 rmSync(shardFile);
 rmSync(textFile);
+{
+  const rows = 200_000;
+  const world = new mtl.SynthWorld({ seed: 1 });
+  const run = await timeIt("synth", async () => {
+    let n = 0;
+    for (const b of mtl.synthBatches({ rows, batchSize: 4096 }, world)) n += b.size;
+    return n;
+  }, 2);
+  console.log(`in-process synthetic funnel (default world, 23 fields): ${fmt(run.result / run.secs)} rows/s`);
+}
 
 // 3. Peak RSS preparing a >= 5 GB file
 if (!skipBig) {

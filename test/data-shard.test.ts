@@ -4,7 +4,8 @@ import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { ShardReader, ShardWriter } from "../src/data/shard.js";
 import { prepareShard } from "../src/data/prepare.js";
-import { shardBatches, isValidRow } from "../src/data/batcher.js";
+import { shardBatches, isValidRow, rebatch } from "../src/data/batcher.js";
+import { layoutOf } from "../src/features/batch.js";
 import { synthBatches, SynthWorld } from "../src/data/synth.js";
 import { validateSchema, defaultAliccpSchema } from "../src/features/schema.js";
 import type { Batch } from "../src/features/batch.js";
@@ -139,4 +140,22 @@ test("prepare refuses to leave a half-written shard when the input is bad", asyn
   await assert.rejects(prepareShard(input, join(dir, "a.shard"), { format: "aliccp" }), (e: unknown) => e instanceof MtlError && /a\.txt:40001/.test(e.format()));
   assert.equal(existsSync(join(dir, "a.shard")), false);
   assert.equal(existsSync(join(dir, "a.shard.partial")), false);
+});
+
+test("rebatch works on any batch stream: the in-process synthetic funnel, split into train and valid", async () => {
+  const world = new SynthWorld({ seed: 8, users: 200, items: 200 });
+  const layout = layoutOf(world.schema());
+  const collect = async (part: "train" | "valid") => {
+    const keys: number[] = [];
+    for await (const b of rebatch(layout, synthBatches({ rows: 2000, batchSize: 300 }, world), { batchSize: 128, seed: 3, truth: true, validFraction: 0.25, part })) {
+      assert.ok(b.truth, "truth travels with the rows");
+      keys.push(...b.sampleKey);
+    }
+    return keys;
+  };
+  const train = await collect("train");
+  const valid = await collect("valid");
+  assert.equal(train.length + valid.length, 2000);
+  assert.ok(Math.abs(valid.length / 2000 - 0.25) < 0.04, `valid share ${valid.length / 2000}`);
+  assert.deepEqual(await collect("valid"), valid, "deterministic");
 });

@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import vm from "node:vm";
 import { fnv1a32, fnv1a32Bytes, hashBucket } from "../src/features/hash.js";
 import { defaultAliccpSchema, parseSchema, schemaHash, toSchemaJson, validateSchema, ALICCP_FIELDS } from "../src/features/schema.js";
 import { BatchBuilder, layoutOf } from "../src/features/batch.js";
@@ -46,6 +47,15 @@ test("the feature modules use no Node-only API (the browser shares them)", () =>
     const src = readFileSync(join(dir, f), "utf8");
     assert.doesNotMatch(src, /from "node:|require\(|\bBuffer\b|process\./, `${f} must stay browser-safe`);
   }
+});
+
+test("the compiled hash module runs in a bare JavaScript realm (no Node or web globals) with the same ids", () => {
+  const js = readFileSync(join(REPO_ROOT, "dist", "src", "features", "hash.js"), "utf8");
+  assert.doesNotMatch(js, /^import /m, "hash.js has no imports");
+  const context = vm.createContext({});
+  vm.runInContext(js.replace(/^export /gm, "") + "\nglobalThis.out = [fnv1a32('héllo'), fnv1a32('北京'), hashBucket('foobar', 1000), fnv1a32Bytes(new Uint8Array([0x61]))];", context);
+  assert.equal(vm.runInContext("typeof Buffer + typeof process + typeof TextEncoder", context), "undefinedundefinedundefined");
+  assert.deepEqual(Array.from(context.out as number[]), [0x4aa48540, 0x36943181, 721, 0xe40c292c]);
 });
 
 test("the default Ali-CCP schema: 23 fields in PaddleRec's order, one shared 737,947 x 12 table, max_len 3", () => {

@@ -13,6 +13,7 @@
  * and then byte-compared, ids are parsed digit by digit.
  */
 import { existsSync } from "node:fs";
+import { MtlError } from "../errors.js";
 import { BatchBuilder, layoutOf, type ReadBlock } from "../features/batch.js";
 import { RowError } from "../features/encode.js";
 import { fnv1a32Bytes, FNV_OFFSET_BASIS } from "../features/hash.js";
@@ -57,9 +58,9 @@ export class AliccpLineParser {
 
   constructor(schema: FeatureSchema, stats: ReadStats, capacity: number, opts: { truth?: boolean; rawIdCounts?: boolean; lineNumbers?: boolean } = {}) {
     const layout = layoutOf(schema);
-    if (layout.dense.length) throw new RowError("bad_token", "the Ali-CCP format has no dense features; use csv or jsonl for a schema with dense features", { field: layout.dense[0]!.feature.name });
+    if (layout.dense.length) throw new MtlError("E_SCHEMA", "the Ali-CCP format has no dense features", { where: { field: layout.dense[0]!.feature.name }, hint: "use csv or jsonl for a schema with dense features" });
     for (const c of layout.idFeatures)
-      if (c.feature.kind === "weighted_ids") throw new RowError("bad_token", "the Ali-CCP format has no weights; use csv or jsonl for weighted_ids", { field: c.feature.name });
+      if (c.feature.kind === "weighted_ids") throw new MtlError("E_SCHEMA", "the Ali-CCP format has no weights", { where: { field: c.feature.name }, hint: "use csv or jsonl for weighted_ids" });
     this.stats = stats;
     this.builder = new BatchBuilder(layout, capacity, opts);
     const n = layout.idFeatures.length;
@@ -77,7 +78,7 @@ export class AliccpLineParser {
       const name = new TextEncoder().encode(c.feature.source);
       this.names.push(name);
       const h = fnv1a32Bytes(name);
-      if (this.featureOfHash.has(h)) throw new RowError("bad_token", `two features read the same Ali-CCP field '${c.feature.source}'`, { field: c.feature.name });
+      if (this.featureOfHash.has(h)) throw new MtlError("E_SCHEMA", `two features read the same Ali-CCP field '${c.feature.source}'`, { where: { field: c.feature.name }, hint: "give each field to one feature" });
       this.featureOfHash.set(h, i);
       this.table[i] = c.table;
       this.offset[i] = c.offset;
@@ -240,7 +241,10 @@ export function readAliccp(file: string, opts: ReadOptions = {}): DataReader {
   const capacity = opts.blockRows ?? 8192;
   const parser = new AliccpLineParser(schema, stats, capacity, { truth: truthFile !== null, rawIdCounts: opts.rawIdCounts ?? false, lineNumbers: opts.lineNumbers ?? false });
   const skipBad = opts.skipBad ?? false;
+  let started = false;
   async function* blocks(): AsyncGenerator<ReadBlock> {
+    if (started) throw new MtlError("E_USAGE", "a reader streams its file once", { where: { file }, hint: "open a new reader for another pass" });
+    started = true;
     const src = await openByteSource(file);
     const truth = truthFile === null ? null : await TruthSidecar.open(truthFile);
     const split = new LineSplitter();

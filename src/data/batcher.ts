@@ -56,8 +56,11 @@ export async function* shardBatches(shard: ShardReader, opts: BatcherOptions): A
   yield* rebatch(shard.layout, groups(), { ...opts, truth: shard.truth });
 }
 
-/** Re-cut any stream of batches into shuffled, split batches of `batchSize`. */
-export async function* rebatch(layout: Layout, source: AsyncIterable<Batch>, opts: BatcherOptions & { truth: boolean }): AsyncGenerator<Batch> {
+/**
+ * Re-cut any stream of batches (a text reader's blocks, synthBatches(), shard row groups) into
+ * shuffled, split batches of `batchSize`.
+ */
+export async function* rebatch(layout: Layout, source: AsyncIterable<Batch> | Iterable<Batch>, opts: BatcherOptions & { truth: boolean }): AsyncGenerator<Batch> {
   const { batchSize } = opts;
   const shuffle = opts.shuffle ?? true;
   const part = opts.part ?? "all";

@@ -85,7 +85,7 @@ export function handleBadRow(err: unknown, stats: ReadStats, skipBad: boolean): 
 
 export interface DataReader {
   readonly layout: Layout;
-  /** Final after blocks() is exhausted. */
+  /** Final after blocks() is exhausted. blocks() streams the file once; open a new reader for another pass. */
   readonly stats: ReadStats;
   blocks(): AsyncGenerator<ReadBlock>;
 }

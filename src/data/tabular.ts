@@ -79,7 +79,10 @@ function tabularReader(file: string, format: "csv" | "jsonl", opts: ReadOptions)
   const skipBad = opts.skipBad ?? false;
   const capacity = opts.blockRows ?? 8192;
   const delimiter = opts.delimiter ?? (/\.tsv(\.gz)?$/i.test(file) ? "\t" : ",");
+  let started = false;
   async function* blocks(): AsyncGenerator<ReadBlock> {
+    if (started) throw new MtlError("E_USAGE", "a reader streams its file once", { where: { file }, hint: "open a new reader for another pass" });
+    started = true;
     const src = await openByteSource(file);
     const split = new LineSplitter();
     let b: BatchBuilder | null = null;
