@@ -45,7 +45,10 @@ export async function openByteSource(file: string): Promise<ByteSource> {
         for await (const c of raw) yield c as Buffer;
         return;
       }
-      const gunzip = createGunzip({ chunkSize: CHUNK });
+      // zlib streams are Transforms: a deep readable buffer lets inflation (thread pool) run ahead
+      // of parsing (main thread); with the 16 kB default they take turns (measured on 12 kB lines: ~19k -> 21-26k lines/s, noisy).
+      const streamOptions = { chunkSize: CHUNK, highWaterMark: 8 * CHUNK };
+      const gunzip = createGunzip(streamOptions);
       raw.on("error", (e) => gunzip.destroy(e));
       raw.pipe(gunzip);
       try {
