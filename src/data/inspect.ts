@@ -12,6 +12,9 @@ import { readData } from "./open.js";
 import type { DataFormat, ReadProgress } from "./reader.js";
 import { isShardFile, ShardReader } from "./shard.js";
 
+/** Tables larger than this get no occupancy count (its bitset would pass 128 MB). */
+export const MAX_OCCUPANCY_ROWS = 2 ** 30;
+
 /** Histogram buckets of ids per row: 0, 1, 2, 3, 4–7, 8–15, ..., 256+. */
 export const ID_COUNT_BUCKETS: readonly string[] = ["0", "1", "2", "3", "4-7", "8-15", "16-31", "32-63", "64-127", "128-255", "256+"];
 function bucketOf(n: number): number {
@@ -76,7 +79,8 @@ class Accumulator {
   readonly sum: Float64Array;
   readonly max: Float64Array;
   readonly truncated: Float64Array;
-  readonly seen: Uint8Array[];
+  /** Bitsets of ids seen per table (null past MAX_OCCUPANCY_ROWS rows: 128 MB of bits). */
+  readonly seen: (Uint32Array | null)[];
 
   constructor(readonly layout: Layout) {
     const n = layout.idFeatures.length;
@@ -85,7 +89,7 @@ class Accumulator {
     this.sum = new Float64Array(n);
     this.max = new Float64Array(n);
     this.truncated = new Float64Array(n);
-    this.seen = layout.tables.map((t) => new Uint8Array(t.rows));
+    this.seen = layout.tables.map((t) => (t.rows <= MAX_OCCUPANCY_ROWS ? new Uint32Array((t.rows + 31) >>> 5) : null));
   }
 
   add(b: Batch, rawCounts: Int32Array | null): void {
@@ -114,7 +118,7 @@ class Accumulator {
           const id = ids[r * w + c.offset + j]!;
           if (id !== 0) {
             n++;
-            seen[id] = 1;
+            if (seen) seen[id >>> 5]! |= 1 << (id & 31);
           }
         }
         const count = rawCounts ? rawCounts[r * nf + fi]! : n;
@@ -153,9 +157,16 @@ function finish(acc: Accumulator, base: Omit<DataReport, "rows" | "clicks" | "co
       histogram: Array.from(acc.hist[fi]!),
     })),
     tables: layout.tables.map((t, i) => {
+      const s = acc.seen[i];
+      if (!s) return { name: t.name, rows: t.rows, dim: t.dim, idsSeen: NaN, occupancy: NaN };
       let seen = 0;
-      const s = acc.seen[i]!;
-      for (let k = 1; k < s.length; k++) seen += s[k]!;
+      for (let k = 0; k < s.length; k++) {
+        let v = s[k]!;
+        if (k === 0) v &= ~1; // id 0 is padding
+        v = v - ((v >>> 1) & 0x55555555);
+        v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+        seen += (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+      }
       return { name: t.name, rows: t.rows, dim: t.dim, idsSeen: seen, occupancy: seen / Math.max(t.rows - 1, 1) };
     }),
   };
@@ -229,7 +240,8 @@ export function formatReport(r: DataReport): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((x) => x[i]!.length)));
   for (const row of [head, ...rows]) lines.push("    " + row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
   lines.push("  vocabulary occupancy:");
-  for (const t of r.tables) lines.push(`    ${t.name}: ${num(t.idsSeen)} of ${num(t.rows - 1)} ids seen (${pct(t.occupancy)}), dim ${t.dim}`);
+  for (const t of r.tables)
+    lines.push(Number.isNaN(t.idsSeen) ? `    ${t.name}: ${num(t.rows - 1)} ids (too many to count occupancy), dim ${t.dim}` : `    ${t.name}: ${num(t.idsSeen)} of ${num(t.rows - 1)} ids seen (${pct(t.occupancy)}), dim ${t.dim}`);
   if (r.unknownFields.length) lines.push(`  fields not in the schema (ignored): ${r.unknownFields.map((u) => `${u.field} (${num(u.tokens)} tokens)`).join(", ")}`);
   if (r.rejected.length) {
     lines.push("  rows left out:");
