@@ -25,7 +25,7 @@ export {
   layoutOf, BatchBuilder, copyRow,
   type Batch, type BatchTruth, type ReadBlock, type Layout, type TableLayout, type FeatureColumns, type DenseColumns,
 } from "./features/batch.js";
-export { encodeRecord, encodeIds, encodeDense, labelOf, RowError, REJECT_REASONS, type RejectReason, type RawValue, type RawScalar } from "./features/encode.js";
+export { encodeRecord, encodeRecords, encodeIds, encodeDense, labelOf, RowError, REJECT_REASONS, type RejectReason, type RawValue, type RawScalar } from "./features/encode.js";
 // data: readers, shards, batches, synthetic funnel, inspection
 export { readData, guessFormat } from "./data/open.js";
 export { readAliccp, AliccpLineParser } from "./data/aliccp.js";
@@ -38,3 +38,4 @@ export { SynthWorld, synthBatches, writeSynth, formatAliccpRow, formatTruthRow, 
 export { TRUTH_HEADER } from "./data/truth.js";
 export { inspectData, formatReport, ID_COUNT_BUCKETS, type DataReport, type FeatureReport, type InspectOptions } from "./data/inspect.js";
 export { Rng, ZipfSampler } from "./data/random.js";
+export { openDataSource, parseSynthSpec, type DataSource, type OpenDataOptions } from "./data/source.js";

@@ -6,7 +6,9 @@ import { ShardReader, ShardWriter } from "../src/data/shard.js";
 import { prepareShard } from "../src/data/prepare.js";
 import { shardBatches, isValidRow, rebatch } from "../src/data/batcher.js";
 import { layoutOf } from "../src/features/batch.js";
-import { synthBatches, SynthWorld } from "../src/data/synth.js";
+import { openDataSource, parseSynthSpec } from "../src/data/source.js";
+import { encodeRecords } from "../src/features/encode.js";
+import { synthBatches, SynthWorld, writeSynth } from "../src/data/synth.js";
 import { validateSchema, defaultAliccpSchema } from "../src/features/schema.js";
 import type { Batch } from "../src/features/batch.js";
 import { MtlError } from "../src/errors.js";
@@ -158,4 +160,39 @@ test("rebatch works on any batch stream: the in-process synthetic funnel, split 
   assert.equal(train.length + valid.length, 2000);
   assert.ok(Math.abs(valid.length / 2000 - 0.25) < 0.04, `valid share ${valid.length / 2000}`);
   assert.deepEqual(await collect("valid"), valid, "deterministic");
+});
+
+test("openDataSource: a shard, a text file and a synth spec give batches through one interface", async () => {
+  const dir = tempDir();
+  const txt = join(dir, "s.txt");
+  await writeSynth(txt, { rows: 1200, seed: 4, users: 100, items: 100 });
+  await prepareShard(txt, join(dir, "s.shard"), { format: "aliccp" });
+  const sum = async (spec: string) => {
+    const src = await openDataSource(spec);
+    let rows = 0, clicks = 0;
+    for await (const b of src.batches({ batchSize: 256, seed: 1 })) {
+      rows += b.size;
+      clicks += b.click.reduce((a, x) => a + x, 0);
+      assert.ok(b.truth, spec);
+    }
+    await src.close();
+    return { rows, clicks, layoutWidth: src.layout.tables[0]!.width };
+  };
+  const fromShard = await sum(join(dir, "s.shard"));
+  const fromText = await sum(txt);
+  const fromSynth = await sum("synth:rows=1200,seed=4,users=100,items=100");
+  assert.deepEqual(fromShard, fromText);
+  assert.deepEqual(fromShard, fromSynth);
+  assert.equal(fromShard.rows, 1200);
+  assert.throws(() => parseSynthSpec("synth:seed=1"), /needs rows=N/);
+  assert.throws(() => parseSynthSpec("synth:rows=10,colour=2"), /bad synth spec/);
+});
+
+test("encodeRecords: records without labels encode for scoring; a bad record names its position", () => {
+  const schema = validateSchema({ features: [{ name: "u", kind: "id", hash_buckets: 100 }, { name: "x", kind: "dense" }] });
+  const layout = layoutOf(schema);
+  const b = encodeRecords(layout, [{ u: "a", x: 1 }, { u: "b", x: 2 }], { labels: false });
+  assert.equal(b.size, 2);
+  assert.deepEqual(Array.from(b.dense), [1, 2]);
+  assert.throws(() => encodeRecords(layout, [{ u: "a", x: 1 }, { u: "b", x: "zz" }], { labels: false }), (e: unknown) => e instanceof MtlError && e.where.line === 2 && e.where.field === "x");
 });

@@ -7,7 +7,7 @@
  * an empty list. Problems raise `RowError` with a reason code the readers count under --skip-bad.
  */
 import { MtlError } from "../errors.js";
-import type { BatchBuilder, Layout } from "./batch.js";
+import { BatchBuilder, type Batch, type Layout } from "./batch.js";
 import { fnv1a32 } from "./hash.js";
 import type { DenseFeature, IdFeature } from "./schema.js";
 
@@ -142,7 +142,7 @@ export function labelOf(v: RawValue, field: string, line?: number): 0 | 1 {
  * returns the raw value of a column, or undefined when the record lacks it. Returns false when the
  * row is dropped by policy (click=0 & conversion=1): the caller counts it. Throws RowError on bad input.
  */
-export function encodeRecord(b: BatchBuilder, get: (source: string) => RawValue | undefined, sampleId: string, line?: number): boolean {
+export function encodeRecord(b: BatchBuilder, get: (source: string) => RawValue | undefined, sampleId: string, line?: number, opts: { labels?: boolean } = {}): boolean {
   const { layout } = b;
   const { schema } = layout;
   const r = b.size;
@@ -152,8 +152,9 @@ export function encodeRecord(b: BatchBuilder, get: (source: string) => RawValue 
     if (v === undefined && !optional) throw new RowError("missing_column", `the record has no '${source}'`, { line, field }, "mark the feature optional in the schema if it may be absent");
     return v;
   };
-  const click = labelOf(need(schema.labels.click, "label", false)!, schema.labels.click, line);
-  const conversion = labelOf(need(schema.labels.conversion, "label", false)!, schema.labels.conversion, line);
+  const withLabels = opts.labels ?? true;
+  const click = withLabels ? labelOf(need(schema.labels.click, "label", false)!, schema.labels.click, line) : 0;
+  const conversion = withLabels ? labelOf(need(schema.labels.conversion, "label", false)!, schema.labels.conversion, line) : 0;
   const counts = b.rawIdCounts;
   const nf = layout.idFeatures.length;
   for (let i = 0; i < nf; i++) {
@@ -185,4 +186,18 @@ export function encodeRecord(b: BatchBuilder, get: (source: string) => RawValue 
   if (b.lines && line !== undefined) b.lines[r] = line;
   b.size = r + 1;
   return true;
+}
+
+/**
+ * Encode records (for scoring: labels not needed) into one batch. A bad record throws RowError
+ * whose `line` is the record's 1-based position. Shared by the Node server and the browser scorer.
+ */
+export function encodeRecords(layout: Layout, records: readonly Readonly<Record<string, RawValue | undefined>>[], opts: { labels?: boolean } = {}): Batch {
+  const b = new BatchBuilder(layout, Math.max(records.length, 1));
+  records.forEach((rec, i) => {
+    if (typeof rec !== "object" || rec === null || Array.isArray(rec)) throw new RowError("bad_json", "a record is a JSON object of feature values", { line: i + 1 });
+    const sampleId = layout.schema.sampleId ? String(rec[layout.schema.sampleId] ?? i + 1) : String(i + 1);
+    if (!encodeRecord(b, (k) => rec[k], sampleId, i + 1, opts)) throw new RowError("click0_buy1", "click=0 with conversion=1", { line: i + 1 });
+  });
+  return b.take();
 }
