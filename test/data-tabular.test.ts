@@ -65,6 +65,18 @@ test("CSV and JSONL: exact rows (hashed strings, integer ids, lists truncated to
   }
 });
 
+test("CSV ground-truth columns are read when the header has them, and must be probabilities", async () => {
+  const withTruth = validateSchema({ features: [{ name: "u", kind: "id", hash_buckets: 10 }], truth: {} });
+  const dir = tempDir();
+  const ok = writeTemp(dir, "t.csv", "click,conversion,u,true_ctr,true_cvr,conversion_potential\n1,0,a,0.5,0.25,1\n");
+  const [b] = await readAll(readCsv(ok, { schema: withTruth }));
+  assert.deepEqual([b!.truth!.ctr[0], b!.truth!.cvr[0], b!.truth!.conversion[0]], [0.5, 0.25, 1]);
+  const none = writeTemp(dir, "n.csv", "click,conversion,u\n1,0,a\n");
+  assert.equal((await readAll(readCsv(none, { schema: withTruth })))[0]!.truth, null);
+  const empty = writeTemp(dir, "e.csv", "click,conversion,u,true_ctr,true_cvr,conversion_potential\n1,0,a,,0.25,1\n");
+  await assert.rejects(readAll(readCsv(empty, { schema: withTruth })), (e: unknown) => e instanceof MtlError && /e\.csv:2: true_ctr: .*true CTR must be a probability, got ""/.test(e.format()));
+});
+
 test("TSV with a BOM and CRLF, detected by name", async () => {
   const dir = tempDir();
   const tsv = writeTemp(dir, "a.tsv", "\ufeffsid\tclick\tbuy\tuser\titem\ttags\tprice\tscore\r\nq\t1\t0\tu\t3\ta|b\t0\t1|1\r\n");

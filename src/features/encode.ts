@@ -171,10 +171,11 @@ export function encodeRecord(b: BatchBuilder, get: (source: string) => RawValue 
   }
   if (b.truthCtr && schema.truth) {
     const t = schema.truth;
-    const ctr = Number(need(t.ctr, t.ctr, false));
-    const cvr = Number(need(t.cvr, t.cvr, false));
-    if (!(ctr >= 0 && ctr <= 1)) throw new RowError("bad_dense", `true CTR must be a probability, got ${String(get(t.ctr))}`, { line, field: t.ctr });
-    if (!(cvr >= 0 && cvr <= 1)) throw new RowError("bad_dense", `true CVR must be a probability, got ${String(get(t.cvr))}`, { line, field: t.cvr });
+    const prob = (v: RawValue | undefined) => (typeof v === "number" ? v : typeof v === "string" && v.trim() !== "" ? Number(v) : NaN);
+    const ctr = prob(need(t.ctr, t.ctr, false));
+    const cvr = prob(need(t.cvr, t.cvr, false));
+    if (!(ctr >= 0 && ctr <= 1)) throw new RowError("bad_dense", `true CTR must be a probability, got ${JSON.stringify(get(t.ctr))}`, { line, field: t.ctr });
+    if (!(cvr >= 0 && cvr <= 1)) throw new RowError("bad_dense", `true CVR must be a probability, got ${JSON.stringify(get(t.cvr))}`, { line, field: t.cvr });
     b.truthCtr[r] = ctr;
     b.truthCvr![r] = cvr;
     b.truthConversion![r] = labelOf(need(t.conversion, t.conversion, false)!, t.conversion, line);
