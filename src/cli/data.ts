@@ -88,13 +88,14 @@ export async function prepareCommand(args: { input: string; out: string; format?
   process.stdout.write(out.join("\n") + "\n");
 }
 
-export async function synthCommand(args: { out: string; rows: number; seed: number; bias: number; users?: number; items?: number }): Promise<void> {
+export async function synthCommand(args: { out: string; rows: number; seed: number; bias: number; users?: number; items?: number; maxHistory?: number }): Promise<void> {
   const progress = progressPrinter("synth");
   const start = Date.now();
   const s = await writeSynth(args.out, {
     rows: args.rows, seed: args.seed, bias: args.bias,
     ...(args.users !== undefined ? { users: args.users } : {}),
     ...(args.items !== undefined ? { items: args.items } : {}),
+    ...(args.maxHistory !== undefined ? { maxHistory: args.maxHistory } : {}),
     onProgress: (n) => progress.update(`${formatCount(n)} of ${formatCount(args.rows)} rows, ${formatCount(Math.round(n / Math.max((Date.now() - start) / 1000, 1e-3)))} rows/s`),
   });
   progress.done();
@@ -150,8 +151,9 @@ export function registerDataCommands(y: Argv): Argv {
           .option("seed", { type: "number", default: 0 })
           .option("bias", { type: "number", default: 1, describe: "selection bias: how much click propensity follows conversion propensity (0 = none)" })
           .option("users", { type: "number", describe: "users in the world (default 20,000)" })
-          .option("items", { type: "number", describe: "items in the world (default 30,000)" }),
-      async (a) => synthCommand({ out: a.out, rows: a.rows, seed: a.seed, bias: a.bias, users: a.users, items: a.items }),
+          .option("items", { type: "number", describe: "items in the world (default 30,000)" })
+          .option("max-history", { type: "number", describe: "longest multi-valued user field (default 40; real Ali-CCP lines reach ~350)" }),
+      async (a) => synthCommand({ out: a.out, rows: a.rows, seed: a.seed, bias: a.bias, users: a.users, items: a.items, maxHistory: a["max-history"] }),
     )
     .command(
       "inspect <file>",

@@ -236,15 +236,13 @@ export class SynthWorld {
     return dot;
   }
 
-  /** A reusable row buffer. */
+  /** A reusable row buffer: room for the longest history in multi-valued fields, 3 intention nodes, 1 id elsewhere. */
   newRow(): SynthRow {
-    const maxLen = ALICCP_FIELDS.map((name) => (name.endsWith("_14") ? this.historyIds.length + 1 : name === "210" ? 3 : 1));
-    let longest = 1;
-    for (let u = 0; u < this.users; u++)
-      for (let h = 0; h < 4; h++) longest = Math.max(longest, this.historyStart[u * 4 + h + 1]! - this.historyStart[u * 4 + h]!);
+    let longest = 3;
+    for (let j = 0; j + 1 < this.historyStart.length; j++) longest = Math.max(longest, this.historyStart[j + 1]! - this.historyStart[j]!);
     return {
       sampleId: 0, click: 0, buy: 0, trueCtr: 0, trueCvr: 0, conversionPotential: 0,
-      ids: maxLen.map((m) => new Int32Array(Math.min(m, Math.max(longest, 3)))),
+      ids: ALICCP_FIELDS.map((name) => new Int32Array(name.endsWith("_14") || name === "210" ? longest : 1)),
       lengths: new Int32Array(ALICCP_FIELDS.length),
     };
   }
