@@ -7,6 +7,7 @@ import { writeSynth, synthBatches, SynthWorld } from "../src/data/synth.js";
 import { readAliccp } from "../src/data/aliccp.js";
 import { inspectData } from "../src/data/inspect.js";
 import { Rng } from "../src/data/random.js";
+import { defaultAliccpSchema, parseSchema } from "../src/features/schema.js";
 import type { Batch } from "../src/features/batch.js";
 import { readAll, REPO_ROOT, tempDir, writeTemp } from "./helpers.js";
 
@@ -121,6 +122,15 @@ test("CLI: synth -> prepare -> inspect end to end, and a bad row prints one line
   assert.equal(b.status, 1);
   assert.equal(b.stderr.trim().split("\n").length, 1, b.stderr);
   assert.match(b.stderr, /^mtl: .*bad\.txt:2: 101: non-integer or negative id: '-4'/);
+  const sc = run("data", "schema");
+  assert.equal(sc.status, 0, sc.stderr);
+  assert.deepEqual(parseSchema(sc.stdout), defaultAliccpSchema());
+  const nt = run("data", "prepare", "--input", join(dir, "s.txt"), "--out", join(dir, "nt.shard"), "--truth", "none");
+  assert.equal(nt.status, 0, nt.stderr);
+  assert.doesNotMatch(nt.stdout, /with ground truth/);
+  const missing = run("data", "synth", "--out", join(dir, "no", "such", "dir.txt"), "--rows", "5");
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /^mtl: .*cannot write: ENOENT/);
   const k = run("data", "prepare", "--input", bad, "--out", join(dir, "b.shard"), "--skip-bad");
   assert.equal(k.status, 0, k.stderr);
   assert.match(k.stdout, /1 rows[\s\S]*bad_id: 1 \(first: .*bad\.txt:2/);

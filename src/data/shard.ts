@@ -85,7 +85,12 @@ export class ShardWriter {
 
   static async create(file: string, schema: FeatureSchema, opts: { truth: boolean }): Promise<ShardWriter> {
     const partial = `${file}.partial`;
-    const fh = await open(partial, "w");
+    let fh: FileHandle;
+    try {
+      fh = await open(partial, "w");
+    } catch (err) {
+      throw new MtlError("E_IO", `cannot write the shard: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { where: { file }, hint: "check that the directory exists and is writable", cause: err });
+    }
     await fh.write(Buffer.alloc(HEADER_BYTES), 0, HEADER_BYTES, 0);
     return new ShardWriter(file, partial, fh, layoutOf(schema), opts.truth);
   }

@@ -410,8 +410,24 @@ export async function writeSynth(file: string, opts: SynthOptions & { rows: numb
   if (!Number.isInteger(opts.rows) || opts.rows < 1) throw new MtlError("E_USAGE", `rows must be a positive integer, got ${opts.rows}`, { where: { field: "rows" } });
   const world = new SynthWorld(opts);
   const truthFile = `${file}.truth.csv`;
-  const data = createWriteStream(`${file}.partial`, { highWaterMark: 1 << 20 });
-  const truth = createWriteStream(`${truthFile}.partial`, { highWaterMark: 1 << 20 });
+  const opened = async (path: string): Promise<WriteStream> => {
+    const stream = createWriteStream(path, { highWaterMark: 1 << 20 });
+    try {
+      await once(stream, "open");
+    } catch (err) {
+      throw new MtlError("E_IO", `cannot write: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { where: { file: path }, hint: "check that the directory exists and is writable", cause: err });
+    }
+    return stream;
+  };
+  const data = await opened(`${file}.partial`);
+  let truth: WriteStream;
+  try {
+    truth = await opened(`${truthFile}.partial`);
+  } catch (err) {
+    data.destroy();
+    await rm(`${file}.partial`, { force: true });
+    throw err;
+  }
   const sum: SynthSummary = { rows: 0, clicks: 0, conversions: 0, meanTrueCvrAll: 0, meanTrueCvrClicked: 0, meanTrueCtr: 0, potentialConversionRate: 0, vocabSize: world.vocabSize };
   let cvrAll = 0, cvrClicked = 0, ctrAll = 0, potential = 0;
   try {
