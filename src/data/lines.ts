@@ -138,15 +138,3 @@ export class LineSplitter {
     }
   }
 }
-
-/** Every line of a file as a string (small files: schemas, sidecars in tests). Streams. */
-export async function* readTextLines(file: string): AsyncGenerator<{ text: string; line: number; terminated: boolean }> {
-  const src = await openByteSource(file);
-  const split = new LineSplitter();
-  for await (const chunk of src.chunks()) {
-    split.push(chunk);
-    for (const l of split.lines) yield { text: Buffer.from(l.buf.buffer, l.buf.byteOffset + l.start, l.end - l.start).toString("utf8"), line: l.line, terminated: true };
-  }
-  split.finish();
-  for (const l of split.lines) yield { text: Buffer.from(l.buf.buffer, l.buf.byteOffset + l.start, l.end - l.start).toString("utf8"), line: l.line, terminated: false };
-}
