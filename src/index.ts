@@ -13,3 +13,29 @@ export { onnx, encodeModel, decodeModel, readModelFile, toNumber } from "./onnx/
 export { toModelProto, encodeGraph, graphFromProto, tensorFromProto, type ModelOptions, type ReadOptions } from "./onnx/serialize.js";
 export { summarizeModel, type ModelSummary } from "./onnx/summary.js";
 export { Session, makeTensor, cudaInstalled, type Device, type SessionOptions, type Tensor } from "./runtime/session.js";
+// features: schema, hashing, batch layout, encoder (pure TypeScript, shared with the browser)
+export { fnv1a32, fnv1a32Bytes, hashBucket, hashKey, FNV_OFFSET_BASIS } from "./features/hash.js";
+export {
+  validateSchema, parseSchema, toSchemaJson, schemaHash, defaultAliccpSchema,
+  ALICCP_FIELDS, ALICCP_VOCAB_SIZE, ALICCP_DIM, ALICCP_MAX_LEN, MAX_VOCAB,
+  type FeatureSchema, type Feature, type IdFeature, type DenseFeature, type FeatureKind, type Pooling, type DenseTransform,
+  type SchemaInput, type FeatureSpecInput,
+} from "./features/schema.js";
+export {
+  layoutOf, BatchBuilder, copyRow,
+  type Batch, type BatchTruth, type ReadBlock, type Layout, type TableLayout, type FeatureColumns, type DenseColumns,
+} from "./features/batch.js";
+export { encodeRecord, encodeRecords, encodeIds, encodeDense, labelOf, RowError, REJECT_REASONS, type RejectReason, type RawValue, type RawScalar } from "./features/encode.js";
+// data: readers, shards, batches, synthetic funnel, inspection
+export { readData, guessFormat } from "./data/open.js";
+export { readAliccp, AliccpLineParser } from "./data/aliccp.js";
+export { readCsv, readJsonl, splitCsvLine } from "./data/tabular.js";
+export { DATA_FORMATS, totalRejected, type DataFormat, type DataReader, type ReadOptions as DataReadOptions, type ReadStats, type ReadProgress, type RejectCount } from "./data/reader.js";
+export { ShardWriter, ShardReader, isShardFile, SHARD_MAGIC, SHARD_VERSION, type ShardSummary } from "./data/shard.js";
+export { prepareShard, type PrepareOptions, type PrepareResult } from "./data/prepare.js";
+export { shardBatches, rebatch, isValidRow, type BatcherOptions, type SplitPart } from "./data/batcher.js";
+export { SynthWorld, synthBatches, writeSynth, formatAliccpRow, formatTruthRow, type SynthOptions, type SynthBatchOptions, type SynthSummary, type SynthRow } from "./data/synth.js";
+export { TRUTH_HEADER } from "./data/truth.js";
+export { inspectData, formatReport, ID_COUNT_BUCKETS, type DataReport, type FeatureReport, type InspectOptions } from "./data/inspect.js";
+export { Rng, ZipfSampler } from "./data/random.js";
+export { openDataSource, parseSynthSpec, type DataSource, type OpenDataOptions } from "./data/source.js";

@@ -7,6 +7,7 @@ import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { isMtlError } from "../errors.js";
 import { VERSION } from "../version.js";
+import { registerDataCommands } from "./data.js";
 import { inspectCommand } from "./inspect.js";
 
 export async function main(argv: string[] = hideBin(process.argv)): Promise<void> {
@@ -27,6 +28,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
           .option("json", { type: "boolean", default: false, describe: "print the summary as JSON" }),
       async (args) => inspectCommand(args.model, args.json),
     )
+    .command("data", "data: prepare shards, synthesize a funnel with known truth, inspect files", (y) => registerDataCommands(y))
     .fail((msg, err) => {
       if (err) throw err;
       process.stderr.write(`mtl: ${msg}\n(see mtl --help)\n`);

@@ -1,0 +1,179 @@
+/** `mtl data prepare | synth | inspect | schema`: thin commands over src/data. */
+import { readFile } from "node:fs/promises";
+import type { Argv } from "yargs";
+import { MtlError } from "../errors.js";
+import { defaultAliccpSchema, parseSchema, toSchemaJson, type FeatureSchema } from "../features/schema.js";
+import { formatReport, inspectData } from "../data/inspect.js";
+import { guessFormat } from "../data/open.js";
+import { prepareShard } from "../data/prepare.js";
+import { DATA_FORMATS, totalRejected, type DataFormat, type ReadProgress } from "../data/reader.js";
+import { writeSynth } from "../data/synth.js";
+import { formatBytes, formatCount } from "./format.js";
+
+/** Progress on stderr: a rewritten line on a terminal, a plain line every 5 s otherwise. */
+export function progressPrinter(label: string): { update: (text: string) => void; done: () => void } {
+  const tty = process.stderr.isTTY === true;
+  const start = Date.now();
+  let last = 0;
+  let shown = false;
+  return {
+    update(text: string) {
+      const now = Date.now();
+      if (now - last < (tty ? 200 : 5000)) return;
+      last = now;
+      const line = `${label}: ${text} (${((now - start) / 1000).toFixed(0)} s)`;
+      if (tty) {
+        process.stderr.write(`\r\x1b[2K${line}`);
+        shown = true;
+      } else process.stderr.write(line + "\n");
+    },
+    done() {
+      if (shown) process.stderr.write("\r\x1b[2K");
+    },
+  };
+}
+
+function readProgressText(start: number) {
+  return (p: ReadProgress): string => {
+    const secs = Math.max((Date.now() - start) / 1000, 1e-3);
+    const frac = p.fileBytes > 0 ? p.bytesRead / p.fileBytes : 0;
+    return `${formatCount(p.lines)} lines, ${formatCount(p.rows)} rows, ${(100 * frac).toFixed(1)}% of ${formatBytes(p.fileBytes)}, ${formatCount(Math.round(p.lines / secs))} lines/s`;
+  };
+}
+
+async function loadSchema(file: string | undefined): Promise<FeatureSchema | undefined> {
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    throw new MtlError("E_IO", `cannot read the schema: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { where: { file }, cause: err });
+  }
+  return parseSchema(text, file);
+}
+
+function checkFormat(f: string | undefined, file: string): DataFormat {
+  const format = f ?? guessFormat(file);
+  if (!DATA_FORMATS.includes(format as DataFormat)) throw new MtlError("E_USAGE", `unknown format '${format}'`, { hint: `use one of ${DATA_FORMATS.join(", ")}` });
+  return format as DataFormat;
+}
+
+export async function prepareCommand(args: { input: string; out: string; format?: string; schema?: string; skipBad: boolean; truth?: string; delimiter?: string }): Promise<void> {
+  const format = checkFormat(args.format, args.input);
+  const schema = await loadSchema(args.schema);
+  const start = Date.now();
+  const progress = progressPrinter("prepare");
+  const text = readProgressText(start);
+  const res = await prepareShard(args.input, args.out, {
+    format,
+    ...(schema ? { schema } : {}),
+    skipBad: args.skipBad,
+    ...(args.truth !== undefined ? { truthFile: args.truth === "none" ? null : args.truth } : {}),
+    ...(args.delimiter ? { delimiter: args.delimiter } : {}),
+    onProgress: (p) => progress.update(text(p)),
+  });
+  progress.done();
+  const secs = (Date.now() - start) / 1000;
+  const { shard, stats } = res;
+  const out = [
+    `wrote ${args.out}: ${formatCount(shard.rows)} rows (${formatCount(shard.clicks)} clicks, ${formatCount(shard.conversions)} conversions${shard.truth ? ", with ground truth" : ""}), ${formatBytes(shard.bytes)}, schema ${shard.schemaHash}`,
+    `read ${formatCount(stats.lines)} lines in ${secs.toFixed(1)} s (${formatCount(Math.round(stats.lines / Math.max(secs, 1e-3)))} lines/s)`,
+  ];
+  if (stats.unknownFields.size) out.push(`ignored fields not in the schema: ${[...stats.unknownFields].map(([f, n]) => `${f} (${formatCount(n)} tokens)`).join(", ")}`);
+  if (totalRejected(stats) > 0) {
+    out.push("rows left out:");
+    for (const [reason, r] of stats.rejected) out.push(`  ${reason}: ${formatCount(r.count)} (first: ${r.example})`);
+  }
+  if (stats.unterminatedLastLine) out.push("warning: the last line had no newline (it parsed and was kept)");
+  process.stdout.write(out.join("\n") + "\n");
+}
+
+export async function synthCommand(args: { out: string; rows: number; seed: number; bias: number; users?: number; items?: number; maxHistory?: number }): Promise<void> {
+  const progress = progressPrinter("synth");
+  const start = Date.now();
+  const s = await writeSynth(args.out, {
+    rows: args.rows, seed: args.seed, bias: args.bias,
+    ...(args.users !== undefined ? { users: args.users } : {}),
+    ...(args.items !== undefined ? { items: args.items } : {}),
+    ...(args.maxHistory !== undefined ? { maxHistory: args.maxHistory } : {}),
+    onProgress: (n) => progress.update(`${formatCount(n)} of ${formatCount(args.rows)} rows, ${formatCount(Math.round(n / Math.max((Date.now() - start) / 1000, 1e-3)))} rows/s`),
+  });
+  progress.done();
+  const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+  process.stdout.write(
+    [
+      `wrote ${args.out} (Ali-CCP format) and ${args.out}.truth.csv (ground truth): ${formatCount(s.rows)} rows, seed ${args.seed}, bias ${args.bias}`,
+      `click rate ${pct(s.clicks / s.rows)}, conversion rate ${pct(s.conversions / s.rows)}, CVR among clicks ${pct(s.conversions / Math.max(s.clicks, 1))}`,
+      `mean true CVR: all impressions ${pct(s.meanTrueCvrAll)}, clicked impressions ${pct(s.meanTrueCvrClicked)} (selection bias ratio ${(s.meanTrueCvrClicked / s.meanTrueCvrAll).toFixed(2)})`,
+      `ids fit vocab_size ${formatCount(s.vocabSize)} (the default Ali-CCP schema's 737,947 holds them)`,
+    ].join("\n") + "\n",
+  );
+}
+
+export async function inspectDataCommand(args: { file: string; format?: string; schema?: string; json: boolean; truth?: string }): Promise<void> {
+  const schema = await loadSchema(args.schema);
+  const start = Date.now();
+  const progress = progressPrinter("inspect");
+  const text = readProgressText(start);
+  const report = await inspectData(args.file, {
+    format: checkFormat(args.format, args.file),
+    ...(schema ? { schema } : {}),
+    ...(args.truth !== undefined ? { truthFile: args.truth === "none" ? null : args.truth } : {}),
+    onProgress: (p) => progress.update(text(p)),
+  });
+  progress.done();
+  process.stdout.write(args.json ? JSON.stringify(report, null, 2) + "\n" : formatReport(report) + "\n");
+}
+
+export function registerDataCommands(y: Argv): Argv {
+  return y
+    .command(
+      "prepare",
+      "encode a text data file (Ali-CCP, CSV/TSV, JSONL; .gz too) into a binary shard",
+      (c) =>
+        c
+          .option("input", { type: "string", demandOption: true, describe: "the text file" })
+          .option("out", { type: "string", demandOption: true, describe: "the shard to write" })
+          .option("format", { type: "string", choices: DATA_FORMATS as unknown as string[], describe: "input format (default: from the file name; aliccp otherwise)" })
+          .option("schema", { type: "string", describe: "feature schema (JSON); default: the built-in Ali-CCP schema" })
+          .option("skip-bad", { type: "boolean", default: false, describe: "skip bad rows and count them by reason (default: stop at the first)" })
+          .option("truth", { type: "string", describe: "Ali-CCP ground-truth sidecar (default <input>.truth.csv when present; 'none' to ignore)" })
+          .option("delimiter", { type: "string", describe: "CSV delimiter (default: tab for .tsv, comma otherwise)" }),
+      async (a) => prepareCommand({ input: a.input, out: a.out, format: a.format, schema: a.schema, skipBad: a["skip-bad"], truth: a.truth, delimiter: a.delimiter }),
+    )
+    .command(
+      "synth",
+      "write a synthetic impression log with known true CTR/CVR (Ali-CCP format + <out>.truth.csv)",
+      (c) =>
+        c
+          .option("out", { type: "string", demandOption: true, describe: "the file to write" })
+          .option("rows", { type: "number", default: 100_000, describe: "impressions" })
+          .option("seed", { type: "number", default: 0 })
+          .option("bias", { type: "number", default: 1, describe: "selection bias: how much click propensity follows conversion propensity (0 = none)" })
+          .option("users", { type: "number", describe: "users in the world (default 20,000)" })
+          .option("items", { type: "number", describe: "items in the world (default 30,000)" })
+          .option("max-history", { type: "number", describe: "longest multi-valued user field (default 40; real Ali-CCP lines reach ~350)" }),
+      async (a) => synthCommand({ out: a.out, rows: a.rows, seed: a.seed, bias: a.bias, users: a.users, items: a.items, maxHistory: a["max-history"] }),
+    )
+    .command(
+      "inspect <file>",
+      "summarise a data file or shard: rates, coverage, ids per row, vocabulary occupancy, rejected rows",
+      (c) =>
+        c
+          .positional("file", { type: "string", demandOption: true })
+          .option("format", { type: "string", choices: DATA_FORMATS as unknown as string[], describe: "text format (default: from the file name; shards are detected)" })
+          .option("schema", { type: "string", describe: "feature schema (JSON); default: the built-in Ali-CCP schema" })
+          .option("truth", { type: "string", describe: "Ali-CCP ground-truth sidecar ('none' to ignore)" })
+          .option("json", { type: "boolean", default: false }),
+      async (a) => inspectDataCommand({ file: a.file, format: a.format, schema: a.schema, truth: a.truth, json: a.json }),
+    )
+    .command(
+      "schema",
+      "print the built-in Ali-CCP feature schema (JSON) to start your own from",
+      (c) => c,
+      async () => {
+        process.stdout.write(JSON.stringify(toSchemaJson(defaultAliccpSchema()), null, 2) + "\n");
+      },
+    )
+    .demandCommand(1, "name a data command: prepare, synth, inspect, schema");
+}

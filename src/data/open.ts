@@ -1,0 +1,22 @@
+/** Open a text data file in any supported format. */
+import { readAliccp } from "./aliccp.js";
+import { MtlError } from "../errors.js";
+import { DATA_FORMATS, type DataFormat, type DataReader, type ReadOptions } from "./reader.js";
+import { readCsv, readJsonl } from "./tabular.js";
+
+export function readData(file: string, format: DataFormat, opts: ReadOptions = {}): DataReader {
+  switch (format) {
+    case "aliccp": return readAliccp(file, opts);
+    case "csv": return readCsv(file, opts);
+    case "jsonl": return readJsonl(file, opts);
+    default: throw new MtlError("E_USAGE", `unknown data format '${String(format)}'`, { hint: `formats: ${DATA_FORMATS.join(", ")}` });
+  }
+}
+
+/** Guess a text format from the file name: .csv/.tsv -> csv, .jsonl/.json -> jsonl, otherwise aliccp. */
+export function guessFormat(file: string): DataFormat {
+  const name = file.toLowerCase().replace(/\.gz$/, "");
+  if (name.endsWith(".csv") || name.endsWith(".tsv")) return "csv";
+  if (name.endsWith(".jsonl") || name.endsWith(".ndjson") || name.endsWith(".json")) return "jsonl";
+  return "aliccp";
+}

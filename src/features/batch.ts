@@ -1,0 +1,235 @@
+/**
+ * The columnar batch every reader, shard, generator and the trainer speak, and the layout that says
+ * which columns of it belong to which feature. Pure TypeScript (browser-safe).
+ *
+ * For a schema, `layoutOf(schema)` gives one id matrix per embedding table: each id feature of the
+ * table owns `maxLen` consecutive columns (in schema order), so a table's matrix is
+ * [rows, width] int32, row-major, 0 = padding. A trainer gathers `ids[t]` from table t, pools each
+ * feature's column range (sum, or mean over the non-zero ids, or weighted sum with `weights[t]`)
+ * and concatenates the pooled vectors in schema order. Dense features are columns of one float32
+ * matrix [rows, denseWidth], already transformed (log1p / standardize).
+ */
+import type { DenseFeature, FeatureSchema, IdFeature } from "./schema.js";
+
+export interface FeatureColumns {
+  readonly feature: IdFeature;
+  /** Index of the table in `Layout.tables`. */
+  readonly table: number;
+  /** First column of this feature in its table's id matrix; it owns [offset, offset + maxLen). */
+  readonly offset: number;
+}
+
+export interface TableLayout {
+  readonly name: string;
+  /** Rows of the embedding table: max over its features of vocab_size or hash_buckets + 1. */
+  readonly rows: number;
+  readonly dim: number;
+  /** Columns of the table's id matrix (sum of its features' maxLen). */
+  readonly width: number;
+  /** Whether the table has weighted_ids features (then the batch carries a weights matrix for it). */
+  readonly weighted: boolean;
+  readonly features: readonly FeatureColumns[];
+}
+
+export interface DenseColumns {
+  readonly feature: DenseFeature;
+  readonly offset: number;
+}
+
+export interface Layout {
+  readonly schema: FeatureSchema;
+  readonly tables: readonly TableLayout[];
+  /** Id features in schema order. */
+  readonly idFeatures: readonly FeatureColumns[];
+  readonly dense: readonly DenseColumns[];
+  readonly denseWidth: number;
+  /** Where the user key lives: the first column of the user_id feature. */
+  readonly userId: { readonly table: number; readonly column: number } | null;
+}
+
+export function layoutOf(schema: FeatureSchema): Layout {
+  const tableIndex = new Map<string, number>();
+  const building: { name: string; rows: number; dim: number; width: number; weighted: boolean; features: FeatureColumns[] }[] = [];
+  const idFeatures: FeatureColumns[] = [];
+  const dense: DenseColumns[] = [];
+  let denseWidth = 0;
+  for (const f of schema.features) {
+    if (f.kind === "dense") {
+      dense.push({ feature: f, offset: denseWidth });
+      denseWidth += f.size;
+      continue;
+    }
+    let t = tableIndex.get(f.table);
+    if (t === undefined) {
+      t = building.length;
+      tableIndex.set(f.table, t);
+      building.push({ name: f.table, rows: 0, dim: f.dim, width: 0, weighted: false, features: [] });
+    }
+    const tb = building[t]!;
+    const cols: FeatureColumns = { feature: f, table: t, offset: tb.width };
+    tb.width += f.maxLen;
+    tb.rows = Math.max(tb.rows, f.vocabSize ?? f.hashBuckets! + 1);
+    tb.weighted ||= f.kind === "weighted_ids";
+    tb.features.push(cols);
+    idFeatures.push(cols);
+  }
+  let userId: Layout["userId"] = null;
+  if (schema.userId !== null) {
+    const c = idFeatures.find((x) => x.feature.name === schema.userId)!;
+    userId = { table: c.table, column: c.offset };
+  }
+  return { schema, tables: building, idFeatures, dense, denseWidth, userId };
+}
+
+/** Ground truth of synthetic data, per row. */
+export interface BatchTruth {
+  /** The true click probability the row's click was drawn from. */
+  readonly ctr: Float32Array;
+  /** The true conversion probability given a click. */
+  readonly cvr: Float32Array;
+  /** The potential conversion (drawn for every impression; observed only where click = 1). */
+  readonly conversion: Uint8Array;
+}
+
+/**
+ * `size` rows, columnar. Arrays may be longer than needed (a reused buffer): only the first
+ * `size` rows (`size * width` elements) are meaningful.
+ */
+export interface Batch {
+  readonly size: number;
+  /** Per table (Layout.tables order): int32 ids [size, table.width], row-major, 0 = padding. */
+  readonly ids: readonly Int32Array[];
+  /** Per table: float32 weights [size, table.width] for weighted tables (1 for plain ids, 0 for padding); null otherwise. */
+  readonly weights: readonly (Float32Array | null)[];
+  /** float32 [size, layout.denseWidth]. */
+  readonly dense: Float32Array;
+  /** Click label, 0/1. */
+  readonly click: Uint8Array;
+  /** Conversion label over all impressions (click AND buy: the CTCVR label), 0/1. */
+  readonly conversion: Uint8Array;
+  /** Present when the data carries ground truth (synthetic funnels). */
+  readonly truth: BatchTruth | null;
+  /** The user key (first id of the schema's user_id feature) for GAUC; null when the schema names none. */
+  readonly userId: Int32Array | null;
+  /** fnv1a32 of the sample id: the train/valid split key. */
+  readonly sampleKey: Uint32Array;
+}
+
+/** A batch plus what text readers also know: the untruncated id count per id feature [size, idFeatures.length]. */
+export interface ReadBlock extends Batch {
+  readonly rawIdCounts: Int32Array | null;
+  /** Input line of each row (1-based). */
+  readonly lines: Float64Array | null;
+}
+
+/** Mutable storage for up to `capacity` rows, filled row by row by readers and generators. */
+export class BatchBuilder {
+  readonly layout: Layout;
+  readonly capacity: number;
+  size = 0;
+  ids: Int32Array[];
+  weights: (Float32Array | null)[];
+  dense: Float32Array;
+  click: Uint8Array;
+  conversion: Uint8Array;
+  truthCtr: Float32Array | null;
+  truthCvr: Float32Array | null;
+  truthConversion: Uint8Array | null;
+  sampleKey: Uint32Array;
+  rawIdCounts: Int32Array | null;
+  lines: Float64Array | null;
+
+  constructor(layout: Layout, capacity: number, opts: { truth?: boolean; rawIdCounts?: boolean; lineNumbers?: boolean } = {}) {
+    this.layout = layout;
+    this.capacity = capacity;
+    this.ids = layout.tables.map((t) => new Int32Array(capacity * t.width));
+    this.weights = layout.tables.map((t) => (t.weighted ? new Float32Array(capacity * t.width) : null));
+    this.dense = new Float32Array(capacity * layout.denseWidth);
+    this.click = new Uint8Array(capacity);
+    this.conversion = new Uint8Array(capacity);
+    this.truthCtr = opts.truth ? new Float32Array(capacity) : null;
+    this.truthCvr = opts.truth ? new Float32Array(capacity) : null;
+    this.truthConversion = opts.truth ? new Uint8Array(capacity) : null;
+    this.sampleKey = new Uint32Array(capacity);
+    this.rawIdCounts = opts.rawIdCounts ? new Int32Array(capacity * layout.idFeatures.length) : null;
+    this.lines = opts.lineNumbers ? new Float64Array(capacity) : null;
+  }
+
+  get full(): boolean {
+    return this.size >= this.capacity;
+  }
+
+  /** Zero row `r`'s ids, weights and dense values (a reused buffer holds the previous block's). */
+  clearRow(r: number): void {
+    const { tables, denseWidth } = this.layout;
+    for (let t = 0; t < tables.length; t++) {
+      const w = tables[t]!.width;
+      this.ids[t]!.fill(0, r * w, r * w + w);
+      this.weights[t]?.fill(0, r * w, r * w + w);
+    }
+    if (denseWidth) this.dense.fill(0, r * denseWidth, r * denseWidth + denseWidth);
+  }
+
+  /**
+   * Hand out the filled rows as a batch of fresh arrays (copies trimmed to `size`) and reset to
+   * empty, so the builder's buffers can be reused while the batch lives on.
+   */
+  take(): ReadBlock {
+    const n = this.size;
+    const { tables, denseWidth, userId, idFeatures } = this.layout;
+    const ids = tables.map((t, i) => this.ids[i]!.slice(0, n * t.width));
+    let user: Int32Array | null = null;
+    if (userId) {
+      const w = tables[userId.table]!.width;
+      const src = ids[userId.table]!;
+      user = new Int32Array(n);
+      for (let r = 0; r < n; r++) user[r] = src[r * w + userId.column]!;
+    }
+    const block: ReadBlock = {
+      size: n,
+      ids,
+      weights: tables.map((t, i) => this.weights[i]?.slice(0, n * t.width) ?? null),
+      dense: this.dense.slice(0, n * denseWidth),
+      click: this.click.slice(0, n),
+      conversion: this.conversion.slice(0, n),
+      truth: this.truthCtr ? { ctr: this.truthCtr.slice(0, n), cvr: this.truthCvr!.slice(0, n), conversion: this.truthConversion!.slice(0, n) } : null,
+      userId: user,
+      sampleKey: this.sampleKey.slice(0, n),
+      rawIdCounts: this.rawIdCounts?.slice(0, n * idFeatures.length) ?? null,
+      lines: this.lines?.slice(0, n) ?? null,
+    };
+    this.size = 0;
+    return block;
+  }
+}
+
+/** Copy row `from` of `src` into row `to` of `dst` (same layout). Used by the shuffling batcher. */
+export function copyRow(layout: Layout, src: Batch, from: number, dst: BatchBuilder, to: number): void {
+  const { tables, denseWidth } = layout;
+  // set(subarray()) (a memcpy) wins for wide rows, an element loop for narrow ones (measured: 69 ids, 4.5M vs 3.4M rows/s)
+  for (let t = 0; t < tables.length; t++) {
+    const w = tables[t]!.width;
+    const s = src.ids[t]!, d = dst.ids[t]!;
+    const a = from * w, b = to * w;
+    if (w >= 16) d.set(s.subarray(a, a + w), b);
+    else for (let j = 0; j < w; j++) d[b + j] = s[a + j]!;
+    const sw = src.weights[t];
+    if (sw) {
+      const dw = dst.weights[t]!;
+      if (w >= 16) dw.set(sw.subarray(a, a + w), b);
+      else for (let j = 0; j < w; j++) dw[b + j] = sw[a + j]!;
+    }
+  }
+  if (denseWidth) {
+    const a = from * denseWidth, b = to * denseWidth;
+    for (let j = 0; j < denseWidth; j++) dst.dense[b + j] = src.dense[a + j]!;
+  }
+  dst.click[to] = src.click[from]!;
+  dst.conversion[to] = src.conversion[from]!;
+  if (dst.truthCtr && src.truth) {
+    dst.truthCtr[to] = src.truth.ctr[from]!;
+    dst.truthCvr![to] = src.truth.cvr[from]!;
+    dst.truthConversion![to] = src.truth.conversion[from]!;
+  }
+  dst.sampleKey[to] = src.sampleKey[from]!;
+}
