@@ -1,7 +1,7 @@
 // Build: generate the ONNX protobuf module from onnx/onnx.proto, compile TypeScript, and copy the
 // generated JavaScript next to the compiled code (tsc does not copy .js sources).
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdirSync, existsSync, statSync } from "node:fs";
+import { cpSync, mkdirSync, existsSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
@@ -31,6 +31,8 @@ if (!existsSync(genJs) || statSync(genJs).mtimeMs < statSync(proto).mtimeMs) {
     "-d", "-o", genJs, proto,
   ]);
 }
+// A clean dist: compiled tests of deleted sources must not keep running.
+rmSync(join(root, "dist"), { recursive: true, force: true });
 const tsc = join(dirname(require.resolve("typescript/package.json")), "bin", "tsc");
 run(tsc, ["-p", root]);
 mkdirSync(join(root, "dist", "onnx", "generated"), { recursive: true });

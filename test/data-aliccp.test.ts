@@ -8,7 +8,7 @@ import { validateSchema, defaultAliccpSchema } from "../src/features/schema.js";
 import { fnv1a32 } from "../src/features/hash.js";
 import { MtlError } from "../src/errors.js";
 import { RowError } from "../src/features/encode.js";
-import { readAll, SHARED_DATA, tempDir, writeTemp } from "./helpers.js";
+import { readAll, SHARED_DATA, tempDir, writeTemp } from "./helpers/data.js";
 
 // A small schema over three Ali-CCP fields: two share table t1.
 const schema = validateSchema({

@@ -12,7 +12,7 @@ import { synthBatches, SynthWorld, writeSynth } from "../src/data/synth.js";
 import { validateSchema, defaultAliccpSchema } from "../src/features/schema.js";
 import type { Batch } from "../src/features/batch.js";
 import { MtlError } from "../src/errors.js";
-import { tempDir, writeTemp } from "./helpers.js";
+import { tempDir, writeTemp } from "./helpers/data.js";
 
 function concat(batches: Batch[]) {
   const cat = <T extends Int32Array | Float32Array | Uint8Array | Uint32Array>(parts: T[]): number[] => parts.flatMap((p) => Array.from(p as ArrayLike<number>));

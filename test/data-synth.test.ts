@@ -9,7 +9,7 @@ import { inspectData } from "../src/data/inspect.js";
 import { Rng } from "../src/data/random.js";
 import { defaultAliccpSchema, parseSchema } from "../src/features/schema.js";
 import type { Batch } from "../src/features/batch.js";
-import { readAll, REPO_ROOT, tempDir, writeTemp } from "./helpers.js";
+import { readAll, REPO_ROOT, tempDir, writeTemp } from "./helpers/data.js";
 
 test("Rng: xoshiro128** streams are deterministic per (seed, stream) and roughly uniform", () => {
   const a = new Rng(42, 1), b = new Rng(42, 1), c = new Rng(42, 2), d = new Rng(43, 1);

@@ -6,7 +6,7 @@ import { readCsv, readJsonl, splitCsvLine } from "../src/data/tabular.js";
 import { validateSchema } from "../src/features/schema.js";
 import { fnv1a32 } from "../src/features/hash.js";
 import { MtlError } from "../src/errors.js";
-import { readAll, SHARED_DATA, tempDir, writeTemp } from "./helpers.js";
+import { readAll, SHARED_DATA, tempDir, writeTemp } from "./helpers/data.js";
 
 const schema = validateSchema({
   name: "tab",

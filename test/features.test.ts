@@ -8,7 +8,7 @@ import { defaultAliccpSchema, parseSchema, schemaHash, toSchemaJson, validateSch
 import { BatchBuilder, layoutOf } from "../src/features/batch.js";
 import { encodeRecord, RowError } from "../src/features/encode.js";
 import { MtlError } from "../src/errors.js";
-import { REPO_ROOT } from "./helpers.js";
+import { REPO_ROOT } from "./helpers/data.js";
 
 test("fnv1a32 matches the published FNV-1a test vectors and hand-computed values", () => {
   // "", "a", "foobar": from the FNV reference; the others computed independently (Python, byte loop).

@@ -3,11 +3,11 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { DataReader } from "../src/data/reader.js";
-import type { ReadBlock } from "../src/features/batch.js";
+import type { DataReader } from "../../src/data/reader.js";
+import type { ReadBlock } from "../../src/features/batch.js";
 
 /** The repository root (tests run from dist/test). */
-export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 /** The small real samples shared by the team: ../shared/data from the repo root. */
 export const SHARED_DATA = join(REPO_ROOT, "..", "shared", "data");
 
