@@ -9,7 +9,10 @@
  *
  * Names (the signature; also stored as JSON in the model's metadata, key `mtl.signature`):
  *   dense parameter p:   input `p`, output `p__new`; its slot s: input `p__s`, output `p__s__new`
- *   table t:             input `t__rows`, output `t__rows__new`; slot s: `t__rows__s`, `t__rows__s__new`
+ *   table t (train step): input `t__rows`, [rows, dim * (1 + slots)], each row its weights followed by
+ *                        its optimizer slots in signature order (a row travels with its optimizer
+ *                        state: one gather and one scatter on the host); output `t__rows__new`, same layout
+ *   table t (eval):      input `t__rows`, [rows, dim], the weights only
  *   state x (BatchNorm): input `x`, output `x__new`
  *   step: int64 scalar, the 1-based number of this update; lr: float scalar
  *   outputs: `loss`, `loss_<term>` per loss term, each prediction, and `grad_norm` when clipping
@@ -70,6 +73,8 @@ class Recorder implements ModelContext {
   readonly paramValues: Value[] = [];
   readonly tables: TableSpec[] = [];
   readonly rowValues: Value[] = [];
+  /** Per table, its optimizer slots' rows (train step only), split from the packed rows input. */
+  readonly rowSlots: Value[][] = [];
   readonly lookups: LookupSpec[] = [];
   readonly states: StateSpec[] = [];
   readonly stateValues: Value[] = [];
@@ -77,7 +82,14 @@ class Recorder implements ModelContext {
   readonly dropouts: DropoutSpec[] = [];
   readonly batchInputs: { name: string; dtype: DType; shape: Shape }[] = [];
 
-  constructor(readonly graph: Graph, readonly dtype: FloatDType, readonly mode: Mode, private readonly source?: InferenceSource) {}
+  constructor(
+    readonly graph: Graph,
+    readonly dtype: FloatDType,
+    readonly mode: Mode,
+    private readonly source?: InferenceSource,
+    /** Optimizer slots packed beside each table row in the train step. */
+    private readonly packedSlots = 0,
+  ) {}
 
   private array(spec: { name: string; shape: number[] }, kind: "param" | "state"): Value {
     const t = this.source!.get(spec.name);
@@ -102,9 +114,16 @@ class Recorder implements ModelContext {
       if (this.mode === "inference") {
         const data = this.source!.get(table.name);
         if (!data) throw new MtlError("E_STATE", `the state has no table '${table.name}'`, { where: { field: table.name } });
-        this.rowValues.push(this.graph.initializer(table.name, tensor(this.dtype, [table.rows, table.dim], data)));
-      } else {
+        this.rowValues.push(this.graph.initializer(table.name, tensor(this.dtype, [table.rows, table.dim], tableWeights(data, table))));
+        this.rowSlots.push([]);
+      } else if (this.mode === "eval" || this.packedSlots === 0) {
         this.rowValues.push(this.graph.input(rowsName(table.name), this.dtype, ["rows", table.dim]));
+        this.rowSlots.push([]);
+      } else {
+        const packed = this.graph.input(rowsName(table.name), this.dtype, ["rows", table.dim * (1 + this.packedSlots)]);
+        const [weights, ...slots] = ops.Split(packed, { axis: 1, split: new Array<number>(1 + this.packedSlots).fill(table.dim) });
+        this.rowValues.push(weights!);
+        this.rowSlots.push(slots);
       }
     }
     this.lookups.push({ input, table: table.name, shape: [...shape] });
@@ -136,6 +155,21 @@ class Recorder implements ModelContext {
   }
 }
 
+/**
+ * A table's weights as [rows, dim]: the array itself, or, where the state keeps optimizer slots
+ * packed beside each row ([rows, dim * (1 + slots)]), a copy of the first dim columns.
+ */
+export function tableWeights<T extends Float32Array | Float64Array>(data: T, table: TableSpec): T {
+  const width = data.length / table.rows;
+  if (width === table.dim) return data;
+  if (!Number.isInteger(width) || width % table.dim !== 0) {
+    throw new MtlError("E_STATE", `table '${table.name}' holds ${data.length} values, not ${table.rows} rows of a multiple of ${table.dim}`, { where: { field: table.name } });
+  }
+  const out = new (data.constructor as { new (n: number): T })(table.rows * table.dim);
+  for (let r = 0; r < table.rows; r++) out.set(data.subarray(r * width, r * width + table.dim), r * table.dim);
+  return out;
+}
+
 /** Where the inference graph's initializers come from (a TrainingState, or initial values). */
 export interface InferenceSource {
   get(name: string): Float32Array | Float64Array | undefined;
@@ -163,7 +197,8 @@ function signatureOf(kind: ProgramSignature["kind"], model: string, dtype: Float
 export function buildTrainingStep<C>(model: ModelDefinition<C>, config: C, opts: TrainingOptions): Program {
   const dtype = opts.dtype ?? "float32";
   const g = new Graph({ name: `${model.name}_train_step`, opset: opts.opset });
-  const r = new Recorder(g, dtype, "train");
+  const slots = optimizerSlots(opts.optimizer).map((s) => s.name);
+  const r = new Recorder(g, dtype, "train", undefined, slots.length);
   const out = model.build(r, config);
   const names = outputs(g, out, true);
 
@@ -177,14 +212,16 @@ export function buildTrainingStep<C>(model: ModelDefinition<C>, config: C, opts:
     g.output(clipped.norm, "grad_norm");
   }
   const update = createUpdater(opts.optimizer, step, lr);
-  const slots = optimizerSlots(opts.optimizer).map((s) => s.name);
-  const bases = [...r.params.map((p) => p.name), ...r.tables.map((t) => rowsName(t.name))];
-  leaves.forEach((leaf, i) => {
-    const base = bases[i]!;
-    const slotValues = slots.map((s) => g.input(slotName(base, s), dtype, leaf.shape));
-    const next = update(leaf, grads[i]!, slotValues);
-    g.output(next.param, newName(base));
-    next.slots.forEach((v, k) => g.output(v, newName(slotName(base, slots[k]!))));
+  r.params.forEach((p, i) => {
+    const slotValues = slots.map((s) => g.input(slotName(p.name, s), dtype, p.shape));
+    const next = update(r.paramValues[i]!, grads[i]!, slotValues);
+    g.output(next.param, newName(p.name));
+    next.slots.forEach((v, k) => g.output(v, newName(slotName(p.name, slots[k]!))));
+  });
+  r.tables.forEach((t, i) => {
+    const next = update(r.rowValues[i]!, grads[r.params.length + i]!, r.rowSlots[i]!);
+    const packed = next.slots.length ? ops.Concat([next.param, ...next.slots], { axis: 1 }) : next.param;
+    g.output(packed, newName(rowsName(t.name)));
   });
   for (const s of r.states) {
     const next = r.stateUpdates.get(s.name);

@@ -74,20 +74,49 @@ export class RowIndexer {
   }
 }
 
-/** Copies rows `ids` of `table` (row width `dim`) into `out` ([ids.length, dim]). */
-export function gatherRows(table: FloatArray, dim: number, ids: Int32Array, out: FloatArray): void {
+/**
+ * Copies the first `width` values of rows `ids` of `table` (rows of `stride` values) into `out`
+ * ([ids.length, width]). Kept monomorphic per array type: one copy for float32, one for float64.
+ */
+export function gatherRows(table: FloatArray, stride: number, width: number, ids: Int32Array, out: FloatArray): void {
+  if (table instanceof Float32Array && out instanceof Float32Array) gather32(table, stride, width, ids, out);
+  else gather64(table as Float64Array, stride, width, ids, out as Float64Array);
+}
+
+function gather32(table: Float32Array, stride: number, width: number, ids: Int32Array, out: Float32Array): void {
   for (let u = 0, o = 0; u < ids.length; u++) {
-    const s = ids[u]! * dim;
-    for (let d = 0; d < dim; d++) out[o++] = table[s + d]!;
+    const s = ids[u]! * stride;
+    for (let d = 0; d < width; d++) out[o++] = table[s + d]!;
   }
 }
 
-/** Writes block rows back to `table` at `ids`; with skipRow0, row 0 (padding) is left as it is. */
-export function scatterRows(table: FloatArray, dim: number, ids: Int32Array, block: FloatArray, skipRow0: boolean): void {
-  for (let u = 0, o = 0; u < ids.length; u++, o += dim) {
+function gather64(table: Float64Array, stride: number, width: number, ids: Int32Array, out: Float64Array): void {
+  for (let u = 0, o = 0; u < ids.length; u++) {
+    const s = ids[u]! * stride;
+    for (let d = 0; d < width; d++) out[o++] = table[s + d]!;
+  }
+}
+
+/** Writes whole rows of `block` ([ids.length, stride]) back to `table` at `ids`; with skipRow0, row 0 (padding) is left as it is. */
+export function scatterRows(table: FloatArray, stride: number, ids: Int32Array, block: FloatArray, skipRow0: boolean): void {
+  if (table instanceof Float32Array && block instanceof Float32Array) scatter32(table, stride, ids, block, skipRow0);
+  else scatter64(table as Float64Array, stride, ids, block as Float64Array, skipRow0);
+}
+
+function scatter32(table: Float32Array, stride: number, ids: Int32Array, block: Float32Array, skipRow0: boolean): void {
+  for (let u = 0, o = 0; u < ids.length; u++, o += stride) {
     const id = ids[u]!;
     if (skipRow0 && id === 0) continue;
-    const t = id * dim;
-    for (let d = 0; d < dim; d++) table[t + d] = block[o + d]!;
+    const t = id * stride;
+    for (let d = 0; d < stride; d++) table[t + d] = block[o + d]!;
+  }
+}
+
+function scatter64(table: Float64Array, stride: number, ids: Int32Array, block: Float64Array, skipRow0: boolean): void {
+  for (let u = 0, o = 0; u < ids.length; u++, o += stride) {
+    const id = ids[u]!;
+    if (skipRow0 && id === 0) continue;
+    const t = id * stride;
+    for (let d = 0; d < stride; d++) table[t + d] = block[o + d]!;
   }
 }

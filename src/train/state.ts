@@ -18,7 +18,7 @@ import { type DType, BYTES_PER_ELEMENT, arrayFromBytes, bytesOfArray, dtypeOfArr
 import { Prng, hashString } from "../util/prng.js";
 import { optimizerSlots, type OptimizerConfig } from "../optim/index.js";
 import type { FloatDType, Init, ParamSpec, StateSpec, TableSpec } from "./model.js";
-import { rowsName, slotName } from "./program.js";
+import { slotName } from "./program.js";
 
 export type FloatArray = Float32Array | Float64Array;
 
@@ -39,8 +39,9 @@ export class TrainingState {
   /** Free-form JSON the run wants back on resume (model, config, optimizer, data position...). */
   info: Record<string, unknown> = {};
   /**
-   * Named tensors: dense params `p` and slots `p__s`; tables `t` and their slots `t__rows__s`
-   * (full [rows, dim] arrays); states `x` (BatchNorm running statistics).
+   * Named tensors: dense params `p` and their slots `p__s`; tables `t` as [rows, dim * (1 + slots)],
+   * each row its weights followed by its optimizer slots (the training step's packed layout);
+   * states `x` (BatchNorm running statistics).
    */
   readonly tensors = new Map<string, StateTensor>();
 
@@ -212,15 +213,22 @@ export function initialState(layout: StateLayout, optimizer: OptimizerConfig, op
     for (const s of slots) state.set(slotName(p.name, s.name), [...p.shape], new Arr(data.length).fill(s.initial));
   }
   for (const t of layout.tables) {
-    const data = new Arr(t.rows * t.dim);
-    initialize(data, t.init, seed, t.name);
-    if (t.paddingRow0) data.fill(0, 0, t.dim);
-    state.set(t.name, [t.rows, t.dim], data);
-    for (const s of slots) {
-      const slot = new Arr(data.length);
-      if (s.initial !== 0) slot.fill(s.initial);
-      state.set(slotName(rowsName(t.name), s.name), [t.rows, t.dim], slot);
+    const weights = new Arr(t.rows * t.dim);
+    initialize(weights, t.init, seed, t.name);
+    if (t.paddingRow0) weights.fill(0, 0, t.dim);
+    if (slots.length === 0) {
+      state.set(t.name, [t.rows, t.dim], weights);
+      continue;
     }
+    const width = t.dim * (1 + slots.length);
+    const packed = new Arr(t.rows * width);
+    for (let r = 0; r < t.rows; r++) {
+      packed.set(weights.subarray(r * t.dim, (r + 1) * t.dim), r * width);
+      slots.forEach((s, k) => {
+        if (s.initial !== 0) packed.fill(s.initial, r * width + (k + 1) * t.dim, r * width + (k + 2) * t.dim);
+      });
+    }
+    state.set(t.name, [t.rows, width], packed);
   }
   for (const x of layout.states) {
     const data = new Arr(x.shape.reduce((a, b) => a * b, 1));

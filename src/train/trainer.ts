@@ -74,15 +74,6 @@ export class Trainer {
     for (const p of sig.params) {
       for (const s of sig.slots) feeds[slotName(p.name, s)] = tensorOf(this.state.require(slotName(p.name, s)).data, this.state.require(p.name).dims);
     }
-    for (const t of sig.tables) {
-      const ids = blocks.get(t.name)!;
-      for (const s of sig.slots) {
-        const full = this.state.require(slotName(rowsName(t.name), s)).data;
-        const block = new Arr(ids.length * t.dim);
-        gatherRows(full, t.dim, ids, block);
-        feeds[slotName(rowsName(t.name), s)] = tensorOf(block, [ids.length, t.dim]);
-      }
-    }
     if (sig.dropouts.length) {
       const rng = new Prng(this.state.rng);
       const size = batchSize(sig, batch);
@@ -105,11 +96,7 @@ export class Trainer {
     }
     for (const t of sig.tables) {
       const ids = blocks.get(t.name)!;
-      scatterRows(this.state.require(t.name).data, t.dim, ids, out[newName(rowsName(t.name))]!.data as FloatArray, t.paddingRow0);
-      for (const s of sig.slots) {
-        const name = slotName(rowsName(t.name), s);
-        scatterRows(this.state.require(name).data, t.dim, ids, out[newName(name)]!.data as FloatArray, t.paddingRow0);
-      }
+      scatterRows(this.state.require(t.name).data, t.dim * (1 + sig.slots.length), ids, out[newName(rowsName(t.name))]!.data as FloatArray, t.paddingRow0);
     }
     for (const x of sig.states) this.state.require(x.name).data = out[newName(x.name)]!.data as FloatArray;
     this.state.step += 1;
@@ -154,9 +141,12 @@ export class Trainer {
       indexer.index(inputs, locals, t.rows, lookups[0]?.input ?? t.name);
       const ids = indexer.unique.slice();
       blocks.set(t.name, ids);
-      const block = new Arr(ids.length * t.dim);
-      gatherRows(this.state.require(t.name).data, t.dim, ids, block);
-      feeds[rowsName(t.name)] = tensorOf(block, [ids.length, t.dim]);
+      // The train step takes each row with its optimizer slots; eval takes the weights only.
+      const stride = this.state.require(t.name).dims[1]!;
+      const width = sig.kind === "train_step" ? t.dim * (1 + sig.slots.length) : t.dim;
+      const block = new Arr(ids.length * width);
+      gatherRows(this.state.require(t.name).data, stride, width, ids, block);
+      feeds[rowsName(t.name)] = tensorOf(block, [ids.length, width]);
     }
     for (const p of sig.params) feeds[p.name] = tensorOf(this.state.require(p.name).data, p.shape);
     for (const x of sig.states) feeds[x.name] = tensorOf(this.state.require(x.name).data, x.shape);
@@ -236,8 +226,10 @@ function checkState(state: TrainingState, sig: ProgramSignature): void {
     for (const s of sig.slots) expect(slotName(p.name, s), count(p.shape));
   }
   for (const t of sig.tables) {
-    expect(t.name, t.rows * t.dim);
-    for (const s of sig.slots) expect(slotName(rowsName(t.name), s), t.rows * t.dim);
+    const width = state.require(t.name).dims[1]!;
+    if (sig.kind === "train_step") expect(t.name, t.rows * t.dim * (1 + sig.slots.length));
+    else if (width % t.dim !== 0) expect(t.name, t.rows * t.dim);
+    else expect(t.name, t.rows * width);
   }
   for (const x of sig.states) expect(x.name, count(x.shape));
 }
