@@ -1,7 +1,7 @@
 // Training throughput of the ESMM reference configuration: 23 fields x 3 ids sum-pooled, one shared
 // table 737,946 x 12, two towers 276->256->64->1 (ReLU, sigmoid outputs), Adam lr 1e-3, batch 1024,
 // random ids from a seeded PRNG. Not a test: prints measured numbers.
-//   npm run bench:train [-- --steps 200 --batch 1024 --threads 2 --opt-level all]
+//   npm run bench:train [-- --steps 150 --batch 1024 --threads 2 --opt-level all --mode fit|step]
 import { parseArgs } from "node:util";
 import { twoTower, ESMM_REFERENCE } from "../dist/src/models/two_tower.js";
 import { Trainer, buildTrainingStep, describeModel, initialState } from "../dist/src/train/index.js";
@@ -15,6 +15,7 @@ const { values } = parseArgs({
     threads: { type: "string", default: "2" },
     "opt-level": { type: "string", default: "all" },
     device: { type: "string", default: "cpu" },
+    mode: { type: "string", default: "fit" }, // fit (pipelined) | step (one step() call at a time)
   },
 });
 const steps = Number(values.steps), warmup = Number(values.warmup), B = Number(values.batch);
@@ -41,12 +42,22 @@ const batches = Array.from({ length: 8 }, () => {
   return { ids, click, buy };
 });
 
-for (let s = 0; s < warmup; s++) await trainer.step(batches[s % batches.length], 1e-3);
-const start = performance.now();
+const stream = function* (n) { for (let s = 0; s < n; s++) yield batches[s % batches.length]; };
 let loss = 0;
-for (let s = 0; s < steps; s++) loss = (await trainer.step(batches[s % batches.length], 1e-3)).loss;
-const secs = (performance.now() - start) / 1000;
+const onStep = (r) => { loss = r.loss; };
+let secs;
+if (values.mode === "fit") {
+  await trainer.fit(stream(warmup), { lr: 1e-3 });
+  const start = performance.now();
+  await trainer.fit(stream(steps), { lr: 1e-3, onStep });
+  secs = (performance.now() - start) / 1000;
+} else {
+  for (let s = 0; s < warmup; s++) await trainer.step(batches[s % batches.length], 1e-3);
+  const start = performance.now();
+  for (let s = 0; s < steps; s++) loss = (await trainer.step(batches[s % batches.length], 1e-3)).loss;
+  secs = (performance.now() - start) / 1000;
+}
 const { fed, fetched } = trainer.lastStepBytes;
-console.log(`batch ${B}, ${steps} steps in ${secs.toFixed(2)} s: ${(steps * B / secs).toFixed(0)} examples/s (${(secs / steps * 1000).toFixed(2)} ms/step), last loss ${loss.toFixed(4)}`);
+console.log(`${values.mode}: batch ${B}, ${steps} steps in ${secs.toFixed(2)} s: ${(steps * B / secs).toFixed(0)} examples/s (${(secs / steps * 1000).toFixed(2)} ms/step), last loss ${loss.toFixed(4)}`);
 console.log(`per step: ${(fed / 2 ** 20).toFixed(2)} MiB fed, ${(fetched / 2 ** 20).toFixed(2)} MiB fetched; threads ${values.threads}, opt level ${values["opt-level"]}; rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
 await trainer.release();

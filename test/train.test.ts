@@ -269,3 +269,29 @@ test("BatchNorm + dropout: train updates running statistics; eval and inference 
   }
   await trainer.release();
 });
+
+test("fit() (pipelined, step in a worker) is bit-identical to step() on each batch", async () => {
+  const cfg: TwoTowerConfig = { ...small, dropout: 0.2, batchNorm: true };
+  const optimizer: OptimizerConfig = { kind: "adam" };
+  const program = buildTrainingStep(twoTower, cfg, { optimizer });
+  // Few distinct ids, so consecutive batches share many rows (the patched case).
+  const batches = Array.from({ length: 7 }, (_, s) => makeBatch(500 + s, 24, { ...cfg, vocabSize: 12 }));
+  const a = initialState(describeModel(twoTower, cfg), optimizer, { seed: 8 });
+  const b = a.clone();
+  const stepper = await Trainer.create(a, { train: program }, { worker: false });
+  const losses: number[] = [];
+  for (const [i, batch] of batches.entries()) losses.push((await stepper.step(batch, 0.01 * (i + 1))).loss);
+  const fitter = await Trainer.create(b, { train: program });
+  const seen: [number, number][] = [];
+  const n = await fitter.fit(batches, { lr: (step) => 0.01 * step, onStep: (r, step) => void seen.push([step, r.loss]) });
+  assert.equal(n, 7);
+  assert.deepEqual(seen, losses.map((l, i) => [i + 1, l]));
+  assert.equal(a.step, b.step);
+  assert.equal(a.rng, b.rng);
+  for (const [name, t] of a.tensors) {
+    const u = b.require(name).data;
+    assert.ok(t.data.every((v, i) => Object.is(v, u[i])), `tensor ${name} differs`);
+  }
+  await stepper.release();
+  await fitter.release();
+});

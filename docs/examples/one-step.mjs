@@ -20,22 +20,27 @@ const n = sig.lookups[0].shape[1], batch = 2;
 const ids = Int32Array.from({ length: batch * n }, (_, i) => (i * 7) % 50);
 const click = Float32Array.of(1, 0), buy = Float32Array.of(1, 0);
 
-// 3. Unique ids -> a block of packed rows [weights | optimizer slots], and ids as local indices.
-const table = sig.tables[0], width = state[table.name].dims[1];
+// 3. Unique ids -> the rows they touch, and ids as local indices. The state keeps each table row
+//    packed with its optimizer slots, [weights | slot 1 | slot 2 ...]; part k goes to input names[k].
+const table = sig.tables[0], dim = table.dim, width = state[table.name].dims[1];
 const unique = [...new Set(ids)];
 const local = Int32Array.from(ids, (id) => unique.indexOf(id));
-const rows = new Float32Array(unique.length * width);
-unique.forEach((id, u) => rows.set(state[table.name].data.subarray(id * width, (id + 1) * width), u * width));
+const names = [`${table.name}__rows`, ...sig.slots.map((s) => `${table.name}__rows__${s}`)];
+const feeds = {};
+names.forEach((name, k) => {
+  const part = new Float32Array(unique.length * dim);
+  unique.forEach((id, u) => part.set(state[table.name].data.subarray(id * width + k * dim, id * width + (k + 1) * dim), u * dim));
+  feeds[name] = new ort.Tensor("float32", part, [unique.length, dim]);
+});
 
-// 4. Feeds: the block, local ids, labels, dense parameters and their slots, step and learning rate.
-const feeds = {
-  [`${table.name}__rows`]: new ort.Tensor("float32", rows, [unique.length, width]),
+// 4. Feeds: local ids, labels, dense parameters and their slots, step and learning rate.
+Object.assign(feeds, {
   [`${sig.lookups[0].input}__local`]: new ort.Tensor("int32", local, [batch, n]),
   click: new ort.Tensor("float32", click, [batch]),
   buy: new ort.Tensor("float32", buy, [batch]),
   step: new ort.Tensor("int64", BigInt64Array.of(1n), []),
   lr: new ort.Tensor("float32", Float32Array.of(0.001), []),
-};
+});
 for (const p of sig.params) {
   for (const name of [p.name, ...sig.slots.map((s) => `${p.name}__${s}`)]) feeds[name] = new ort.Tensor("float32", state[name].data, state[name].dims);
 }
@@ -43,6 +48,6 @@ for (const s of sig.states) feeds[s.name] = new ort.Tensor("float32", state[s.na
 
 const session = await ort.InferenceSession.create(`${dir}/train_step.onnx`);
 const out = await session.run(feeds);
-// out[`${table.name}__rows__new`] holds the updated rows: write row u back to table row unique[u]
-// (except row 0 when paddingRow0). out[`<param>__new`] and out[`<param>__<slot>__new`] replace the dense state.
+// out[`${name}__new`] for each of `names` holds the updated rows and slots: write row u back into
+// table row unique[u] (except row 0 when paddingRow0). out[`<param>__new`] and out[`<param>__<slot>__new`] replace the dense state.
 console.log(JSON.stringify({ loss: out.loss.data[0], p_ctr: Array.from(out.p_ctr.data), rowsUpdated: out[`${table.name}__rows__new`].dims }));

@@ -20,14 +20,17 @@ n, batch = sig["lookups"][0]["shape"][1], 2
 ids = (np.arange(batch * n) * 7 % 50).astype(np.int32).reshape(batch, n)
 click, buy = np.array([1, 0], np.float32), np.array([1, 0], np.float32)
 
-# 3. Unique ids -> a block of packed rows [weights | optimizer slots], and ids as local indices.
-table = sig["tables"][0]["name"]
+# 3. Unique ids -> the rows they touch, and ids as local indices. The state keeps each table row
+#    packed with its optimizer slots, [weights | slot 1 | slot 2 ...]; part k goes to input names[k].
+table, dim = sig["tables"][0]["name"], sig["tables"][0]["dim"]
 unique, local = np.unique(ids, return_inverse=True)
 rows = state[table][unique]
+names = [f"{table}__rows"] + [f"{table}__rows__{s}" for s in sig["slots"]]
+feeds = {name: np.ascontiguousarray(rows[:, k * dim:(k + 1) * dim]) for k, name in enumerate(names)}
 
-# 4. Feeds: the block, local ids, labels, dense parameters and their slots, step and learning rate.
-feeds = {f"{table}__rows": rows, f"{sig['lookups'][0]['input']}__local": local.reshape(batch, n).astype(np.int32),
-         "click": click, "buy": buy, "step": np.array(1, np.int64), "lr": np.array(0.001, np.float32)}
+# 4. Feeds: local ids, labels, dense parameters and their slots, step and learning rate.
+feeds.update({f"{sig['lookups'][0]['input']}__local": local.reshape(batch, n).astype(np.int32),
+              "click": click, "buy": buy, "step": np.array(1, np.int64), "lr": np.array(0.001, np.float32)})
 for p in sig["params"]:
     for name in [p["name"]] + [f"{p['name']}__{s}" for s in sig["slots"]]:
         feeds[name] = state[name]
@@ -37,6 +40,6 @@ for s in sig["states"]:
 session = ort.InferenceSession(f"{d}/train_step.onnx", providers=["CPUExecutionProvider"])
 names = [o.name for o in session.get_outputs()]
 out = dict(zip(names, session.run(None, feeds)))
-# Write back: state[table][unique] = out[f"{table}__rows__new"] (skip row 0 when paddingRow0);
+# Write back: state[table][unique, k*dim:(k+1)*dim] = out[f"{names[k]}__new"] (skip row 0 when paddingRow0);
 # state[p] = out[f"{p}__new"], state[f"{p}__{s}"] = out[f"{p}__{s}__new"].
 print(json.dumps({"loss": float(out["loss"]), "p_ctr": out["p_ctr"].tolist()}))

@@ -9,10 +9,9 @@
  *
  * Names (the signature; also stored as JSON in the model's metadata, key `mtl.signature`):
  *   dense parameter p:   input `p`, output `p__new`; its slot s: input `p__s`, output `p__s__new`
- *   table t (train step): input `t__rows`, [rows, dim * (1 + slots)], each row its weights followed by
- *                        its optimizer slots in signature order (a row travels with its optimizer
- *                        state: one gather and one scatter on the host); output `t__rows__new`, same layout
- *   table t (eval):      input `t__rows`, [rows, dim], the weights only
+ *   table t:             input `t__rows` ([rows, dim], the batch's rows), output `t__rows__new`;
+ *                        slot s of those rows: input `t__rows__s`, output `t__rows__s__new`
+ *                        (the host state keeps each row packed with its slots; see state.ts)
  *   state x (BatchNorm): input `x`, output `x__new`
  *   step: int64 scalar, the 1-based number of this update; lr: float scalar
  *   outputs: `loss`, `loss_<term>` per loss term, each prediction, and `grad_norm` when clipping
@@ -73,7 +72,7 @@ class Recorder implements ModelContext {
   readonly paramValues: Value[] = [];
   readonly tables: TableSpec[] = [];
   readonly rowValues: Value[] = [];
-  /** Per table, its optimizer slots' rows (train step only), split from the packed rows input. */
+  /** Per table, its optimizer slots' rows (train step only). */
   readonly rowSlots: Value[][] = [];
   readonly lookups: LookupSpec[] = [];
   readonly states: StateSpec[] = [];
@@ -87,8 +86,8 @@ class Recorder implements ModelContext {
     readonly dtype: FloatDType,
     readonly mode: Mode,
     private readonly source?: InferenceSource,
-    /** Optimizer slots packed beside each table row in the train step. */
-    private readonly packedSlots = 0,
+    /** The optimizer's slot names: each table's rows get one input per slot in the train step. */
+    private readonly slotNames: readonly string[] = [],
   ) {}
 
   private array(spec: { name: string; shape: number[] }, kind: "param" | "state"): Value {
@@ -116,14 +115,10 @@ class Recorder implements ModelContext {
         if (!data) throw new MtlError("E_STATE", `the state has no table '${table.name}'`, { where: { field: table.name } });
         this.rowValues.push(this.graph.initializer(table.name, tensor(this.dtype, [table.rows, table.dim], tableWeights(data, table))));
         this.rowSlots.push([]);
-      } else if (this.mode === "eval" || this.packedSlots === 0) {
-        this.rowValues.push(this.graph.input(rowsName(table.name), this.dtype, ["rows", table.dim]));
-        this.rowSlots.push([]);
       } else {
-        const packed = this.graph.input(rowsName(table.name), this.dtype, ["rows", table.dim * (1 + this.packedSlots)]);
-        const [weights, ...slots] = ops.Split(packed, { axis: 1, split: new Array<number>(1 + this.packedSlots).fill(table.dim) });
-        this.rowValues.push(weights!);
-        this.rowSlots.push(slots);
+        this.rowValues.push(this.graph.input(rowsName(table.name), this.dtype, ["rows", table.dim]));
+        const slots = this.mode === "train" ? this.slotNames : [];
+        this.rowSlots.push(slots.map((s) => this.graph.input(slotName(rowsName(table.name), s), this.dtype, ["rows", table.dim])));
       }
     }
     this.lookups.push({ input, table: table.name, shape: [...shape] });
@@ -198,7 +193,7 @@ export function buildTrainingStep<C>(model: ModelDefinition<C>, config: C, opts:
   const dtype = opts.dtype ?? "float32";
   const g = new Graph({ name: `${model.name}_train_step`, opset: opts.opset });
   const slots = optimizerSlots(opts.optimizer).map((s) => s.name);
-  const r = new Recorder(g, dtype, "train", undefined, slots.length);
+  const r = new Recorder(g, dtype, "train", undefined, slots);
   const out = model.build(r, config);
   const names = outputs(g, out, true);
 
@@ -219,9 +214,10 @@ export function buildTrainingStep<C>(model: ModelDefinition<C>, config: C, opts:
     next.slots.forEach((v, k) => g.output(v, newName(slotName(p.name, slots[k]!))));
   });
   r.tables.forEach((t, i) => {
+    const base = rowsName(t.name);
     const next = update(r.rowValues[i]!, grads[r.params.length + i]!, r.rowSlots[i]!);
-    const packed = next.slots.length ? ops.Concat([next.param, ...next.slots], { axis: 1 }) : next.param;
-    g.output(packed, newName(rowsName(t.name)));
+    g.output(next.param, newName(base));
+    next.slots.forEach((v, k) => g.output(v, newName(slotName(base, slots[k]!))));
   });
   for (const s of r.states) {
     const next = r.stateUpdates.get(s.name);

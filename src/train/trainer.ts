@@ -9,6 +9,7 @@ import { type TypedArray, dtypeOfArray } from "../graph/dtype.js";
 import type { Shape } from "../graph/ir.js";
 import { encodeGraph } from "../onnx/serialize.js";
 import { type Device, Session, type Tensor } from "../runtime/session.js";
+import { WorkerSession } from "../runtime/worker-session.js";
 import { Prng } from "../util/prng.js";
 import type { FloatDType } from "./model.js";
 import { type Program, type ProgramSignature, localName, newName, rowsName, slotName } from "./program.js";
@@ -29,6 +30,11 @@ export interface TrainerOptions {
   device?: Device;
   intraOpThreads?: number;
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
+  /**
+   * Run the training step in a worker thread (default true). onnxruntime-node blocks the thread
+   * that calls run(); in a worker, fit() overlaps the host's row gathering and scattering with it.
+   */
+  worker?: boolean;
 }
 
 /** Bytes that crossed into and out of onnxruntime in the last run. */
@@ -37,13 +43,40 @@ export interface StepBytes {
   fetched: number;
 }
 
+/** A step's host-side work in progress: its feeds and, per table, the unique ids of its row block. */
+interface Prepared {
+  feeds: Record<string, Tensor>;
+  blocks: Map<string, Int32Array>;
+  /** Per table, the indexer holding this step's id -> local index map (queried when patching the next step). */
+  indexers: Map<string, RowIndexer>;
+  /** Buffers the trainer allocated for this step (row blocks, local ids, masks): moved, not copied, to a worker. */
+  owned: ArrayBuffer[];
+  /** The 1-based number of this update, set at launch. */
+  step: number;
+}
+
+type TrainSession = { session: Session | WorkerSession; signature: ProgramSignature };
+
+export interface FitOptions {
+  /** Learning rate, or a schedule of the 1-based step number. */
+  lr: number | ((step: number) => number);
+  /**
+   * Called with each step's result and number, in order. The state is mid-pipeline while fit()
+   * runs: checkpoint or evaluate after fit() returns (fit over chunks of batches), not in here.
+   */
+  onStep?: (result: StepResult, step: number) => void | Promise<void>;
+}
+
 export class Trainer {
-  private readonly indexers = new Map<string, RowIndexer>();
+  /** Two indexers per table, alternating, so a step's ids stay queryable while the next is prepared. */
+  private readonly indexers = new Map<string, [RowIndexer, RowIndexer]>();
+  private readonly evalIndexers = new Map<string, [RowIndexer, RowIndexer]>();
+  private flip = 0;
   lastStepBytes: StepBytes = { fed: 0, fetched: 0 };
 
   private constructor(
     readonly state: TrainingState,
-    readonly train: { session: Session; signature: ProgramSignature } | null,
+    readonly train: TrainSession | null,
     readonly evaluation: { session: Session; signature: ProgramSignature } | null,
   ) {}
 
@@ -53,64 +86,76 @@ export class Trainer {
     programs: { train?: Program | { bytes: Uint8Array; signature: ProgramSignature }; eval?: Program | { bytes: Uint8Array; signature: ProgramSignature } },
     opts: TrainerOptions = {},
   ): Promise<Trainer> {
-    const open = async (p: Program | { bytes: Uint8Array; signature: ProgramSignature } | undefined, what: string) => {
+    const { worker = true, ...sessionOptions } = opts;
+    const open = async (p: Program | { bytes: Uint8Array; signature: ProgramSignature } | undefined, what: string, inWorker: boolean) => {
       if (!p) return null;
       const bytes = "bytes" in p ? p.bytes : encodeGraph(p.graph);
-      const session = await Session.create(bytes, { ...opts, source: `<${p.signature.model} ${what} program>` });
+      const options = { ...sessionOptions, source: `<${p.signature.model} ${what} program>` };
+      const session = inWorker ? await WorkerSession.create(bytes, options) : await Session.create(bytes, options);
       return { session, signature: p.signature };
     };
-    const t = new Trainer(state, await open(programs.train, "train_step"), await open(programs.eval, "eval"));
+    const train = await open(programs.train, "train_step", worker);
+    const evaluation = await open(programs.eval, "eval", false);
+    const t = new Trainer(state, train, evaluation as { session: Session; signature: ProgramSignature } | null);
     for (const p of [t.train, t.evaluation]) if (p) checkState(state, p.signature);
     return t;
   }
 
   /** One update: returns the losses and predictions computed before the update. */
   async step(batch: Batch, lr: number): Promise<StepResult> {
-    if (!this.train) throw new MtlError("E_TRAIN", "this trainer has no training-step program");
-    if (!(Number.isFinite(lr) && lr >= 0)) throw new MtlError("E_CONFIG", `learning rate must be a finite number >= 0, got ${lr}`, { where: { field: "lr" } });
-    const sig = this.train.signature;
-    const { feeds, blocks } = this.commonFeeds(sig, batch);
-    const Arr = sig.dtype === "float64" ? Float64Array : Float32Array;
-    for (const p of sig.params) {
-      for (const s of sig.slots) feeds[slotName(p.name, s)] = tensorOf(this.state.require(slotName(p.name, s)).data, this.state.require(p.name).dims);
-    }
-    if (sig.dropouts.length) {
-      const rng = new Prng(this.state.rng);
-      const size = batchSize(sig, batch);
-      for (const d of sig.dropouts) {
-        const dims = concreteDims(d.shape, size, d.input);
-        const mask = new Uint8Array(dims.reduce((a, b) => a * b, 1));
-        for (let i = 0; i < mask.length; i++) mask[i] = rng.uniform() >= d.rate ? 1 : 0;
-        feeds[d.input] = { dtype: "bool", dims, data: mask };
+    const train = this.requireTrain();
+    const p = this.prepare(train.signature, batch);
+    const out = await this.launch(train, p, lr);
+    this.scatter(train.signature, p, out);
+    return resultOf(train.signature, out);
+  }
+
+  /**
+   * Trains on every batch in order, overlapping the host's row work with onnxruntime: while step t
+   * runs, the rows of step t-1 are scattered back and the rows of step t+1 gathered; rows step t
+   * changes are patched into step t+1's block when it finishes. The result is bit-identical to
+   * calling step() on each batch. Returns the number of steps taken.
+   */
+  async fit(batches: Iterable<Batch> | AsyncIterable<Batch>, opts: FitOptions): Promise<number> {
+    const train = this.requireTrain();
+    const sig = train.signature;
+    const lrAt = typeof opts.lr === "number" ? () => opts.lr as number : opts.lr;
+    let running: { prepared: Prepared; result: Promise<Record<string, Tensor>> } | null = null;
+    let steps = 0;
+    const settle = async () => {
+      const done = { prepared: running!.prepared, out: await running!.result };
+      running = null;
+      return done;
+    };
+    for await (const batch of batches) {
+      const prepared = this.prepare(sig, batch); // overlaps the running step
+      let done: { prepared: Prepared; out: Record<string, Tensor> } | null = null;
+      if (running) {
+        done = await settle();
+        this.patch(sig, prepared, done.prepared, done.out);
       }
-      this.state.rng = rng.state;
+      running = { prepared, result: this.launch(train, prepared, lrAt(this.state.step + 1)) };
+      if (done) {
+        this.scatter(sig, done.prepared, done.out); // overlaps the step just launched
+        if (opts.onStep) await opts.onStep(resultOf(sig, done.out), done.prepared.step);
+      }
+      steps++;
     }
-    feeds["step"] = { dtype: "int64", dims: [], data: BigInt64Array.of(BigInt(this.state.step + 1)) };
-    feeds["lr"] = { dtype: sig.dtype, dims: [], data: Arr.of(lr) };
-
-    const out = await this.run(this.train.session, feeds);
-
-    for (const p of sig.params) {
-      this.state.require(p.name).data = out[newName(p.name)]!.data as FloatArray;
-      for (const s of sig.slots) this.state.require(slotName(p.name, s)).data = out[newName(slotName(p.name, s))]!.data as FloatArray;
+    if (running) {
+      const done = await settle();
+      this.scatter(sig, done.prepared, done.out);
+      if (opts.onStep) await opts.onStep(resultOf(sig, done.out), done.prepared.step);
     }
-    for (const t of sig.tables) {
-      const ids = blocks.get(t.name)!;
-      scatterRows(this.state.require(t.name).data, t.dim * (1 + sig.slots.length), ids, out[newName(rowsName(t.name))]!.data as FloatArray, t.paddingRow0);
-    }
-    for (const x of sig.states) this.state.require(x.name).data = out[newName(x.name)]!.data as FloatArray;
-    this.state.step += 1;
-    const result = resultOf(sig, out);
-    if (out["grad_norm"]) result.gradNorm = Number(out["grad_norm"].data[0]);
-    return result;
+    return steps;
   }
 
   /** Forward and loss on a batch with the current state; nothing changes. */
   async evaluate(batch: Batch): Promise<StepResult> {
     if (!this.evaluation) throw new MtlError("E_TRAIN", "this trainer has no eval program");
     const sig = this.evaluation.signature;
-    const { feeds } = this.commonFeeds(sig, batch);
-    return resultOf(sig, await this.run(this.evaluation.session, feeds));
+    const p = this.prepare(sig, batch);
+    this.denseFeeds(sig, p.feeds);
+    return resultOf(sig, await this.run(this.evaluation.session, p.feeds));
   }
 
   async release(): Promise<void> {
@@ -118,12 +163,25 @@ export class Trainer {
     await this.evaluation?.session.release();
   }
 
-  /** Feeds shared by both programs: lookups (local ids + row blocks), dense params, states, batch inputs. */
-  private commonFeeds(sig: ProgramSignature, batch: Batch): { feeds: Record<string, Tensor>; blocks: Map<string, Int32Array> } {
+  private requireTrain(): TrainSession {
+    if (!this.train) throw new MtlError("E_TRAIN", "this trainer has no training-step program");
+    return this.train;
+  }
+
+  /**
+   * Host work that needs no result of the step before: unique ids and local indices per table,
+   * the row blocks gathered from the tables, batch inputs, dropout masks (advancing the PRNG).
+   */
+  private prepare(sig: ProgramSignature, batch: Batch): Prepared {
     const feeds: Record<string, Tensor> = {};
     const size = batchSize(sig, batch);
     const blocks = new Map<string, Int32Array>();
+    const indexers = new Map<string, RowIndexer>();
+    const owned: ArrayBuffer[] = [];
     const Arr = sig.dtype === "float64" ? Float64Array : Float32Array;
+    const training = sig.kind === "train_step";
+    if (training) this.flip ^= 1;
+    const pairs = training ? this.indexers : this.evalIndexers;
     for (const t of sig.tables) {
       const lookups = sig.lookups.filter((l) => l.table === t.name);
       const inputs = lookups.map((l) => idsOf(batch, l.input));
@@ -133,23 +191,27 @@ export class Trainer {
           throw new MtlError("E_BATCH", `'${l.input}' has ${inputs[i]!.length} ids; expected ${dims.join(" x ")}`, { where: { field: l.input } });
         }
         const local = new Int32Array(inputs[i]!.length);
+        owned.push(local.buffer);
         feeds[localName(l.input)] = { dtype: "int32", dims, data: local };
         return local;
       });
-      let indexer = this.indexers.get(t.name);
-      if (!indexer) this.indexers.set(t.name, (indexer = new RowIndexer()));
+      let pair = pairs.get(t.name);
+      if (!pair) pairs.set(t.name, (pair = [new RowIndexer(), new RowIndexer()]));
+      const indexer = pair[training ? this.flip : 0]!;
       indexer.index(inputs, locals, t.rows, lookups[0]?.input ?? t.name);
+      indexers.set(t.name, indexer);
       const ids = indexer.unique.slice();
       blocks.set(t.name, ids);
-      // The train step takes each row with its optimizer slots; eval takes the weights only.
+      // The train step takes each row's weights and optimizer slots; eval the weights only.
       const stride = this.state.require(t.name).dims[1]!;
-      const width = sig.kind === "train_step" ? t.dim * (1 + sig.slots.length) : t.dim;
-      const block = new Arr(ids.length * width);
-      gatherRows(this.state.require(t.name).data, stride, width, ids, block);
-      feeds[rowsName(t.name)] = tensorOf(block, [ids.length, width]);
+      const names = [rowsName(t.name), ...(training ? sig.slots.map((s) => slotName(rowsName(t.name), s)) : [])];
+      const parts = names.map(() => new Arr(ids.length * t.dim));
+      gatherRows(this.state.require(t.name).data, stride, t.dim, ids, parts);
+      names.forEach((name, k) => {
+        owned.push(parts[k]!.buffer);
+        feeds[name] = tensorOf(parts[k]!, [ids.length, t.dim]);
+      });
     }
-    for (const p of sig.params) feeds[p.name] = tensorOf(this.state.require(p.name).data, p.shape);
-    for (const x of sig.states) feeds[x.name] = tensorOf(this.state.require(x.name).data, x.shape);
     for (const b of sig.batchInputs) {
       const data = batch[b.name];
       if (!data) throw new MtlError("E_BATCH", `the batch has no '${b.name}'`, { where: { field: b.name }, hint: `a batch holds ${[...sig.lookups.map((l) => l.input), ...sig.batchInputs.map((x) => x.name)].join(", ")}` });
@@ -157,13 +219,80 @@ export class Trainer {
       if (dtypeOfArray(data) !== want) throw new MtlError("E_BATCH", `'${b.name}' must be ${b.dtype}, got ${data.constructor.name}`, { where: { field: b.name } });
       feeds[b.name] = { dtype: b.dtype, dims: concreteDims(b.shape, size, b.name), data };
     }
-    return { feeds, blocks };
+    if (sig.dropouts.length) {
+      const rng = new Prng(this.state.rng);
+      for (const d of sig.dropouts) {
+        const dims = concreteDims(d.shape, size, d.input);
+        const mask = new Uint8Array(dims.reduce((a, b) => a * b, 1));
+        for (let i = 0; i < mask.length; i++) mask[i] = rng.uniform() >= d.rate ? 1 : 0;
+        owned.push(mask.buffer);
+        feeds[d.input] = { dtype: "bool", dims, data: mask };
+      }
+      this.state.rng = rng.state;
+    }
+    return { feeds, blocks, indexers, owned, step: 0 };
   }
 
-  private async run(session: Session, feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+  /** Rows of `next`'s blocks that the step `done` just updated: take them from its output. */
+  private patch(sig: ProgramSignature, next: Prepared, done: Prepared, out: Record<string, Tensor>): void {
+    for (const t of sig.tables) {
+      const dim = t.dim;
+      const ids = next.blocks.get(t.name)!;
+      const names = [rowsName(t.name), ...sig.slots.map((s) => slotName(rowsName(t.name), s))];
+      const blocks = names.map((n) => next.feeds[n]!.data as FloatArray);
+      const fresh = names.map((n) => out[newName(n)]!.data as FloatArray);
+      const previous = done.indexers.get(t.name)!;
+      for (let u = 0; u < ids.length; u++) {
+        const id = ids[u]!;
+        if (t.paddingRow0 && id === 0) continue;
+        const k = previous.find(id);
+        if (k < 0) continue;
+        for (let p = 0; p < names.length; p++) blocks[p]!.set(fresh[p]!.subarray(k * dim, (k + 1) * dim), u * dim);
+      }
+    }
+  }
+
+  /** Dense parameters, slots and states from the state (as the previous step left them). */
+  private denseFeeds(sig: ProgramSignature, feeds: Record<string, Tensor>): void {
+    for (const p of sig.params) {
+      feeds[p.name] = tensorOf(this.state.require(p.name).data, p.shape);
+      if (sig.kind === "train_step") for (const s of sig.slots) feeds[slotName(p.name, s)] = tensorOf(this.state.require(slotName(p.name, s)).data, p.shape);
+    }
+    for (const x of sig.states) feeds[x.name] = tensorOf(this.state.require(x.name).data, x.shape);
+  }
+
+  /** Completes the feeds, runs the step, and takes its dense results; the rows are scattered by the caller. */
+  private async launch(train: TrainSession, p: Prepared, lr: number): Promise<Record<string, Tensor>> {
+    const sig = train.signature;
+    if (!(Number.isFinite(lr) && lr >= 0)) throw new MtlError("E_CONFIG", `learning rate must be a finite number >= 0, got ${lr}`, { where: { field: "lr" } });
+    const Arr = sig.dtype === "float64" ? Float64Array : Float32Array;
+    this.denseFeeds(sig, p.feeds);
+    p.step = this.state.step + 1;
+    p.feeds["step"] = { dtype: "int64", dims: [], data: BigInt64Array.of(BigInt(p.step)) };
+    p.feeds["lr"] = { dtype: sig.dtype, dims: [], data: Arr.of(lr) };
+    const out = await this.run(train.session, p.feeds, p.owned);
+    for (const param of sig.params) {
+      this.state.require(param.name).data = out[newName(param.name)]!.data as FloatArray;
+      for (const s of sig.slots) this.state.require(slotName(param.name, s)).data = out[newName(slotName(param.name, s))]!.data as FloatArray;
+    }
+    for (const x of sig.states) this.state.require(x.name).data = out[newName(x.name)]!.data as FloatArray;
+    this.state.step += 1;
+    return out;
+  }
+
+  /** Writes a finished step's rows back into the tables (row 0 left alone where it is padding). */
+  private scatter(sig: ProgramSignature, p: Prepared, out: Record<string, Tensor>): void {
+    for (const t of sig.tables) {
+      const names = [rowsName(t.name), ...sig.slots.map((s) => slotName(rowsName(t.name), s))];
+      const parts = names.map((n) => out[newName(n)]!.data as FloatArray);
+      scatterRows(this.state.require(t.name).data, t.dim * (1 + sig.slots.length), t.dim, p.blocks.get(t.name)!, parts, t.paddingRow0);
+    }
+  }
+
+  private async run(session: Session | WorkerSession, feeds: Record<string, Tensor>, transfer: ArrayBuffer[] = []): Promise<Record<string, Tensor>> {
     let fed = 0;
     for (const t of Object.values(feeds)) fed += t.data.byteLength;
-    const out = await session.run(feeds);
+    const out = session instanceof WorkerSession ? await session.run(feeds, { transfer }) : await session.run(feeds);
     let fetched = 0;
     for (const t of Object.values(out)) fetched += t.data.byteLength;
     this.lastStepBytes = { fed, fetched };
@@ -209,7 +338,9 @@ function resultOf(sig: ProgramSignature, out: Record<string, Tensor>): StepResul
   for (const l of sig.losses) losses[l] = Number(out[`loss_${l}`]!.data[0]);
   const predictions: Record<string, FloatArray> = {};
   for (const p of sig.predictions) predictions[p] = out[p]!.data as FloatArray;
-  return { loss: Number(out["loss"]!.data[0]), losses, predictions };
+  const result: StepResult = { loss: Number(out["loss"]!.data[0]), losses, predictions };
+  if (out["grad_norm"]) result.gradNorm = Number(out["grad_norm"].data[0]);
+  return result;
 }
 
 /** Fails early, naming the tensor, when a state does not fit a program. */
