@@ -30,7 +30,10 @@ parentPort!.on("message", async (req: Request) => {
       const out = await session!.run(req.feeds, req.fetches);
       const buffers = new Set<ArrayBuffer>();
       for (const t of Object.values(out)) if (t.data.buffer instanceof ArrayBuffer) buffers.add(t.data.buffer);
-      parentPort!.postMessage({ kind: "ran", id: req.id, out }, [...buffers]);
+      // The inputs go back too, so the caller can reuse their memory instead of allocating anew.
+      const inputs = new Set<ArrayBuffer>();
+      for (const t of Object.values(req.feeds)) if (t.data.buffer instanceof ArrayBuffer && !buffers.has(t.data.buffer)) inputs.add(t.data.buffer);
+      parentPort!.postMessage({ kind: "ran", id: req.id, out, inputs: [...inputs] }, [...buffers, ...inputs]);
     } catch (err) {
       parentPort!.postMessage({ kind: "ran", id: req.id, error: errorReply(err) });
     }

@@ -9,7 +9,7 @@ import { MtlError } from "../errors.js";
 import type { SessionOptions, Tensor } from "./session.js";
 
 interface Pending {
-  resolve(out: Record<string, Tensor>): void;
+  resolve(out: Record<string, Tensor>, inputs: ArrayBuffer[]): void;
   reject(err: Error): void;
 }
 
@@ -27,13 +27,13 @@ export class WorkerSession {
     // An idle worker does not keep the process alive (a forgotten release() must not hang it);
     // a run in flight does.
     worker.unref();
-    worker.on("message", (m: { kind: string; id?: number; out?: Record<string, Tensor>; error?: WorkerError }) => {
+    worker.on("message", (m: { kind: string; id?: number; out?: Record<string, Tensor>; inputs?: ArrayBuffer[]; error?: WorkerError }) => {
       if (m.kind !== "ran") return;
       const p = this.pending.get(m.id!);
       this.pending.delete(m.id!);
       if (this.pending.size === 0) worker.unref();
       if (m.error) p?.reject(toError(m.error));
-      else p?.resolve(m.out!);
+      else p?.resolve(m.out!, m.inputs ?? []);
     });
     worker.on("error", (err) => {
       for (const p of this.pending.values()) p.reject(new MtlError("E_WORKER", `the session worker failed: ${err.message}`, { cause: err }));
@@ -55,11 +55,24 @@ export class WorkerSession {
     return new WorkerSession(worker, reply.inputNames!, reply.outputNames!);
   }
 
-  run(feeds: Readonly<Record<string, Tensor>>, opts: { fetches?: readonly string[]; transfer?: readonly ArrayBuffer[] } = {}): Promise<Record<string, Tensor>> {
+  /**
+   * Runs the model in the worker. The input buffers come back (the feeds' memory, now owned by the
+   * caller again) through `onInputs`, for reuse.
+   */
+  run(
+    feeds: Readonly<Record<string, Tensor>>,
+    opts: { fetches?: readonly string[]; transfer?: readonly ArrayBuffer[]; onInputs?: (buffers: ArrayBuffer[]) => void } = {},
+  ): Promise<Record<string, Tensor>> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) this.worker.ref();
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, {
+        resolve: (out, inputs) => {
+          opts.onInputs?.(inputs);
+          resolve(out);
+        },
+        reject,
+      });
       this.worker.postMessage({ kind: "run", id, feeds, fetches: opts.fetches ? [...opts.fetches] : undefined }, [...(opts.transfer ?? [])]);
     });
   }

@@ -72,6 +72,10 @@ export class Trainer {
   private readonly indexers = new Map<string, [RowIndexer, RowIndexer]>();
   private readonly evalIndexers = new Map<string, [RowIndexer, RowIndexer]>();
   private flip = 0;
+  /** Spare buffers (returned step inputs, scattered step outputs) reused for the next blocks: no page faults per step. */
+  private readonly pool: ArrayBuffer[] = [];
+  /** Per table, a bitset of the ids of the step in flight (fit only): most ids of the next step miss it cheaply. */
+  private readonly inFlight = new Map<string, Uint32Array>();
   lastStepBytes: StepBytes = { fed: 0, fetched: 0 };
 
   private constructor(
@@ -133,7 +137,9 @@ export class Trainer {
       if (running) {
         done = await settle();
         this.patch(sig, prepared, done.prepared, done.out);
+        this.markInFlight(sig, done.prepared, false);
       }
+      this.markInFlight(sig, prepared, true);
       running = { prepared, result: this.launch(train, prepared, lrAt(this.state.step + 1)) };
       if (done) {
         this.scatter(sig, done.prepared, done.out); // overlaps the step just launched
@@ -143,6 +149,7 @@ export class Trainer {
     }
     if (running) {
       const done = await settle();
+      this.markInFlight(sig, done.prepared, false);
       this.scatter(sig, done.prepared, done.out);
       if (opts.onStep) await opts.onStep(resultOf(sig, done.out), done.prepared.step);
     }
@@ -161,6 +168,27 @@ export class Trainer {
   async release(): Promise<void> {
     await this.train?.session.release();
     await this.evaluation?.session.release();
+  }
+
+  /** A typed array of exactly n elements, on a pooled buffer where one fits (contents undefined). */
+  private take<T extends Float32Array | Float64Array | Int32Array | Uint8Array>(Ctor: { new (b: ArrayBuffer, o: number, n: number): T; new (n: number): T; BYTES_PER_ELEMENT: number }, n: number): T {
+    const bytes = n * Ctor.BYTES_PER_ELEMENT;
+    for (let i = 0; i < this.pool.length; i++) {
+      const b = this.pool[i]!;
+      if (b.byteLength >= bytes && b.byteLength <= 2 * bytes + 4096) {
+        this.pool.splice(i, 1);
+        return new Ctor(b, 0, n);
+      }
+    }
+    return new Ctor(n);
+  }
+
+  private recycle(buffers: Iterable<ArrayBufferLike>): void {
+    for (const b of buffers) {
+      if (!(b instanceof ArrayBuffer) || b.byteLength < 65536 || this.pool.includes(b)) continue;
+      this.pool.push(b);
+      if (this.pool.length > 24) this.pool.shift();
+    }
   }
 
   private requireTrain(): TrainSession {
@@ -190,7 +218,7 @@ export class Trainer {
         if (dims.reduce((a, b) => a * b, 1) !== inputs[i]!.length) {
           throw new MtlError("E_BATCH", `'${l.input}' has ${inputs[i]!.length} ids; expected ${dims.join(" x ")}`, { where: { field: l.input } });
         }
-        const local = new Int32Array(inputs[i]!.length);
+        const local = this.take(Int32Array, inputs[i]!.length);
         owned.push(local.buffer);
         feeds[localName(l.input)] = { dtype: "int32", dims, data: local };
         return local;
@@ -205,7 +233,7 @@ export class Trainer {
       // The train step takes each row's weights and optimizer slots; eval the weights only.
       const stride = this.state.require(t.name).dims[1]!;
       const names = [rowsName(t.name), ...(training ? sig.slots.map((s) => slotName(rowsName(t.name), s)) : [])];
-      const parts = names.map(() => new Arr(ids.length * t.dim));
+      const parts = names.map(() => (training ? this.take(Arr as Float32ArrayConstructor, ids.length * t.dim) : new Arr(ids.length * t.dim)));
       gatherRows(this.state.require(t.name).data, stride, t.dim, ids, parts);
       names.forEach((name, k) => {
         owned.push(parts[k]!.buffer);
@@ -234,8 +262,19 @@ export class Trainer {
   }
 
   /** Rows of `next`'s blocks that the step `done` just updated: take them from its output. */
+  private markInFlight(sig: ProgramSignature, p: Prepared, on: boolean): void {
+    for (const t of sig.tables) {
+      let bits = this.inFlight.get(t.name);
+      if (!bits) this.inFlight.set(t.name, (bits = new Uint32Array((t.rows + 31) >>> 5)));
+      const ids = p.blocks.get(t.name)!;
+      if (on) for (let u = 0; u < ids.length; u++) bits[ids[u]! >>> 5]! |= 1 << (ids[u]! & 31);
+      else for (let u = 0; u < ids.length; u++) bits[ids[u]! >>> 5] = 0;
+    }
+  }
+
   private patch(sig: ProgramSignature, next: Prepared, done: Prepared, out: Record<string, Tensor>): void {
     for (const t of sig.tables) {
+      const bits = this.inFlight.get(t.name)!;
       const dim = t.dim;
       const ids = next.blocks.get(t.name)!;
       const names = [rowsName(t.name), ...sig.slots.map((s) => slotName(rowsName(t.name), s))];
@@ -245,9 +284,13 @@ export class Trainer {
       for (let u = 0; u < ids.length; u++) {
         const id = ids[u]!;
         if (t.paddingRow0 && id === 0) continue;
+        if ((bits[id >>> 5]! & (1 << (id & 31))) === 0) continue;
         const k = previous.find(id);
         if (k < 0) continue;
-        for (let p = 0; p < names.length; p++) blocks[p]!.set(fresh[p]!.subarray(k * dim, (k + 1) * dim), u * dim);
+        for (let p = 0; p < names.length; p++) {
+          const to = blocks[p]!, from = fresh[p]!;
+          for (let d = 0; d < dim; d++) to[u * dim + d] = from[k * dim + d]!;
+        }
       }
     }
   }
@@ -271,6 +314,7 @@ export class Trainer {
     p.feeds["step"] = { dtype: "int64", dims: [], data: BigInt64Array.of(BigInt(p.step)) };
     p.feeds["lr"] = { dtype: sig.dtype, dims: [], data: Arr.of(lr) };
     const out = await this.run(train.session, p.feeds, p.owned);
+    if (!(train.session instanceof WorkerSession)) this.recycle(p.owned);
     for (const param of sig.params) {
       this.state.require(param.name).data = out[newName(param.name)]!.data as FloatArray;
       for (const s of sig.slots) this.state.require(slotName(param.name, s)).data = out[newName(slotName(param.name, s))]!.data as FloatArray;
@@ -286,13 +330,17 @@ export class Trainer {
       const names = [rowsName(t.name), ...sig.slots.map((s) => slotName(rowsName(t.name), s))];
       const parts = names.map((n) => out[newName(n)]!.data as FloatArray);
       scatterRows(this.state.require(t.name).data, t.dim * (1 + sig.slots.length), t.dim, p.blocks.get(t.name)!, parts, t.paddingRow0);
+      // Only arrays that span their whole buffer: nothing else can live in it.
+      this.recycle(parts.filter((x) => x.byteOffset === 0 && x.byteLength === x.buffer.byteLength).map((x) => x.buffer));
     }
   }
 
   private async run(session: Session | WorkerSession, feeds: Record<string, Tensor>, transfer: ArrayBuffer[] = []): Promise<Record<string, Tensor>> {
     let fed = 0;
     for (const t of Object.values(feeds)) fed += t.data.byteLength;
-    const out = session instanceof WorkerSession ? await session.run(feeds, { transfer }) : await session.run(feeds);
+    const out = session instanceof WorkerSession
+      ? await session.run(feeds, { transfer, onInputs: (buffers) => this.recycle(buffers) })
+      : await session.run(feeds);
     let fetched = 0;
     for (const t of Object.values(out)) fetched += t.data.byteLength;
     this.lastStepBytes = { fed, fetched };
