@@ -33,7 +33,7 @@ console.log(`setup ${((performance.now() - t0) / 1000).toFixed(2)} s (graph ${pr
 // Pre-generate batches (data loading is not what this measures).
 const rng = new Prng(42);
 const n = cfg.fields * cfg.idsPerField;
-const batches = Array.from({ length: 8 }, () => {
+const batches = Array.from({ length: 32 }, () => {
   const ids = new Int32Array(B * n), click = new Float32Array(B), buy = new Float32Array(B);
   for (let i = 0; i < ids.length; i++) ids[i] = 1 + rng.int(cfg.vocabSize - 1);
   for (let b = 0; b < B; b++) {
