@@ -295,3 +295,21 @@ test("fit() (pipelined, step in a worker) is bit-identical to step() on each bat
   await stepper.release();
   await fitter.release();
 });
+
+test("fit() stopped by a bad batch leaves the state as step() would after the good ones", async () => {
+  const optimizer: OptimizerConfig = { kind: "adam" };
+  const program = buildTrainingStep(twoTower, small, { optimizer });
+  const good = Array.from({ length: 3 }, (_, s) => makeBatch(700 + s, 16, { ...small, vocabSize: 12 }));
+  const bad = makeBatch(799, 16, small);
+  bad.ids[3] = 1_000;
+  const a = initialState(describeModel(twoTower, small), optimizer, { seed: 3 });
+  const b = a.clone();
+  const stepper = await Trainer.create(a, { train: program }, { worker: false });
+  for (const batch of good) await stepper.step(batch, 0.01);
+  const fitter = await Trainer.create(b, { train: program });
+  await assert.rejects(fitter.fit([...good, bad, good[0]!], { lr: 0.01 }), (e: Error & { code?: string }) => e.code === "E_BATCH");
+  assert.equal(b.step, 3);
+  for (const [name, t] of a.tensors) assert.ok(t.data.every((v, i) => Object.is(v, b.require(name).data[i])), `tensor ${name} differs`);
+  await stepper.release();
+  await fitter.release();
+});

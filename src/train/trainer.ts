@@ -124,34 +124,52 @@ export class Trainer {
     const train = this.requireTrain();
     const sig = train.signature;
     const lrAt = typeof opts.lr === "number" ? () => opts.lr as number : opts.lr;
+    type Done = { prepared: Prepared; out: Record<string, Tensor> };
     let running: { prepared: Prepared; result: Promise<Record<string, Tensor>> } | null = null;
+    let unscattered: Done | null = null;
+    let failed = false;
     let steps = 0;
-    const settle = async () => {
-      const done = { prepared: running!.prepared, out: await running!.result };
+    const settle = async (): Promise<Done> => {
+      const r = running!;
       running = null;
-      return done;
+      return { prepared: r.prepared, out: await r.result };
     };
-    for await (const batch of batches) {
-      const prepared = this.prepare(sig, batch); // overlaps the running step
-      let done: { prepared: Prepared; out: Record<string, Tensor> } | null = null;
+    try {
+      for await (const batch of batches) {
+        const prepared = this.prepare(sig, batch); // overlaps the running step
+        if (running) {
+          unscattered = await settle();
+          this.patch(sig, prepared, unscattered.prepared, unscattered.out);
+          this.markInFlight(sig, unscattered.prepared, false);
+        }
+        const lr = lrAt(this.state.step + 1);
+        this.markInFlight(sig, prepared, true);
+        running = { prepared, result: this.launch(train, prepared, lr) };
+        if (unscattered) {
+          const done: Done = unscattered;
+          unscattered = null;
+          this.scatter(sig, done.prepared, done.out); // overlaps the step just launched
+          if (opts.onStep) await opts.onStep(resultOf(sig, done.out), done.prepared.step);
+        }
+        steps++;
+      }
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      // On success and on error alike, every step whose dense results the state took gets its rows
+      // written too, before fit() returns.
+      if (unscattered) this.scatter(sig, unscattered.prepared, unscattered.out);
       if (running) {
-        done = await settle();
-        this.patch(sig, prepared, done.prepared, done.out);
-        this.markInFlight(sig, done.prepared, false);
+        try {
+          const done = await settle();
+          this.markInFlight(sig, done.prepared, false);
+          this.scatter(sig, done.prepared, done.out);
+          if (!failed && opts.onStep) await opts.onStep(resultOf(sig, done.out), done.prepared.step);
+        } catch (err) {
+          if (!failed) throw err; // else the first error is the one to report
+        }
       }
-      this.markInFlight(sig, prepared, true);
-      running = { prepared, result: this.launch(train, prepared, lrAt(this.state.step + 1)) };
-      if (done) {
-        this.scatter(sig, done.prepared, done.out); // overlaps the step just launched
-        if (opts.onStep) await opts.onStep(resultOf(sig, done.out), done.prepared.step);
-      }
-      steps++;
-    }
-    if (running) {
-      const done = await settle();
-      this.markInFlight(sig, done.prepared, false);
-      this.scatter(sig, done.prepared, done.out);
-      if (opts.onStep) await opts.onStep(resultOf(sig, done.out), done.prepared.step);
     }
     return steps;
   }
