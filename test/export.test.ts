@@ -66,3 +66,31 @@ test("device cuda without the CUDA provider fails with one clear error", { skip:
     (e: unknown) => e instanceof MtlError && e.code === "E_DEVICE" && /CUDA/.test(e.message) && /cpu/.test(e.hint ?? ""),
   );
 });
+
+test("mtl export without --training writes a fresh inference model taking only ids", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "mtl-export-inf-"));
+  try {
+    writeFileSync(join(dir, "model.json"), JSON.stringify(config));
+    const file = join(dir, "model.onnx");
+    execFileSync(process.execPath, [mtl, "export", "--model", "two-tower", "-o", file, "--config", join(dir, "model.json")], { stdio: "pipe" });
+    const { Session, makeTensor } = await import("../src/runtime/session.js");
+    const s = await Session.create(file);
+    assert.deepEqual([...s.inputNames], ["ids"]);
+    const out = await s.run({ ids: makeTensor(new BigInt64Array(12), [2, 6]) });
+    const p = out["p_ctcvr"]!.data as Float32Array;
+    assert.equal(p.length, 2);
+    assert.ok(p.every((v) => v > 0 && v < 1));
+    await s.release();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a state that does not fit the program is refused, naming the tensor", async () => {
+  const { initialState, describeModel } = await import("../src/train/index.js");
+  const state = initialState(describeModel(twoTower, { ...config, towerSizes: [5, 4] }), { kind: "adam" });
+  await assert.rejects(
+    Trainer.create(state, { train: buildTrainingStep(twoTower, config, { optimizer: { kind: "adam" } }) }, { worker: false }),
+    (e: unknown) => e instanceof MtlError && e.code === "E_STATE" && e.where.field === "ctr.0.weight",
+  );
+});
