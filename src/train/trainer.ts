@@ -101,7 +101,12 @@ export class Trainer {
     const train = await open(programs.train, "train_step", worker);
     const evaluation = await open(programs.eval, "eval", false);
     const t = new Trainer(state, train, evaluation as { session: Session; signature: ProgramSignature } | null);
-    for (const p of [t.train, t.evaluation]) if (p) checkState(state, p.signature);
+    try {
+      for (const p of [t.train, t.evaluation]) if (p) checkState(state, p.signature);
+    } catch (err) {
+      await t.release();
+      throw err;
+    }
     return t;
   }
 
