@@ -39,3 +39,16 @@ export { TRUTH_HEADER } from "./data/truth.js";
 export { inspectData, formatReport, ID_COUNT_BUCKETS, type DataReport, type FeatureReport, type InspectOptions } from "./data/inspect.js";
 export { Rng, ZipfSampler } from "./data/random.js";
 export { openDataSource, parseSynthSpec, type DataSource, type OpenDataOptions } from "./data/source.js";
+export {
+  gradients, stopGradient, registerGradient, hasGradientRule, registeredGradientOps,
+  type GradientOptions, type GradContext, type GradRule,
+} from "./autodiff/index.js";
+export {
+  createUpdater, clipByGlobalNorm, optimizerSlots, resolveOptimizer, OPTIMIZER_KINDS,
+  type OptimizerConfig, type OptimizerKind, type ResolvedOptimizer,
+} from "./optim/index.js";
+export * from "./train/index.js";
+export { exportTrainingArtifacts, TRAINING_FILES, type ExportTrainingOptions } from "./train/export.js";
+export { twoTower, buildTwoTower, binaryCrossEntropy, ESMM_REFERENCE, type TwoTowerConfig } from "./models/two_tower.js";
+export { MODELS, getModel, type RegisteredModel } from "./models/index.js";
+export { Prng } from "./util/prng.js";

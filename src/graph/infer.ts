@@ -474,6 +474,25 @@ rules.set("Expand", (c) => {
   return [{ dtype: x.dtype, shape: broadcast(c, [x.shape, target]) }];
 });
 
+rules.set("Pad", (c) => {
+  const x = c.input(0);
+  const pads = c.constInts(1);
+  if (!pads) c.fail("pads must be a constant");
+  if (c.node.inputs[3]) c.fail("the axes input is not supported; give pads for every axis");
+  const mode = c.str("mode", "constant");
+  if (!["constant", "reflect", "edge", "wrap"].includes(mode)) c.fail(`unknown mode '${mode}'`);
+  if (pads!.length !== 2 * x.rank) c.fail(`pads has ${pads!.length} entries for rank ${x.rank}; needs ${2 * x.rank}`);
+  const value = c.optional(2);
+  if (value && (value.rank !== 0 || value.dtype !== x.dtype)) c.fail(`constant_value must be a ${x.dtype} scalar, got ${value}`);
+  return [{
+    dtype: x.dtype,
+    shape: x.shape.map((d, i) => {
+      const add = pads![i]! + pads![i + x.rank]!;
+      return add === 0 ? d : typeof d === "number" ? d + add : null;
+    }),
+  }];
+});
+
 rules.set("Tile", (c) => {
   const x = c.input(0);
   const reps = shapeInput(c, 1, "repeats");

@@ -204,6 +204,14 @@ export function Expand(x: Value, shape: Ints): Value {
   return node("Expand", [x, ints(x.graph, shape)]);
 }
 
+/** Pads with a constant (mode "constant"); `pads` is [x1_begin, x2_begin, ..., x1_end, x2_end, ...]. */
+export function Pad(x: Value, pads: Ints, constantValue?: number): Value {
+  const g = x.graph;
+  const ins = [x, ints(g, pads)];
+  if (constantValue !== undefined) ins.push(g.scalar(constantValue, x.dtype));
+  return node("Pad", ins);
+}
+
 export function Tile(x: Value, repeats: Ints): Value {
   return node("Tile", [x, ints(x.graph, repeats)]);
 }
@@ -248,6 +256,7 @@ export const ReduceMean = reduce("ReduceMean", 18);
 export const ReduceMax = reduce("ReduceMax", 18);
 export const ReduceMin = reduce("ReduceMin", 18);
 export const ReduceSumSquare = reduce("ReduceSumSquare", 18);
+export const ReduceProd = reduce("ReduceProd", 18);
 
 // ---------------------------------------------------------------- layers
 

@@ -1,0 +1,45 @@
+/**
+ * The worker side of WorkerSession: owns one onnxruntime session and runs it on request, so the
+ * main thread stays free while a step runs (onnxruntime-node's run() blocks the thread it is called on).
+ */
+import { parentPort } from "node:worker_threads";
+import { isMtlError } from "../errors.js";
+import { Session, type SessionOptions, type Tensor } from "./session.js";
+
+type Request =
+  | { kind: "create"; model: Uint8Array; options: SessionOptions }
+  | { kind: "run"; id: number; feeds: Record<string, Tensor>; fetches?: string[] }
+  | { kind: "release" };
+
+function errorReply(err: unknown): { code: string; message: string; hint?: string; file?: string } {
+  if (isMtlError(err)) return { code: err.code, message: err.message, hint: err.hint, file: err.where.file };
+  return { code: "E_WORKER", message: err instanceof Error ? err.message : String(err) };
+}
+
+let session: Session | null = null;
+parentPort!.on("message", async (req: Request) => {
+  if (req.kind === "create") {
+    try {
+      session = await Session.create(req.model, req.options);
+      parentPort!.postMessage({ kind: "created", inputNames: session.inputNames, outputNames: session.outputNames });
+    } catch (err) {
+      parentPort!.postMessage({ kind: "created", error: errorReply(err) });
+    }
+  } else if (req.kind === "run") {
+    try {
+      const out = await session!.run(req.feeds, req.fetches);
+      const buffers = new Set<ArrayBuffer>();
+      for (const t of Object.values(out)) if (t.data.buffer instanceof ArrayBuffer) buffers.add(t.data.buffer);
+      // The inputs go back too, so the caller can reuse their memory instead of allocating anew.
+      const inputs = new Set<ArrayBuffer>();
+      for (const t of Object.values(req.feeds)) if (t.data.buffer instanceof ArrayBuffer && !buffers.has(t.data.buffer)) inputs.add(t.data.buffer);
+      parentPort!.postMessage({ kind: "ran", id: req.id, out, inputs: [...inputs] }, [...buffers, ...inputs]);
+    } catch (err) {
+      parentPort!.postMessage({ kind: "ran", id: req.id, error: errorReply(err) });
+    }
+  } else {
+    await session?.release();
+    session = null;
+    parentPort!.postMessage({ kind: "released" });
+  }
+});

@@ -1,0 +1,280 @@
+/**
+ * The programs a model is run as, all plain ONNX models of standard ai.onnx ops:
+ *   - the training step: forward + loss + backward + optimizer update, state in, new state out;
+ *   - the eval program: forward + loss, parameters in;
+ *   - the inference graph: raw ids in, predictions out, parameters and tables as initializers.
+ * Embedding tables never enter the step or eval program whole: the host passes the rows a batch
+ * touches (`<table>__rows`, [rows, dim]) and the batch's ids rewritten as indices into that block
+ * (`<input>__local`, int32), so what crosses the boundary is O(batch), not O(vocabulary).
+ *
+ * Names (the signature; also stored as JSON in the model's metadata, key `mtl.signature`):
+ *   dense parameter p:   input `p`, output `p__new`; its slot s: input `p__s`, output `p__s__new`
+ *   table t:             input `t__rows` ([rows, dim], the batch's rows), output `t__rows__new`;
+ *                        slot s of those rows: input `t__rows__s`, output `t__rows__s__new`
+ *                        (the host state keeps each row packed with its slots; see state.ts)
+ *   state x (BatchNorm): input `x`, output `x__new`
+ *   step: int64 scalar, the 1-based number of this update; lr: float scalar
+ *   outputs: `loss`, `loss_<term>` per loss term, each prediction, and `grad_norm` when clipping
+ */
+import { MtlError } from "../errors.js";
+import type { DType } from "../graph/dtype.js";
+import { Graph, type Node, type Shape, type Value, tensor } from "../graph/ir.js";
+import * as ops from "../graph/ops.js";
+import { gradients } from "../autodiff/index.js";
+import { type OptimizerConfig, type ResolvedOptimizer, clipByGlobalNorm, createUpdater, optimizerSlots, resolveOptimizer } from "../optim/index.js";
+import type {
+  DropoutSpec, FloatDType, LookupSpec, ModelContext, ModelDefinition, ModelOutputs, Mode, ParamSpec, StateSpec, TableSpec,
+} from "./model.js";
+
+export interface ProgramOptions {
+  dtype?: FloatDType;
+  opset?: number;
+}
+
+export interface TrainingOptions extends ProgramOptions {
+  optimizer: OptimizerConfig;
+  /** Clip gradients by their global L2 norm (dense and row gradients together). */
+  clipNorm?: number;
+}
+
+/** Everything a host needs to drive a program; JSON-serialisable. */
+export interface ProgramSignature {
+  kind: "train_step" | "eval";
+  model: string;
+  dtype: FloatDType;
+  params: ParamSpec[];
+  tables: TableSpec[];
+  states: StateSpec[];
+  lookups: LookupSpec[];
+  dropouts: DropoutSpec[];
+  /** Batch inputs other than lookups (labels, dense features). */
+  batchInputs: { name: string; dtype: DType; shape: Shape }[];
+  predictions: string[];
+  losses: string[];
+  optimizer?: ResolvedOptimizer;
+  slots: string[];
+  clipNorm?: number;
+}
+
+export interface Program {
+  graph: Graph;
+  signature: ProgramSignature;
+}
+
+export const localName = (input: string) => `${input}__local`;
+export const rowsName = (table: string) => `${table}__rows`;
+export const slotName = (base: string, slot: string) => `${base}__${slot}`;
+export const newName = (base: string) => `${base}__new`;
+
+/** Builds the model once with a context of the given mode, recording what it asks for. */
+class Recorder implements ModelContext {
+  readonly params: ParamSpec[] = [];
+  readonly paramValues: Value[] = [];
+  readonly tables: TableSpec[] = [];
+  readonly rowValues: Value[] = [];
+  /** Per table, its optimizer slots' rows (train step only). */
+  readonly rowSlots: Value[][] = [];
+  readonly lookups: LookupSpec[] = [];
+  readonly states: StateSpec[] = [];
+  readonly stateValues: Value[] = [];
+  readonly stateUpdates = new Map<string, Value>();
+  readonly dropouts: DropoutSpec[] = [];
+  readonly batchInputs: { name: string; dtype: DType; shape: Shape }[] = [];
+
+  constructor(
+    readonly graph: Graph,
+    readonly dtype: FloatDType,
+    readonly mode: Mode,
+    private readonly source?: InferenceSource,
+    /** The optimizer's slot names: each table's rows get one input per slot in the train step. */
+    private readonly slotNames: readonly string[] = [],
+  ) {}
+
+  private array(spec: { name: string; shape: number[] }, kind: "param" | "state"): Value {
+    const t = this.source!.get(spec.name);
+    if (!t) throw new MtlError("E_STATE", `the state has no ${kind} '${spec.name}'`, { where: { field: spec.name } });
+    return this.graph.initializer(spec.name, tensor(this.dtype, spec.shape, t));
+  }
+
+  param(name: string, shape: number[], init: ParamSpec["init"]): Value {
+    if (this.params.some((p) => p.name === name)) throw new MtlError("E_MODEL", `parameter '${name}' is declared twice`);
+    const spec = { name, shape: [...shape], init };
+    this.params.push(spec);
+    const v = this.mode === "inference" ? this.array(spec, "param") : this.graph.input(name, this.dtype, shape);
+    this.paramValues.push(v);
+    return v;
+  }
+
+  lookup(table: TableSpec, input: string, shape: Shape): Value {
+    let t = this.tables.findIndex((x) => x.name === table.name);
+    if (t < 0) {
+      this.tables.push({ ...table });
+      t = this.tables.length - 1;
+      if (this.mode === "inference") {
+        const data = this.source!.get(table.name);
+        if (!data) throw new MtlError("E_STATE", `the state has no table '${table.name}'`, { where: { field: table.name } });
+        this.rowValues.push(this.graph.initializer(table.name, tensor(this.dtype, [table.rows, table.dim], tableWeights(data, table))));
+        this.rowSlots.push([]);
+      } else {
+        this.rowValues.push(this.graph.input(rowsName(table.name), this.dtype, ["rows", table.dim]));
+        const slots = this.mode === "train" ? this.slotNames : [];
+        this.rowSlots.push(slots.map((s) => this.graph.input(slotName(rowsName(table.name), s), this.dtype, ["rows", table.dim])));
+      }
+    }
+    this.lookups.push({ input, table: table.name, shape: [...shape] });
+    const ids = this.mode === "inference" ? this.graph.input(input, "int64", shape) : this.graph.input(localName(input), "int32", shape);
+    return ops.Gather(this.rowValues[t]!, ids);
+  }
+
+  input(name: string, dtype: DType, shape: Shape): Value {
+    this.batchInputs.push({ name, dtype, shape: [...shape] });
+    return this.graph.input(name, dtype, shape);
+  }
+
+  state(spec: StateSpec): { value: Value; update(next: Value): void } {
+    this.states.push({ ...spec, shape: [...spec.shape] });
+    const value = this.mode === "inference" ? this.array(spec, "state") : this.graph.input(spec.name, this.dtype, spec.shape);
+    this.stateValues.push(value);
+    return { value, update: (next) => void this.stateUpdates.set(spec.name, next) };
+  }
+
+  dropout(name: string, x: Value, rate: number): Value {
+    if (!(rate >= 0 && rate < 1)) throw new MtlError("E_CONFIG", `dropout rate must be in [0, 1), got ${rate}`, { where: { field: name } });
+    if (this.mode !== "train" || rate === 0) return x;
+    // The mask comes from the host's seeded PRNG (kept in the checkpoint), so a resumed run draws
+    // the same masks; y = x * mask / (1 - rate).
+    const input = `${name}__mask`;
+    const mask = this.graph.input(input, "bool", x.shape);
+    this.dropouts.push({ input, rate, shape: [...x.shape] });
+    return ops.Where(mask, ops.Mul(x, 1 / (1 - rate)), 0);
+  }
+}
+
+/**
+ * A table's weights as [rows, dim]: the array itself, or, where the state keeps optimizer slots
+ * packed beside each row ([rows, dim * (1 + slots)]), a copy of the first dim columns.
+ */
+export function tableWeights<T extends Float32Array | Float64Array>(data: T, table: TableSpec): T {
+  const width = data.length / table.rows;
+  if (width === table.dim) return data;
+  if (!Number.isInteger(width) || width % table.dim !== 0) {
+    throw new MtlError("E_STATE", `table '${table.name}' holds ${data.length} values, not ${table.rows} rows of a multiple of ${table.dim}`, { where: { field: table.name } });
+  }
+  const out = new (data.constructor as { new (n: number): T })(table.rows * table.dim);
+  for (let r = 0; r < table.rows; r++) out.set(data.subarray(r * width, r * width + table.dim), r * table.dim);
+  return out;
+}
+
+/** Where the inference graph's initializers come from (a TrainingState, or initial values). */
+export interface InferenceSource {
+  get(name: string): Float32Array | Float64Array | undefined;
+}
+
+function outputs(g: Graph, out: ModelOutputs, withLosses: boolean): { predictions: string[]; losses: string[] } {
+  const predictions = Object.keys(out.predictions);
+  for (const [name, v] of Object.entries(out.predictions)) g.output(v, name);
+  const losses = withLosses ? Object.keys(out.losses) : [];
+  if (withLosses) {
+    g.output(out.loss, "loss");
+    for (const [name, v] of Object.entries(out.losses)) g.output(v, `loss_${name}`);
+  }
+  return { predictions, losses };
+}
+
+function signatureOf(kind: ProgramSignature["kind"], model: string, dtype: FloatDType, r: Recorder, names: { predictions: string[]; losses: string[] }): ProgramSignature {
+  return {
+    kind, model, dtype,
+    params: r.params, tables: r.tables, states: r.states, lookups: r.lookups, dropouts: r.dropouts, batchInputs: r.batchInputs,
+    predictions: names.predictions, losses: names.losses, slots: [],
+  };
+}
+
+export function buildTrainingStep<C>(model: ModelDefinition<C>, config: C, opts: TrainingOptions): Program {
+  const dtype = opts.dtype ?? "float32";
+  const g = new Graph({ name: `${model.name}_train_step`, opset: opts.opset });
+  const slots = optimizerSlots(opts.optimizer).map((s) => s.name);
+  const r = new Recorder(g, dtype, "train", undefined, slots);
+  const out = model.build(r, config);
+  const names = outputs(g, out, true);
+
+  const step = g.input("step", "int64", []);
+  const lr = g.input("lr", dtype, []);
+  const leaves = [...r.paramValues, ...r.rowValues];
+  let grads = gradients(out.loss, leaves);
+  if (opts.clipNorm !== undefined) {
+    const clipped = clipByGlobalNorm(grads, opts.clipNorm);
+    grads = clipped.grads;
+    g.output(clipped.norm, "grad_norm");
+  }
+  const update = createUpdater(opts.optimizer, step, lr);
+  r.params.forEach((p, i) => {
+    const slotValues = slots.map((s) => g.input(slotName(p.name, s), dtype, p.shape));
+    const next = update(r.paramValues[i]!, grads[i]!, slotValues);
+    g.output(next.param, newName(p.name));
+    next.slots.forEach((v, k) => g.output(v, newName(slotName(p.name, slots[k]!))));
+  });
+  r.tables.forEach((t, i) => {
+    const base = rowsName(t.name);
+    const next = update(r.rowValues[i]!, grads[r.params.length + i]!, r.rowSlots[i]!);
+    g.output(next.param, newName(base));
+    next.slots.forEach((v, k) => g.output(v, newName(slotName(base, slots[k]!))));
+  });
+  for (const s of r.states) {
+    const next = r.stateUpdates.get(s.name);
+    if (!next) throw new MtlError("E_MODEL", `state '${s.name}' was declared but never updated in training`);
+    g.output(next, newName(s.name));
+  }
+  const signature = signatureOf("train_step", model.name, dtype, r, names);
+  signature.optimizer = resolveOptimizer(opts.optimizer);
+  signature.slots = slots;
+  if (opts.clipNorm !== undefined) signature.clipNorm = opts.clipNorm;
+  g.metadata.set("mtl.signature", JSON.stringify(signature));
+  return { graph: g, signature };
+}
+
+export function buildEvalProgram<C>(model: ModelDefinition<C>, config: C, opts: ProgramOptions = {}): Program {
+  const dtype = opts.dtype ?? "float32";
+  const g = new Graph({ name: `${model.name}_eval`, opset: opts.opset });
+  const r = new Recorder(g, dtype, "eval");
+  const out = model.build(r, config);
+  const signature = signatureOf("eval", model.name, dtype, r, outputs(g, out, true));
+  g.metadata.set("mtl.signature", JSON.stringify(signature));
+  return { graph: g, signature };
+}
+
+/** The inference graph: global int64 ids (and any non-label inputs) in, predictions out. */
+export function buildInferenceGraph<C>(model: ModelDefinition<C>, config: C, source: InferenceSource, opts: ProgramOptions = {}): Graph {
+  const dtype = opts.dtype ?? "float32";
+  const g = new Graph({ name: model.name, opset: opts.opset });
+  const r = new Recorder(g, dtype, "inference", source);
+  outputs(g, model.build(r, config), false);
+  pruneUnusedInputs(g);
+  g.metadata.set("mtl.model", model.name);
+  return g;
+}
+
+/** The parameters, tables and states a model declares (builds it once in training mode). */
+export function describeModel<C>(model: ModelDefinition<C>, config: C, dtype: FloatDType = "float32"): Pick<ProgramSignature, "params" | "tables" | "states" | "lookups"> {
+  const r = new Recorder(new Graph({ name: model.name }), dtype, "train");
+  model.build(r, config);
+  return { params: r.params, tables: r.tables, states: r.states, lookups: r.lookups };
+}
+
+/** Drops graph inputs no output depends on (labels, in an inference graph). */
+function pruneUnusedInputs(g: Graph): void {
+  const live = new Set<Value>(g.outputs);
+  const seen = new Set<Node>();
+  const stack = g.outputs.map((v) => v.producer).filter((n): n is Node => n !== null);
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (seen.has(n)) continue;
+    seen.add(n);
+    for (const v of n.inputs) {
+      if (!v) continue;
+      live.add(v);
+      if (v.producer) stack.push(v.producer);
+    }
+  }
+  for (let i = g.inputs.length - 1; i >= 0; i--) if (!live.has(g.inputs[i]!)) g.inputs.splice(i, 1);
+}
+

@@ -1,0 +1,239 @@
+/**
+ * The host side of training: every tensor a run needs to continue, as typed arrays, plus the step
+ * count and the PRNG state (dropout masks). Saved as one file, written atomically (temp file, fsync,
+ * rename, fsync of the directory): a crash leaves the old checkpoint or the new one, never half of one.
+ *
+ * File format (little-endian), readable without mtl:
+ *   bytes 0..7   magic "MTLSTATE"
+ *   bytes 8..11  uint32 format version (1)
+ *   bytes 12..15 uint32 header length H
+ *   bytes 16..   H bytes of UTF-8 JSON: { step, rng, info, tensors: [{ name, dtype, dims, offset, bytes, crc32 }] }
+ *   then the tensors' raw data; each `offset` is from the start of the file and 64-byte aligned.
+ */
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync, unlinkSync } from "node:fs";
+import { dirname, basename, join } from "node:path";
+import { crc32 } from "node:zlib";
+import { MtlError } from "../errors.js";
+import { type DType, BYTES_PER_ELEMENT, arrayFromBytes, bytesOfArray, dtypeOfArray } from "../graph/dtype.js";
+import { Prng, hashString } from "../util/prng.js";
+import { optimizerSlots, type OptimizerConfig } from "../optim/index.js";
+import type { FloatDType, Init, ParamSpec, StateSpec, TableSpec } from "./model.js";
+import { slotName } from "./program.js";
+
+export type FloatArray = Float32Array | Float64Array;
+
+export interface StateTensor {
+  dims: number[];
+  data: FloatArray;
+}
+
+const MAGIC = "MTLSTATE";
+const VERSION = 1;
+const ALIGN = 64;
+
+export class TrainingState {
+  /** Updates applied so far. The next step is number step + 1. */
+  step = 0;
+  /** PRNG state (uint32) for dropout masks; advanced by the trainer. */
+  rng: number;
+  /** Free-form JSON the run wants back on resume (model, config, optimizer, data position...). */
+  info: Record<string, unknown> = {};
+  /**
+   * Named tensors: dense params `p` and their slots `p__s`; tables `t` as [rows, dim * (1 + slots)],
+   * each row its weights followed by its optimizer slots (the training step's packed layout);
+   * states `x` (BatchNorm running statistics).
+   */
+  readonly tensors = new Map<string, StateTensor>();
+
+  constructor(seed = 0) {
+    this.rng = seed >>> 0;
+  }
+
+  get(name: string): FloatArray | undefined {
+    return this.tensors.get(name)?.data;
+  }
+
+  require(name: string): StateTensor {
+    const t = this.tensors.get(name);
+    if (!t) throw new MtlError("E_STATE", `the training state has no tensor '${name}'`, { where: { field: name } });
+    return t;
+  }
+
+  set(name: string, dims: number[], data: FloatArray): void {
+    const n = dims.reduce((a, b) => a * b, 1);
+    if (n !== data.length) throw new MtlError("E_STATE", `tensor '${name}': dims [${dims}] need ${n} values, got ${data.length}`);
+    this.tensors.set(name, { dims, data });
+  }
+
+  /** A deep copy (for tests and for keeping a best-so-far snapshot). */
+  clone(): TrainingState {
+    const s = new TrainingState(this.rng);
+    s.step = this.step;
+    s.info = structuredClone(this.info);
+    for (const [k, t] of this.tensors) s.tensors.set(k, { dims: [...t.dims], data: t.data.slice() });
+    return s;
+  }
+
+  /** Writes the checkpoint atomically. */
+  save(path: string): void {
+    const names = [...this.tensors.keys()].sort();
+    const entries: { name: string; dtype: DType; dims: number[]; offset: number; bytes: number; crc32: number }[] = [];
+    const draft = (offsetBase: number) => {
+      entries.length = 0;
+      let offset = offsetBase;
+      for (const name of names) {
+        const t = this.tensors.get(name)!;
+        offset = align(offset);
+        const bytes = t.data.byteLength;
+        entries.push({ name, dtype: dtypeOfArray(t.data), dims: t.dims, offset, bytes, crc32: crc32(bytesOfArray(t.data)) });
+        offset += bytes;
+      }
+      return JSON.stringify({ step: this.step, rng: this.rng, info: this.info, tensors: entries });
+    };
+    // The header's own length moves the offsets; iterate until it is stable (twice at most in practice).
+    let header = draft(ALIGN);
+    for (let i = 0; i < 4; i++) {
+      const dataStart = align(16 + Buffer.byteLength(header));
+      const next = draft(dataStart);
+      if (next === header) break;
+      header = next;
+    }
+    const headerBytes = Buffer.from(header, "utf8");
+    const prefix = Buffer.alloc(16);
+    prefix.write(MAGIC, 0, "latin1");
+    prefix.writeUInt32LE(VERSION, 8);
+    prefix.writeUInt32LE(headerBytes.length, 12);
+
+    const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
+    const fd = openSync(tmp, "w");
+    try {
+      let pos = 0;
+      const put = (b: Uint8Array) => {
+        let done = 0;
+        while (done < b.byteLength) done += writeSync(fd, b, done, b.byteLength - done, pos + done);
+        pos += b.byteLength;
+      };
+      put(prefix);
+      put(headerBytes);
+      for (const e of entries) {
+        if (pos < e.offset) put(new Uint8Array(e.offset - pos));
+        put(bytesOfArray(this.tensors.get(e.name)!.data));
+      }
+      fsyncSync(fd);
+    } catch (err) {
+      closeSync(fd);
+      try { unlinkSync(tmp); } catch { /* already gone */ }
+      throw new MtlError("E_IO", `cannot write checkpoint: ${(err as Error).message}`, { where: { file: path }, cause: err });
+    }
+    closeSync(fd);
+    renameSync(tmp, path);
+    try {
+      const dfd = openSync(dirname(path), "r");
+      fsyncSync(dfd);
+      closeSync(dfd);
+    } catch {
+      // Some filesystems do not fsync directories; the rename itself is still atomic.
+    }
+  }
+
+  static load(path: string): TrainingState {
+    let buf: Buffer;
+    try {
+      buf = readFileSync(path);
+    } catch (err) {
+      throw new MtlError("E_IO", `cannot read checkpoint: ${(err as Error).message}`, { where: { file: path }, cause: err });
+    }
+    const bad = (msg: string): never => {
+      throw new MtlError("E_CHECKPOINT", msg, { where: { file: path }, hint: "the file is not an mtl checkpoint or it is damaged; use an earlier one" });
+    };
+    if (buf.length < 16 || buf.toString("latin1", 0, 8) !== MAGIC) bad("not an mtl state file (bad magic)");
+    const version = buf.readUInt32LE(8);
+    if (version !== VERSION) bad(`state format version ${version}; this mtl reads version ${VERSION}`);
+    const hlen = buf.readUInt32LE(12);
+    if (16 + hlen > buf.length) bad("truncated header");
+    let header: { step: number; rng: number; info: Record<string, unknown>; tensors: { name: string; dtype: DType; dims: number[]; offset: number; bytes: number; crc32: number }[] };
+    try {
+      header = JSON.parse(buf.toString("utf8", 16, 16 + hlen));
+    } catch {
+      return bad("the header is not valid JSON");
+    }
+    const s = new TrainingState(header.rng);
+    s.step = header.step;
+    s.info = header.info ?? {};
+    for (const e of header.tensors) {
+      if (e.dtype !== "float32" && e.dtype !== "float64") bad(`tensor '${e.name}' has dtype ${e.dtype}`);
+      if (e.offset + e.bytes > buf.length) bad(`tensor '${e.name}' runs past the end of the file (truncated?)`);
+      const bytes = buf.subarray(e.offset, e.offset + e.bytes);
+      if (crc32(bytes) !== e.crc32) bad(`tensor '${e.name}' fails its checksum`);
+      const n = e.dims.reduce((a, b) => a * b, 1);
+      if (n * BYTES_PER_ELEMENT[e.dtype] !== e.bytes) bad(`tensor '${e.name}' has ${e.bytes} bytes for dims [${e.dims}]`);
+      s.tensors.set(e.name, { dims: e.dims, data: arrayFromBytes(e.dtype, bytes) as FloatArray });
+    }
+    return s;
+  }
+}
+
+function align(n: number): number {
+  return Math.ceil(n / ALIGN) * ALIGN;
+}
+
+/** Fills `out` per `init`, from a PRNG seeded by (seed, name): each tensor's values do not depend on the others. */
+export function initialize(out: FloatArray, init: Init, seed: number, name: string): void {
+  const rng = new Prng((seed ^ hashString(name)) >>> 0);
+  switch (init.kind) {
+    case "zeros": out.fill(0); return;
+    case "ones": out.fill(1); return;
+    case "constant": out.fill(init.value); return;
+    case "uniform": for (let i = 0; i < out.length; i++) out[i] = (rng.uniform() * 2 - 1) * init.limit; return;
+    case "normal": for (let i = 0; i < out.length; i++) out[i] = rng.normal() * init.std; return;
+    case "glorot_uniform": {
+      const limit = Math.sqrt(6 / (init.fanIn + init.fanOut));
+      for (let i = 0; i < out.length; i++) out[i] = (rng.uniform() * 2 - 1) * limit;
+      return;
+    }
+  }
+}
+
+export interface StateLayout {
+  params: ParamSpec[];
+  tables: TableSpec[];
+  states: StateSpec[];
+}
+
+/** A fresh state for a model's parameters, tables, states and the optimizer's slots. */
+export function initialState(layout: StateLayout, optimizer: OptimizerConfig, opts: { seed?: number; dtype?: FloatDType } = {}): TrainingState {
+  const seed = opts.seed ?? 0;
+  const Arr = (opts.dtype ?? "float32") === "float64" ? Float64Array : Float32Array;
+  const state = new TrainingState(seed);
+  const slots = optimizerSlots(optimizer);
+  for (const p of layout.params) {
+    const data = new Arr(p.shape.reduce((a, b) => a * b, 1));
+    initialize(data, p.init, seed, p.name);
+    state.set(p.name, [...p.shape], data);
+    for (const s of slots) state.set(slotName(p.name, s.name), [...p.shape], new Arr(data.length).fill(s.initial));
+  }
+  for (const t of layout.tables) {
+    const weights = new Arr(t.rows * t.dim);
+    initialize(weights, t.init, seed, t.name);
+    if (t.paddingRow0) weights.fill(0, 0, t.dim);
+    if (slots.length === 0) {
+      state.set(t.name, [t.rows, t.dim], weights);
+      continue;
+    }
+    const width = t.dim * (1 + slots.length);
+    const packed = new Arr(t.rows * width);
+    for (let r = 0; r < t.rows; r++) {
+      packed.set(weights.subarray(r * t.dim, (r + 1) * t.dim), r * width);
+      slots.forEach((s, k) => {
+        if (s.initial !== 0) packed.fill(s.initial, r * width + (k + 1) * t.dim, r * width + (k + 2) * t.dim);
+      });
+    }
+    state.set(t.name, [t.rows, width], packed);
+  }
+  for (const x of layout.states) {
+    const data = new Arr(x.shape.reduce((a, b) => a * b, 1));
+    initialize(data, x.init, seed, x.name);
+    state.set(x.name, [...x.shape], data);
+  }
+  return state;
+}

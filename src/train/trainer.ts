@@ -1,0 +1,437 @@
+/**
+ * Drives the training-step and eval programs on onnxruntime. Per step: unique the batch's ids per
+ * table, gather those rows and their optimizer slots from the state, run the step, scatter the new
+ * rows back, take the new dense parameters and slots, advance the step count. The trainer knows
+ * nothing about the model beyond the program's signature.
+ */
+import { MtlError } from "../errors.js";
+import { type TypedArray, dtypeOfArray } from "../graph/dtype.js";
+import type { Shape } from "../graph/ir.js";
+import { encodeGraph } from "../onnx/serialize.js";
+import { type Device, Session, type Tensor } from "../runtime/session.js";
+import { WorkerSession } from "../runtime/worker-session.js";
+import { Prng } from "../util/prng.js";
+import type { FloatDType } from "./model.js";
+import { type Program, type ProgramSignature, localName, newName, rowsName, slotName } from "./program.js";
+import { RowIndexer, gatherRows, scatterRows, type IdArray } from "./sparse.js";
+import type { FloatArray, TrainingState } from "./state.js";
+
+/** A batch: each lookup input's global ids, flat row-major (Int32Array or BigInt64Array), and the other batch inputs. */
+export type Batch = Readonly<Record<string, TypedArray>>;
+
+export interface StepResult {
+  loss: number;
+  losses: Record<string, number>;
+  predictions: Record<string, FloatArray>;
+  gradNorm?: number;
+}
+
+export interface TrainerOptions {
+  device?: Device;
+  intraOpThreads?: number;
+  graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
+  /**
+   * Run the training step in a worker thread (default true). onnxruntime-node blocks the thread
+   * that calls run(); in a worker, fit() overlaps the host's row gathering and scattering with it.
+   */
+  worker?: boolean;
+}
+
+/** Bytes that crossed into and out of onnxruntime in the last run. */
+export interface StepBytes {
+  fed: number;
+  fetched: number;
+}
+
+/** A step's host-side work in progress: its feeds and, per table, the unique ids of its row block. */
+interface Prepared {
+  feeds: Record<string, Tensor>;
+  blocks: Map<string, Int32Array>;
+  /** Per table, the indexer holding this step's id -> local index map (queried when patching the next step). */
+  indexers: Map<string, RowIndexer>;
+  /** Buffers the trainer allocated for this step (row blocks, local ids, masks): moved, not copied, to a worker. */
+  owned: ArrayBuffer[];
+  /** The 1-based number of this update, set at launch. */
+  step: number;
+}
+
+type TrainSession = { session: Session | WorkerSession; signature: ProgramSignature };
+
+export interface FitOptions {
+  /** Learning rate, or a schedule of the 1-based step number. */
+  lr: number | ((step: number) => number);
+  /**
+   * Called with each step's result and number, in order. The state is mid-pipeline while fit()
+   * runs: checkpoint or evaluate after fit() returns (fit over chunks of batches), not in here.
+   */
+  onStep?: (result: StepResult, step: number) => void | Promise<void>;
+}
+
+export class Trainer {
+  /** Two indexers per table, alternating, so a step's ids stay queryable while the next is prepared. */
+  private readonly indexers = new Map<string, [RowIndexer, RowIndexer]>();
+  private readonly evalIndexers = new Map<string, [RowIndexer, RowIndexer]>();
+  private flip = 0;
+  /** Spare buffers (returned step inputs, scattered step outputs) reused for the next blocks: no page faults per step. */
+  private readonly pool: ArrayBuffer[] = [];
+  /** Per table, a bitset of the ids of the step in flight (fit only): most ids of the next step miss it cheaply. */
+  private readonly inFlight = new Map<string, Uint32Array>();
+  lastStepBytes: StepBytes = { fed: 0, fetched: 0 };
+
+  private constructor(
+    readonly state: TrainingState,
+    readonly train: TrainSession | null,
+    readonly evaluation: { session: Session; signature: ProgramSignature } | null,
+  ) {}
+
+  /** Sessions for the programs given (built graphs or encoded bytes with their signature). */
+  static async create(
+    state: TrainingState,
+    programs: { train?: Program | { bytes: Uint8Array; signature: ProgramSignature }; eval?: Program | { bytes: Uint8Array; signature: ProgramSignature } },
+    opts: TrainerOptions = {},
+  ): Promise<Trainer> {
+    const { worker = true, ...sessionOptions } = opts;
+    const open = async (p: Program | { bytes: Uint8Array; signature: ProgramSignature } | undefined, what: string, inWorker: boolean) => {
+      if (!p) return null;
+      const bytes = "bytes" in p ? p.bytes : encodeGraph(p.graph);
+      const options = { ...sessionOptions, source: `<${p.signature.model} ${what} program>` };
+      const session = inWorker ? await WorkerSession.create(bytes, options) : await Session.create(bytes, options);
+      return { session, signature: p.signature };
+    };
+    const train = await open(programs.train, "train_step", worker);
+    const evaluation = await open(programs.eval, "eval", false);
+    const t = new Trainer(state, train, evaluation as { session: Session; signature: ProgramSignature } | null);
+    try {
+      for (const p of [t.train, t.evaluation]) if (p) checkState(state, p.signature);
+    } catch (err) {
+      await t.release();
+      throw err;
+    }
+    return t;
+  }
+
+  /** One update: returns the losses and predictions computed before the update. */
+  async step(batch: Batch, lr: number): Promise<StepResult> {
+    const train = this.requireTrain();
+    const p = this.prepare(train.signature, batch);
+    const out = await this.launch(train, p, lr);
+    this.scatter(train.signature, p, out);
+    return resultOf(train.signature, out);
+  }
+
+  /**
+   * Trains on every batch in order, overlapping the host's row work with onnxruntime: while step t
+   * runs, the rows of step t-1 are scattered back and the rows of step t+1 gathered; rows step t
+   * changes are patched into step t+1's block when it finishes. The result is bit-identical to
+   * calling step() on each batch. Returns the number of steps taken.
+   */
+  async fit(batches: Iterable<Batch> | AsyncIterable<Batch>, opts: FitOptions): Promise<number> {
+    const train = this.requireTrain();
+    const sig = train.signature;
+    const lrAt = typeof opts.lr === "number" ? () => opts.lr as number : opts.lr;
+    type Done = { prepared: Prepared; out: Record<string, Tensor> };
+    let running: { prepared: Prepared; result: Promise<Record<string, Tensor>> } | null = null;
+    let unscattered: Done | null = null;
+    let failed = false;
+    let steps = 0;
+    const settle = async (): Promise<Done> => {
+      const r = running!;
+      running = null;
+      return { prepared: r.prepared, out: await r.result };
+    };
+    try {
+      for await (const batch of batches) {
+        const prepared = this.prepare(sig, batch); // overlaps the running step
+        if (running) {
+          unscattered = await settle();
+          this.patch(sig, prepared, unscattered.prepared, unscattered.out);
+          this.markInFlight(sig, unscattered.prepared, false);
+        }
+        const lr = lrAt(this.state.step + 1);
+        this.markInFlight(sig, prepared, true);
+        running = { prepared, result: this.launch(train, prepared, lr) };
+        if (unscattered) {
+          const done: Done = unscattered;
+          unscattered = null;
+          this.scatter(sig, done.prepared, done.out); // overlaps the step just launched
+          if (opts.onStep) await opts.onStep(resultOf(sig, done.out), done.prepared.step);
+        }
+        steps++;
+      }
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      // On success and on error alike, every step whose dense results the state took gets its rows
+      // written too, before fit() returns.
+      if (unscattered) this.scatter(sig, unscattered.prepared, unscattered.out);
+      if (running) {
+        try {
+          const done = await settle();
+          this.markInFlight(sig, done.prepared, false);
+          this.scatter(sig, done.prepared, done.out);
+          if (!failed && opts.onStep) await opts.onStep(resultOf(sig, done.out), done.prepared.step);
+        } catch (err) {
+          if (!failed) throw err; // else the first error is the one to report
+        }
+      }
+    }
+    return steps;
+  }
+
+  /** Forward and loss on a batch with the current state; nothing changes. */
+  async evaluate(batch: Batch): Promise<StepResult> {
+    if (!this.evaluation) throw new MtlError("E_TRAIN", "this trainer has no eval program");
+    const sig = this.evaluation.signature;
+    const p = this.prepare(sig, batch);
+    this.denseFeeds(sig, p.feeds);
+    return resultOf(sig, await this.run(this.evaluation.session, p.feeds));
+  }
+
+  async release(): Promise<void> {
+    await this.train?.session.release();
+    await this.evaluation?.session.release();
+  }
+
+  /** A typed array of exactly n elements, on a pooled buffer where one fits (contents undefined). */
+  private take<T extends Float32Array | Float64Array | Int32Array | Uint8Array>(Ctor: { new (b: ArrayBuffer, o: number, n: number): T; new (n: number): T; BYTES_PER_ELEMENT: number }, n: number): T {
+    const bytes = n * Ctor.BYTES_PER_ELEMENT;
+    for (let i = 0; i < this.pool.length; i++) {
+      const b = this.pool[i]!;
+      if (b.byteLength >= bytes && b.byteLength <= 2 * bytes + 4096) {
+        this.pool.splice(i, 1);
+        return new Ctor(b, 0, n);
+      }
+    }
+    return new Ctor(n);
+  }
+
+  private recycle(buffers: Iterable<ArrayBufferLike>): void {
+    for (const b of buffers) {
+      if (!(b instanceof ArrayBuffer) || b.byteLength < 65536 || this.pool.includes(b)) continue;
+      this.pool.push(b);
+      if (this.pool.length > 24) this.pool.shift();
+    }
+  }
+
+  private requireTrain(): TrainSession {
+    if (!this.train) throw new MtlError("E_TRAIN", "this trainer has no training-step program");
+    return this.train;
+  }
+
+  /**
+   * Host work that needs no result of the step before: unique ids and local indices per table,
+   * the row blocks gathered from the tables, batch inputs, dropout masks (advancing the PRNG).
+   */
+  private prepare(sig: ProgramSignature, batch: Batch): Prepared {
+    const feeds: Record<string, Tensor> = {};
+    const size = batchSize(sig, batch);
+    const blocks = new Map<string, Int32Array>();
+    const indexers = new Map<string, RowIndexer>();
+    const owned: ArrayBuffer[] = [];
+    const Arr = sig.dtype === "float64" ? Float64Array : Float32Array;
+    const training = sig.kind === "train_step";
+    if (training) this.flip ^= 1;
+    const pairs = training ? this.indexers : this.evalIndexers;
+    for (const t of sig.tables) {
+      const lookups = sig.lookups.filter((l) => l.table === t.name);
+      const inputs = lookups.map((l) => idsOf(batch, l.input));
+      const locals = lookups.map((l, i) => {
+        const dims = concreteDims(l.shape, size, l.input);
+        if (dims.reduce((a, b) => a * b, 1) !== inputs[i]!.length) {
+          throw new MtlError("E_BATCH", `'${l.input}' has ${inputs[i]!.length} ids; expected ${dims.join(" x ")}`, { where: { field: l.input } });
+        }
+        const local = this.take(Int32Array, inputs[i]!.length);
+        owned.push(local.buffer);
+        feeds[localName(l.input)] = { dtype: "int32", dims, data: local };
+        return local;
+      });
+      let pair = pairs.get(t.name);
+      if (!pair) pairs.set(t.name, (pair = [new RowIndexer(), new RowIndexer()]));
+      const indexer = pair[training ? this.flip : 0]!;
+      indexer.index(inputs, locals, t.rows, lookups[0]?.input ?? t.name);
+      indexers.set(t.name, indexer);
+      const ids = indexer.unique.slice();
+      blocks.set(t.name, ids);
+      // The train step takes each row's weights and optimizer slots; eval the weights only.
+      const stride = this.state.require(t.name).dims[1]!;
+      const names = [rowsName(t.name), ...(training ? sig.slots.map((s) => slotName(rowsName(t.name), s)) : [])];
+      const parts = names.map(() => (training ? this.take(Arr as Float32ArrayConstructor, ids.length * t.dim) : new Arr(ids.length * t.dim)));
+      gatherRows(this.state.require(t.name).data, stride, t.dim, ids, parts);
+      names.forEach((name, k) => {
+        owned.push(parts[k]!.buffer);
+        feeds[name] = tensorOf(parts[k]!, [ids.length, t.dim]);
+      });
+    }
+    for (const b of sig.batchInputs) {
+      const data = batch[b.name];
+      if (!data) throw new MtlError("E_BATCH", `the batch has no '${b.name}'`, { where: { field: b.name }, hint: `a batch holds ${[...sig.lookups.map((l) => l.input), ...sig.batchInputs.map((x) => x.name)].join(", ")}` });
+      const want = b.dtype === "bool" ? "uint8" : b.dtype;
+      if (dtypeOfArray(data) !== want) throw new MtlError("E_BATCH", `'${b.name}' must be ${b.dtype}, got ${data.constructor.name}`, { where: { field: b.name } });
+      feeds[b.name] = { dtype: b.dtype, dims: concreteDims(b.shape, size, b.name), data };
+    }
+    if (sig.dropouts.length) {
+      const rng = new Prng(this.state.rng);
+      for (const d of sig.dropouts) {
+        const dims = concreteDims(d.shape, size, d.input);
+        const mask = new Uint8Array(dims.reduce((a, b) => a * b, 1));
+        for (let i = 0; i < mask.length; i++) mask[i] = rng.uniform() >= d.rate ? 1 : 0;
+        owned.push(mask.buffer);
+        feeds[d.input] = { dtype: "bool", dims, data: mask };
+      }
+      this.state.rng = rng.state;
+    }
+    return { feeds, blocks, indexers, owned, step: 0 };
+  }
+
+  /** Rows of `next`'s blocks that the step `done` just updated: take them from its output. */
+  private markInFlight(sig: ProgramSignature, p: Prepared, on: boolean): void {
+    for (const t of sig.tables) {
+      let bits = this.inFlight.get(t.name);
+      if (!bits) this.inFlight.set(t.name, (bits = new Uint32Array((t.rows + 31) >>> 5)));
+      const ids = p.blocks.get(t.name)!;
+      if (on) for (let u = 0; u < ids.length; u++) bits[ids[u]! >>> 5]! |= 1 << (ids[u]! & 31);
+      else for (let u = 0; u < ids.length; u++) bits[ids[u]! >>> 5] = 0;
+    }
+  }
+
+  private patch(sig: ProgramSignature, next: Prepared, done: Prepared, out: Record<string, Tensor>): void {
+    for (const t of sig.tables) {
+      const bits = this.inFlight.get(t.name)!;
+      const dim = t.dim;
+      const ids = next.blocks.get(t.name)!;
+      const names = [rowsName(t.name), ...sig.slots.map((s) => slotName(rowsName(t.name), s))];
+      const blocks = names.map((n) => next.feeds[n]!.data as FloatArray);
+      const fresh = names.map((n) => out[newName(n)]!.data as FloatArray);
+      const previous = done.indexers.get(t.name)!;
+      for (let u = 0; u < ids.length; u++) {
+        const id = ids[u]!;
+        if (t.paddingRow0 && id === 0) continue;
+        if ((bits[id >>> 5]! & (1 << (id & 31))) === 0) continue;
+        const k = previous.find(id);
+        if (k < 0) continue;
+        for (let p = 0; p < names.length; p++) {
+          const to = blocks[p]!, from = fresh[p]!;
+          for (let d = 0; d < dim; d++) to[u * dim + d] = from[k * dim + d]!;
+        }
+      }
+    }
+  }
+
+  /** Dense parameters, slots and states from the state (as the previous step left them). */
+  private denseFeeds(sig: ProgramSignature, feeds: Record<string, Tensor>): void {
+    for (const p of sig.params) {
+      feeds[p.name] = tensorOf(this.state.require(p.name).data, p.shape);
+      if (sig.kind === "train_step") for (const s of sig.slots) feeds[slotName(p.name, s)] = tensorOf(this.state.require(slotName(p.name, s)).data, p.shape);
+    }
+    for (const x of sig.states) feeds[x.name] = tensorOf(this.state.require(x.name).data, x.shape);
+  }
+
+  /** Completes the feeds, runs the step, and takes its dense results; the rows are scattered by the caller. */
+  private async launch(train: TrainSession, p: Prepared, lr: number): Promise<Record<string, Tensor>> {
+    const sig = train.signature;
+    if (!(Number.isFinite(lr) && lr >= 0)) throw new MtlError("E_CONFIG", `learning rate must be a finite number >= 0, got ${lr}`, { where: { field: "lr" } });
+    const Arr = sig.dtype === "float64" ? Float64Array : Float32Array;
+    this.denseFeeds(sig, p.feeds);
+    p.step = this.state.step + 1;
+    p.feeds["step"] = { dtype: "int64", dims: [], data: BigInt64Array.of(BigInt(p.step)) };
+    p.feeds["lr"] = { dtype: sig.dtype, dims: [], data: Arr.of(lr) };
+    const out = await this.run(train.session, p.feeds, p.owned);
+    if (!(train.session instanceof WorkerSession)) this.recycle(p.owned);
+    for (const param of sig.params) {
+      this.state.require(param.name).data = out[newName(param.name)]!.data as FloatArray;
+      for (const s of sig.slots) this.state.require(slotName(param.name, s)).data = out[newName(slotName(param.name, s))]!.data as FloatArray;
+    }
+    for (const x of sig.states) this.state.require(x.name).data = out[newName(x.name)]!.data as FloatArray;
+    this.state.step += 1;
+    return out;
+  }
+
+  /** Writes a finished step's rows back into the tables (row 0 left alone where it is padding). */
+  private scatter(sig: ProgramSignature, p: Prepared, out: Record<string, Tensor>): void {
+    for (const t of sig.tables) {
+      const names = [rowsName(t.name), ...sig.slots.map((s) => slotName(rowsName(t.name), s))];
+      const parts = names.map((n) => out[newName(n)]!.data as FloatArray);
+      scatterRows(this.state.require(t.name).data, t.dim * (1 + sig.slots.length), t.dim, p.blocks.get(t.name)!, parts, t.paddingRow0);
+      // Only arrays that span their whole buffer: nothing else can live in it.
+      this.recycle(parts.filter((x) => x.byteOffset === 0 && x.byteLength === x.buffer.byteLength).map((x) => x.buffer));
+    }
+  }
+
+  private async run(session: Session | WorkerSession, feeds: Record<string, Tensor>, transfer: ArrayBuffer[] = []): Promise<Record<string, Tensor>> {
+    let fed = 0;
+    for (const t of Object.values(feeds)) fed += t.data.byteLength;
+    const out = session instanceof WorkerSession
+      ? await session.run(feeds, { transfer, onInputs: (buffers) => this.recycle(buffers) })
+      : await session.run(feeds);
+    let fetched = 0;
+    for (const t of Object.values(out)) fetched += t.data.byteLength;
+    this.lastStepBytes = { fed, fetched };
+    return out;
+  }
+}
+
+function tensorOf(data: FloatArray, dims: readonly number[]): Tensor {
+  return { dtype: data instanceof Float64Array ? "float64" : "float32", dims, data };
+}
+
+function idsOf(batch: Batch, name: string): IdArray {
+  const ids = batch[name];
+  if (!ids) throw new MtlError("E_BATCH", `the batch has no ids '${name}'`, { where: { field: name } });
+  if (!(ids instanceof Int32Array || ids instanceof BigInt64Array)) {
+    throw new MtlError("E_BATCH", `ids '${name}' must be an Int32Array or BigInt64Array, got ${ids.constructor.name}`, { where: { field: name } });
+  }
+  return ids;
+}
+
+/** The batch size, from the first lookup (or batch input) whose shape has the symbolic batch dim. */
+function batchSize(sig: ProgramSignature, batch: Batch): number {
+  for (const s of [...sig.lookups.map((l) => ({ name: l.input, shape: l.shape })), ...sig.batchInputs]) {
+    const data = batch[s.name];
+    if (!data) continue;
+    const known = s.shape.filter((d): d is number => typeof d === "number").reduce((a, b) => a * b, 1);
+    if (data.length % known !== 0) throw new MtlError("E_BATCH", `'${s.name}' has ${data.length} values, not a multiple of ${known}`, { where: { field: s.name } });
+    return data.length / known;
+  }
+  throw new MtlError("E_BATCH", "the batch is empty");
+}
+
+function concreteDims(shape: Shape, size: number, what: string): number[] {
+  return shape.map((d) => {
+    if (typeof d === "number") return d;
+    if (d === "batch") return size;
+    throw new MtlError("E_BATCH", `'${what}' has a dimension '${String(d)}' the trainer cannot fill`);
+  });
+}
+
+function resultOf(sig: ProgramSignature, out: Record<string, Tensor>): StepResult {
+  const losses: Record<string, number> = {};
+  for (const l of sig.losses) losses[l] = Number(out[`loss_${l}`]!.data[0]);
+  const predictions: Record<string, FloatArray> = {};
+  for (const p of sig.predictions) predictions[p] = out[p]!.data as FloatArray;
+  const result: StepResult = { loss: Number(out["loss"]!.data[0]), losses, predictions };
+  if (out["grad_norm"]) result.gradNorm = Number(out["grad_norm"].data[0]);
+  return result;
+}
+
+/** Fails early, naming the tensor, when a state does not fit a program. */
+function checkState(state: TrainingState, sig: ProgramSignature): void {
+  const expect = (name: string, n: number) => {
+    const t = state.require(name);
+    if (t.data.length !== n) throw new MtlError("E_STATE", `state tensor '${name}' has ${t.data.length} values; the program needs ${n}`, { where: { field: name } });
+    const dt: FloatDType = t.data instanceof Float64Array ? "float64" : "float32";
+    if (dt !== sig.dtype) throw new MtlError("E_STATE", `state tensor '${name}' is ${dt}; the program is ${sig.dtype}`, { where: { field: name } });
+  };
+  const count = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+  for (const p of sig.params) {
+    expect(p.name, count(p.shape));
+    for (const s of sig.slots) expect(slotName(p.name, s), count(p.shape));
+  }
+  for (const t of sig.tables) {
+    const width = state.require(t.name).dims[1]!;
+    if (sig.kind === "train_step") expect(t.name, t.rows * t.dim * (1 + sig.slots.length));
+    else if (width % t.dim !== 0) expect(t.name, t.rows * t.dim);
+    else expect(t.name, t.rows * width);
+  }
+  for (const x of sig.states) expect(x.name, count(x.shape));
+}

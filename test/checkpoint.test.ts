@@ -1,0 +1,82 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { TrainingState } from "../src/train/index.js";
+import { CHILD_TOTAL, trainTo } from "./train_child.js";
+
+const child = fileURLToPath(new URL("./train_child.js", import.meta.url));
+
+function sameState(a: TrainingState, b: TrainingState): void {
+  assert.equal(a.step, b.step);
+  assert.equal(a.rng, b.rng);
+  assert.deepEqual([...a.tensors.keys()].sort(), [...b.tensors.keys()].sort());
+  for (const [name, t] of a.tensors) {
+    const u = b.tensors.get(name)!;
+    assert.deepEqual(t.dims, u.dims);
+    assert.ok(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).equals(Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength)), `tensor ${name} differs`);
+  }
+}
+
+test("SIGKILL mid-training, resume from the last checkpoint: bit-identical to never stopping", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "mtl-ckpt-"));
+  const reference = mkdtempSync(join(tmpdir(), "mtl-ckpt-ref-"));
+  try {
+    // A child process trains with a checkpoint after every step; we kill it once it reports step 4.
+    const killedAt = await new Promise<number>((resolve, reject) => {
+      const p = spawn(process.execPath, [child], { env: { ...process.env, MTL_TRAIN_CHILD: dir }, stdio: ["ignore", "pipe", "inherit"] });
+      let seen = 0;
+      p.stdout.on("data", (chunk: Buffer) => {
+        for (const m of chunk.toString().matchAll(/step (\d+)/g)) seen = Number(m[1]);
+        if (seen >= 4) p.kill("SIGKILL");
+      });
+      p.on("exit", (_code, signal) => (signal === "SIGKILL" ? resolve(seen) : reject(new Error(`child exited without being killed (step ${seen})`))));
+    });
+    assert.ok(killedAt < CHILD_TOTAL, "killed before the end");
+    assert.deepEqual(readdirSync(dir).filter((f) => f.includes(".tmp")).length <= 1, true);
+    const resumedFrom = TrainingState.load(join(dir, "state.mtlstate")).step;
+    assert.ok(resumedFrom >= 4 && resumedFrom < CHILD_TOTAL, `checkpoint at step ${resumedFrom}`);
+    const resumed = await trainTo(dir, CHILD_TOTAL, true);
+    const straight = await trainTo(reference, CHILD_TOTAL, false);
+    sameState(resumed, straight);
+    sameState(TrainingState.load(join(dir, "state.mtlstate")), straight);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(reference, { recursive: true, force: true });
+  }
+});
+
+test("checkpoints round-trip and damaged ones are refused", () => {
+  const dir = mkdtempSync(join(tmpdir(), "mtl-state-"));
+  try {
+    const s = new TrainingState(77);
+    s.step = 3;
+    s.info = { model: "two-tower" };
+    s.set("w", [2, 2], Float32Array.of(1, 2, 3, 4));
+    s.set("b", [3], Float64Array.of(0.5, -1, 1e-300));
+    const path = join(dir, "s.mtlstate");
+    s.save(path);
+    const back = TrainingState.load(path);
+    sameState(s, back);
+    assert.deepEqual(back.info, { model: "two-tower" });
+    assert.deepEqual(readdirSync(dir), ["s.mtlstate"], "no temp file left behind");
+
+    const bytes = readFileSync(path);
+    writeFileSync(join(dir, "truncated"), bytes.subarray(0, bytes.length - 5));
+    assert.throws(() => TrainingState.load(join(dir, "truncated")), (e: Error & { code?: string }) => e.code === "E_CHECKPOINT" && /truncated|past the end/.test(e.message));
+    const flipped = Buffer.from(bytes);
+    flipped[flipped.length - 1]! ^= 0xff;
+    writeFileSync(join(dir, "flipped"), flipped);
+    assert.throws(() => TrainingState.load(join(dir, "flipped")), (e: Error & { code?: string }) => e.code === "E_CHECKPOINT" && /checksum/.test(e.message));
+    writeFileSync(join(dir, "junk"), "hello");
+    assert.throws(() => TrainingState.load(join(dir, "junk")), (e: Error & { code?: string }) => e.code === "E_CHECKPOINT");
+    // A failed save leaves the previous checkpoint as it was.
+    assert.throws(() => s.save(join(dir, "no-such-dir", "x.mtlstate")));
+    sameState(TrainingState.load(path), s);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
