@@ -22,7 +22,7 @@
  */
 import { open, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { MtlError } from "../errors.js";
-import { layoutOf, type Batch, type Layout } from "../features/batch.js";
+import { layoutOf, userKeys, type Batch, type Layout } from "../features/batch.js";
 import { schemaHash, toSchemaJson, validateSchema, type FeatureSchema, type SchemaInput } from "../features/schema.js";
 
 export const SHARD_MAGIC = "MTLSHARD";
@@ -262,7 +262,7 @@ export class ShardReader implements ShardSummary {
     const f32 = (len: number) => take((b, o, l) => new Float32Array(b, o, l), 4, len);
     const u8 = (len: number) => take((b, o, l) => new Uint8Array(b, o, l), 1, len);
     const u32 = (len: number) => take((b, o, l) => new Uint32Array(b, o, l), 4, len);
-    const { tables, denseWidth, userId } = this.layout;
+    const { tables, denseWidth } = this.layout;
     const ids = tables.map((t) => i32(t.width * n));
     const weights = tables.map((t) => (t.weighted ? f32(t.width * n) : null));
     const dense = f32(denseWidth * n);
@@ -270,13 +270,7 @@ export class ShardReader implements ShardSummary {
     const conversion = u8(n);
     const sampleKey = u32(n);
     const truth = this.truth ? { ctr: f32(n), cvr: f32(n), conversion: u8(n) } : null;
-    let user: Int32Array | null = null;
-    if (userId) {
-      const w = tables[userId.table]!.width;
-      const src = ids[userId.table]!;
-      user = new Int32Array(n);
-      for (let r = 0; r < n; r++) user[r] = src[r * w + userId.column]!;
-    }
+    const user = userKeys(this.layout, ids, n);
     return { size: n, ids, weights, dense, click, conversion, truth, userId: user, sampleKey };
   }
 

@@ -81,6 +81,17 @@ export function layoutOf(schema: FeatureSchema): Layout {
   return { schema, tables: building, idFeatures, dense, denseWidth, userId };
 }
 
+/** The user key of each of `n` rows (the first id of the schema's user_id feature), or null without one. */
+export function userKeys(layout: Layout, ids: readonly Int32Array[], n: number): Int32Array | null {
+  if (!layout.userId) return null;
+  const { table, column } = layout.userId;
+  const w = layout.tables[table]!.width;
+  const src = ids[table]!;
+  const user = new Int32Array(n);
+  for (let r = 0; r < n; r++) user[r] = src[r * w + column]!;
+  return user;
+}
+
 /** Ground truth of synthetic data, per row. */
 export interface BatchTruth {
   /** The true click probability the row's click was drawn from. */
@@ -176,15 +187,9 @@ export class BatchBuilder {
    */
   take(): ReadBlock {
     const n = this.size;
-    const { tables, denseWidth, userId, idFeatures } = this.layout;
+    const { tables, denseWidth, idFeatures } = this.layout;
     const ids = tables.map((t, i) => this.ids[i]!.slice(0, n * t.width));
-    let user: Int32Array | null = null;
-    if (userId) {
-      const w = tables[userId.table]!.width;
-      const src = ids[userId.table]!;
-      user = new Int32Array(n);
-      for (let r = 0; r < n; r++) user[r] = src[r * w + userId.column]!;
-    }
+    const user = userKeys(this.layout, ids, n);
     const block: ReadBlock = {
       size: n,
       ids,

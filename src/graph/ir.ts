@@ -213,6 +213,19 @@ export class Graph {
     return node.outputs;
   }
 
+  /** Nodes the outputs depend on, in creation order (which is topological). */
+  liveNodes(): Node[] {
+    const live = new Set<Node>();
+    const stack = this.outputs.map((v) => v.producer).filter((n): n is Node => n !== null);
+    while (stack.length) {
+      const n = stack.pop()!;
+      if (live.has(n)) continue;
+      live.add(n);
+      for (const v of n.inputs) if (v?.producer) stack.push(v.producer);
+    }
+    return this.nodes.filter((n) => live.has(n));
+  }
+
   /**
    * Marks `value` as a graph output named `name` (default: its own name). A value that is an input,
    * an initializer or already an output under another name is passed through an Identity node.

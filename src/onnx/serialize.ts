@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { MtlError } from "../errors.js";
 import { type DType, ONNX_DATA_TYPE, arrayFromBytes, bytesOfArray, dtypeFromOnnx, onnxTypeName, allocate } from "../graph/dtype.js";
-import { type Attribute, type Attributes, type Dim, Graph, type Node, type TensorData, Value, tensor } from "../graph/ir.js";
+import { type Attribute, type Attributes, type Dim, Graph, type TensorData, Value, tensor } from "../graph/ir.js";
 import { hasShapeRule } from "../graph/infer.js";
 import { onnx, toNumber } from "./proto.js";
 import { VERSION } from "../version.js";
@@ -51,21 +51,8 @@ function attributeProto(name: string, a: Attribute): onnx.AttributeProto.$Proper
   }
 }
 
-/** Nodes the outputs depend on, in creation order (which is topological). */
-function liveNodes(graph: Graph): Node[] {
-  const live = new Set<Node>();
-  const stack = graph.outputs.map((v) => v.producer).filter((n): n is Node => n !== null);
-  while (stack.length) {
-    const n = stack.pop()!;
-    if (live.has(n)) continue;
-    live.add(n);
-    for (const v of n.inputs) if (v?.producer) stack.push(v.producer);
-  }
-  return graph.nodes.filter((n) => live.has(n));
-}
-
 export function toModelProto(graph: Graph, opts: ModelOptions = {}): onnx.ModelProto.$Properties {
-  const nodes = liveNodes(graph);
+  const nodes = graph.liveNodes();
   const used = new Set<Value>(graph.outputs);
   for (const n of nodes) for (const v of n.inputs) if (v) used.add(v);
   const names = new Set<string>();

@@ -263,18 +263,7 @@ export function describeModel<C>(model: ModelDefinition<C>, config: C, dtype: Fl
 /** Drops graph inputs no output depends on (labels, in an inference graph). */
 function pruneUnusedInputs(g: Graph): void {
   const live = new Set<Value>(g.outputs);
-  const seen = new Set<Node>();
-  const stack = g.outputs.map((v) => v.producer).filter((n): n is Node => n !== null);
-  while (stack.length) {
-    const n = stack.pop()!;
-    if (seen.has(n)) continue;
-    seen.add(n);
-    for (const v of n.inputs) {
-      if (!v) continue;
-      live.add(v);
-      if (v.producer) stack.push(v.producer);
-    }
-  }
+  for (const n of g.liveNodes()) for (const v of n.inputs) if (v) live.add(v);
   for (let i = g.inputs.length - 1; i >= 0; i--) if (!live.has(g.inputs[i]!)) g.inputs.splice(i, 1);
 }
 
