@@ -1,0 +1,84 @@
+/**
+ * The input layer every model shares: a feature schema's layout becomes embedding lookups, pooling
+ * and one dense vector per example. This is the contract between models, the trainer's batches
+ * (src/train/batches.ts) and scoring (run, serve, browser):
+ *
+ *   ids.<table>      [batch, table.width]  global ids (int64 in inference.onnx), 0 = padding
+ *   weights.<table>  [batch, table.width]  float: per-id weights (weighted_ids), 1 for a plain id,
+ *                                           0 for padding; present for tables with weighted or
+ *                                           mean-pooled features
+ *   dense            [batch, denseWidth]    float, already transformed; present when denseWidth > 0
+ *   click, conversion [batch]              float labels (conversion = click AND buy: the CTCVR label)
+ *
+ * The pooled vector is, per table in layout order, each of its features in schema order (sum, mean
+ * over non-padding ids, or weighted sum: `dim` values each), then the dense columns.
+ */
+import type { Layout, TableLayout } from "../features/batch.js";
+import * as ops from "../graph/ops.js";
+import type { Value } from "../graph/ir.js";
+import type { ModelContext, TableSpec } from "../train/model.js";
+
+export const idsInput = (table: string): string => `ids.${table}`;
+export const weightsInput = (table: string): string => `weights.${table}`;
+export const DENSE_INPUT = "dense";
+export const CLICK_INPUT = "click";
+export const CONVERSION_INPUT = "conversion";
+
+export interface EmbeddingOptions {
+  /** Row 0 of every table is padding: zero, never updated (PaddleRec's padding_idx=0). Default true. */
+  paddingRow0?: boolean;
+  /** Embeddings start uniform in [-limit, limit]. Default 0.05. */
+  embeddingInit?: number;
+}
+
+/** Whether the batch carries `weights.<table>` for this table. */
+export function tableNeedsWeights(t: TableLayout): boolean {
+  return t.features.some((f) => f.feature.kind === "weighted_ids" || (f.feature.kind === "ids" && f.feature.pooling === "mean"));
+}
+
+/** The width of `embedFeatures`'s output for a layout. */
+export function embeddedWidth(layout: Layout): number {
+  return layout.tables.reduce((w, t) => w + t.features.length * t.dim, 0) + layout.denseWidth;
+}
+
+/** Sum over axis 2 of [batch, F, K, D] as Split + Sum (onnxruntime's middle-axis ReduceSum is ~4x slower on CPU). */
+function sumPool(x: Value, k: number): Value {
+  if (k === 1) return ops.Squeeze(x, [2]);
+  return ops.Squeeze(ops.Sum(...ops.Split(x, { axis: 2, split: new Array<number>(k).fill(1) })), [2]);
+}
+
+/** [batch, inputWidth] of pooled embeddings and dense features (see the module comment for the order). */
+export function embedFeatures(ctx: ModelContext, layout: Layout, opts: EmbeddingOptions = {}): Value {
+  const parts: Value[] = [];
+  for (const t of layout.tables) {
+    const spec: TableSpec = {
+      name: t.name, rows: t.rows, dim: t.dim,
+      init: { kind: "uniform", limit: opts.embeddingInit ?? 0.05 }, paddingRow0: opts.paddingRow0 ?? true,
+    };
+    const emb = ctx.lookup(spec, idsInput(t.name), ["batch", t.width]); // [batch, width, dim]
+    const k = t.features[0]!.feature.maxLen;
+    const plainSums = t.features.every((f) => f.feature.kind === "ids" || f.feature.kind === "id")
+      && t.features.every((f) => f.feature.maxLen === k && !(f.feature.kind === "ids" && f.feature.pooling === "mean"));
+    if (plainSums) {
+      // Every feature sums k ids: one reshape pools the whole table.
+      const n = t.features.length;
+      parts.push(ops.Reshape(sumPool(ops.Reshape(emb, [-1, n, k, t.dim]), k), [-1, n * t.dim]));
+      continue;
+    }
+    const weights = ctx.input(weightsInput(t.name), ctx.dtype, ["batch", t.width]);
+    const weighted = ops.Mul(emb, ops.Unsqueeze(weights, [-1]));
+    for (const f of t.features) {
+      const cols = [f.offset, f.offset + f.feature.maxLen];
+      const sum = ops.ReduceSum(ops.Slice(weighted, [cols[0]!], [cols[1]!], [1]), { axes: [1], keepdims: 0 }); // [batch, dim]
+      if (f.feature.kind === "ids" && f.feature.pooling === "mean") {
+        // Mean over the ids present; a row without any keeps a zero vector.
+        const count = ops.ReduceSum(ops.Slice(weights, [cols[0]!], [cols[1]!], [1]), { axes: [1], keepdims: 1 });
+        parts.push(ops.Div(sum, ops.Max(count, 1)));
+      } else {
+        parts.push(sum);
+      }
+    }
+  }
+  if (layout.denseWidth > 0) parts.push(ctx.input(DENSE_INPUT, ctx.dtype, ["batch", layout.denseWidth]));
+  return parts.length === 1 ? parts[0]! : ops.Concat(parts, { axis: 1 });
+}
