@@ -20,6 +20,7 @@ import { MtlError } from "../errors.js";
 import type { DType } from "../graph/dtype.js";
 import { Graph, type Node, type Shape, type Value, tensor } from "../graph/ir.js";
 import * as ops from "../graph/ops.js";
+import { storeTable, type TableStorage } from "./tables.js";
 import { gradients } from "../autodiff/index.js";
 import { type OptimizerConfig, type ResolvedOptimizer, clipByGlobalNorm, createUpdater, optimizerSlots, resolveOptimizer } from "../optim/index.js";
 import type {
@@ -29,6 +30,11 @@ import type {
 export interface ProgramOptions {
   dtype?: FloatDType;
   opset?: number;
+}
+
+export interface InferenceOptions extends ProgramOptions {
+  /** How the inference graph stores its tables: float16, split into pieces (see tables.ts). */
+  tableStorage?: TableStorage;
 }
 
 export interface TrainingOptions extends ProgramOptions {
@@ -72,6 +78,8 @@ class Recorder implements ModelContext {
   readonly paramValues: Value[] = [];
   readonly tables: TableSpec[] = [];
   readonly rowValues: Value[] = [];
+  /** Inference: per table, its lookup (ids → embeddings) over the stored initializers. */
+  private readonly lookups_: ((ids: Value) => Value)[] = [];
   /** Per table, its optimizer slots' rows (train step only). */
   readonly rowSlots: Value[][] = [];
   readonly lookups: LookupSpec[] = [];
@@ -88,6 +96,7 @@ class Recorder implements ModelContext {
     private readonly source?: InferenceSource,
     /** The optimizer's slot names: each table's rows get one input per slot in the train step. */
     private readonly slotNames: readonly string[] = [],
+    private readonly tableStorage: TableStorage = {},
   ) {}
 
   private array(spec: { name: string; shape: number[] }, kind: "param" | "state"): Value {
@@ -113,7 +122,7 @@ class Recorder implements ModelContext {
       if (this.mode === "inference") {
         const data = this.source!.get(table.name);
         if (!data) throw new MtlError("E_STATE", `the state has no table '${table.name}'`, { where: { field: table.name } });
-        this.rowValues.push(this.graph.initializer(table.name, tensor(this.dtype, [table.rows, table.dim], tableWeights(data, table))));
+        this.lookups_[t] = storeTable(this.graph, table, tableWeights(data, table), this.dtype, this.tableStorage);
         this.rowSlots.push([]);
       } else {
         this.rowValues.push(this.graph.input(rowsName(table.name), this.dtype, ["rows", table.dim]));
@@ -122,8 +131,8 @@ class Recorder implements ModelContext {
       }
     }
     this.lookups.push({ input, table: table.name, shape: [...shape] });
-    const ids = this.mode === "inference" ? this.graph.input(input, "int64", shape) : this.graph.input(localName(input), "int32", shape);
-    return ops.Gather(this.rowValues[t]!, ids);
+    if (this.mode === "inference") return this.lookups_[t]!(this.graph.input(input, "int64", shape));
+    return ops.Gather(this.rowValues[t]!, this.graph.input(localName(input), "int32", shape));
   }
 
   input(name: string, dtype: DType, shape: Shape): Value {
@@ -243,10 +252,10 @@ export function buildEvalProgram<C>(model: ModelDefinition<C>, config: C, opts: 
 }
 
 /** The inference graph: global int64 ids (and any non-label inputs) in, predictions out. */
-export function buildInferenceGraph<C>(model: ModelDefinition<C>, config: C, source: InferenceSource, opts: ProgramOptions = {}): Graph {
+export function buildInferenceGraph<C>(model: ModelDefinition<C>, config: C, source: InferenceSource, opts: InferenceOptions = {}): Graph {
   const dtype = opts.dtype ?? "float32";
   const g = new Graph({ name: model.name, opset: opts.opset });
-  const r = new Recorder(g, dtype, "inference", source);
+  const r = new Recorder(g, dtype, "inference", source, [], opts.tableStorage);
   outputs(g, model.build(r, config), false);
   pruneUnusedInputs(g);
   g.metadata.set("mtl.model", model.name);

@@ -1,0 +1,240 @@
+/**
+ * `mtl export` without --training: the inference model as one self-describing .onnx file. Raw feature
+ * ids/values in (the input contract of src/models/inputs.ts), `p_ctr`, `p_cvr`, `p_ctcvr` out,
+ * weights as initializers, and in the metadata (src/scoring/metadata.ts) everything needed to score
+ * raw records: the feature schema, the hashing, model name, mtl version, config and the training
+ * summary. From a run directory (`--checkpoint`) or freshly initialised.
+ *
+ * Large models: tables may be stored float16 (a Cast follows each lookup) and split by rows so no
+ * initializer exceeds `maxPieceBytes` (WebGPU's buffer limit); when the weights would push the file
+ * over protobuf's 2 GB, initializers go to `<file>.data` as ONNX external data.
+ */
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { basename, join } from "node:path";
+import { MtlError } from "../errors.js";
+import { schemaHash, toSchemaJson, validateSchema, type FeatureSchema } from "../features/schema.js";
+import { onnx } from "../onnx/proto.js";
+import { toModelProto } from "../onnx/serialize.js";
+import { getModel, type RegisteredModel } from "../models/index.js";
+import { buildInferenceGraph, describeModel } from "../train/program.js";
+import { initialState, TrainingState } from "../train/state.js";
+import { rowsPerPiece, type TableStorage } from "../train/tables.js";
+import { HASHING, META_KEYS, MODEL_FORMAT } from "../scoring/metadata.js";
+import { VERSION } from "../version.js";
+
+/** WebGPU guarantees maxBufferSize ≥ 256 MiB and maxStorageBufferBindingSize ≥ 128 MiB: the portable piece size. */
+export const DEFAULT_MAX_PIECE_BYTES = 128 * 1024 * 1024;
+/** Protobuf refuses messages over 2 GiB; leave room for the graph and metadata. */
+export const DEFAULT_EXTERNAL_DATA_BYTES = 2 * 1024 ** 3 - 64 * 1024 ** 2;
+const EXTERNAL_ALIGN = 64 * 1024;
+
+export interface InferenceExportOptions {
+  /** Registered model name (or the entry itself); with `checkpoint`, must match the run's (may be omitted). */
+  model?: string | RegisteredModel;
+  /** Settings over the model's defaults (ignored with a checkpoint: the run's config is used). */
+  config?: Record<string, unknown>;
+  /** A run directory: run.json, best.mtlstate (else checkpoint.mtlstate), summary.json. */
+  checkpoint?: string;
+  opset?: number;
+  fp16?: boolean;
+  maxPieceBytes?: number;
+  /** Move initializers to external data when their total exceeds this (default just under 2 GiB). */
+  externalDataBytes?: number;
+  seed?: number;
+}
+
+export interface TableReport {
+  name: string;
+  rows: number;
+  dim: number;
+  dtype: "float32" | "float16" | "float64";
+  pieces: number;
+}
+
+export interface InferenceExportResult {
+  file: string;
+  bytes: number;
+  /** The external data file, when the weights went there. */
+  externalData: { file: string; bytes: number } | null;
+  model: string;
+  /** null for a model without a feature schema (it cannot score raw records). */
+  schemaHash: string | null;
+  denseParameters: number;
+  embeddingParameters: number;
+  tables: TableReport[];
+  fromCheckpoint: string | null;
+}
+
+interface RunDirectory {
+  model: string;
+  config: Record<string, unknown>;
+  state: TrainingState;
+  stateFile: string;
+  summary: unknown;
+}
+
+function readJson(file: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new MtlError("E_IO", `cannot read ${what}: ${(err as Error).message}`, { where: { file } });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new MtlError("E_CONFIG", `${what} is not valid JSON: ${(err as Error).message}`, { where: { file } });
+  }
+}
+
+/** Reads a run directory written by `mtl train`. */
+export function readRunDirectory(dir: string): RunDirectory {
+  const runFile = join(dir, "run.json");
+  if (!existsSync(runFile)) throw new MtlError("E_IO", "no run.json: not an mtl run directory", { where: { file: dir }, hint: "pass the --out directory of `mtl train`" });
+  const run = readJson(runFile, "run.json") as { model?: unknown; modelConfig?: unknown };
+  if (typeof run.model !== "string") throw new MtlError("E_CONFIG", "run.json has no 'model' name", { where: { file: runFile, field: "model" } });
+  if (typeof run.modelConfig !== "object" || run.modelConfig === null) throw new MtlError("E_CONFIG", "run.json has no 'modelConfig' object", { where: { file: runFile, field: "modelConfig" } });
+  const stateFile = ["best.mtlstate", "checkpoint.mtlstate"].map((f) => join(dir, f)).find((f) => existsSync(f));
+  if (!stateFile) throw new MtlError("E_IO", "the run directory has no best.mtlstate or checkpoint.mtlstate", { where: { file: dir }, hint: "train first, or wait for the first checkpoint" });
+  const summaryFile = join(dir, "summary.json");
+  const summary = existsSync(summaryFile) ? readJson(summaryFile, "summary.json") : null;
+  return { model: run.model, config: run.modelConfig as Record<string, unknown>, state: TrainingState.load(stateFile), stateFile, summary };
+}
+
+/**
+ * The feature schema in a model config (key `schema`), as the schema file format or as a validated
+ * FeatureSchema object; null when the model takes no schema.
+ */
+export function schemaOfConfig(config: unknown, source: string): FeatureSchema | null {
+  if (typeof config !== "object" || config === null) return null;
+  const raw = (config as { schema?: unknown }).schema;
+  if (raw === undefined || raw === null) return null;
+  const looksValidated = typeof raw === "object" && Array.isArray((raw as { features?: unknown }).features)
+    && (raw as { features: unknown[] }).features.some((f) => typeof f === "object" && f !== null && ("maxLen" in f || "hashBuckets" in f || "vocabSize" in f));
+  return validateSchema(looksValidated ? toSchemaJson(raw as FeatureSchema) : raw, `${source}: schema`);
+}
+
+/**
+ * Moves initializers into an external data file (ONNX's external data: location, offset, length),
+ * biggest first, until what stays inline fits under `inlineLimit`. Offsets are 64 KiB aligned so
+ * onnxruntime can map them.
+ */
+function moveToExternalData(model: onnx.ModelProto.$Properties, dataFile: string, location: string, inlineLimit: number): number {
+  const inits = (model.graph!.initializer ?? []) as onnx.TensorProto.$Properties[];
+  let inline = inits.reduce((s, t) => s + (t.rawData?.byteLength ?? 0), 0);
+  const order = [...inits].sort((a, b) => (b.rawData?.byteLength ?? 0) - (a.rawData?.byteLength ?? 0));
+  const fd = openSync(dataFile, "w");
+  let pos = 0;
+  try {
+    for (const t of order) {
+      if (inline <= inlineLimit) break;
+      const bytes = t.rawData!;
+      const offset = Math.ceil(pos / EXTERNAL_ALIGN) * EXTERNAL_ALIGN;
+      if (offset > pos) writeSync(fd, new Uint8Array(offset - pos), 0, offset - pos, pos);
+      let done = 0;
+      while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done, offset + done);
+      pos = offset + bytes.byteLength;
+      inline -= bytes.byteLength;
+      t.rawData = undefined;
+      t.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+      t.externalData = [
+        { key: "location", value: location },
+        { key: "offset", value: String(offset) },
+        { key: "length", value: String(bytes.byteLength) },
+      ];
+    }
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return pos;
+}
+
+function writeFileAtomic(path: string, bytes: Uint8Array): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    const fd = openSync(tmp, "w");
+    try {
+      let done = 0;
+      while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw new MtlError("E_IO", `cannot write the model: ${(err as Error).message}`, { where: { file: path }, cause: err });
+  }
+}
+
+export function exportInferenceModel(out: string, opts: InferenceExportOptions): InferenceExportResult {
+  let entry: RegisteredModel;
+  let config: unknown;
+  let state: TrainingState;
+  let summary: unknown = null;
+  let configSource: string;
+  if (opts.checkpoint !== undefined) {
+    const run = readRunDirectory(opts.checkpoint);
+    const named = typeof opts.model === "string" ? opts.model : opts.model?.definition.name;
+    if (named !== undefined && named !== run.model) {
+      throw new MtlError("E_CONFIG", `--model ${named} but the run trained '${run.model}'`, { where: { file: join(opts.checkpoint, "run.json"), field: "model" }, hint: "leave out --model to export the run's model" });
+    }
+    entry = typeof opts.model === "object" ? opts.model : getModel(run.model);
+    configSource = join(opts.checkpoint, "run.json");
+    config = entry.validate({ ...(entry.defaults as Record<string, unknown>), ...run.config }, configSource);
+    state = run.state;
+    summary = run.summary;
+  } else {
+    if (opts.model === undefined) throw new MtlError("E_USAGE", "name a model (--model) or a run directory (--checkpoint)");
+    entry = typeof opts.model === "object" ? opts.model : getModel(opts.model);
+    configSource = "config";
+    config = entry.validate({ ...(entry.defaults as Record<string, unknown>), ...(opts.config ?? {}) }, configSource);
+    state = initialState(describeModel(entry.definition, config), { kind: "sgd" }, { seed: opts.seed ?? 0 });
+  }
+  const schema = schemaOfConfig(config, configSource);
+  const storage: TableStorage = { float16: opts.fp16 === true, maxPieceBytes: opts.maxPieceBytes ?? DEFAULT_MAX_PIECE_BYTES };
+  const graph = buildInferenceGraph(entry.definition, config, state, { opset: opts.opset, tableStorage: storage });
+  const described = describeModel(entry.definition, config);
+  const tables: TableReport[] = described.tables.map((t) => ({
+    name: t.name, rows: t.rows, dim: t.dim, dtype: storage.float16 ? "float16" : "float32",
+    pieces: Math.ceil(t.rows / rowsPerPiece(t, storage.float16 ? 2 : 4, storage.maxPieceBytes)),
+  }));
+  graph.metadata.set(META_KEYS.model, entry.definition.name);
+  graph.metadata.set(META_KEYS.version, VERSION);
+  graph.metadata.set(META_KEYS.config, JSON.stringify(config));
+  graph.metadata.set(META_KEYS.summary, JSON.stringify(summary));
+  graph.metadata.set(META_KEYS.tables, JSON.stringify(tables));
+  if (schema) {
+    graph.metadata.set(META_KEYS.format, MODEL_FORMAT);
+    graph.metadata.set(META_KEYS.schema, JSON.stringify(toSchemaJson(schema)));
+    graph.metadata.set(META_KEYS.schemaHash, schemaHash(schema));
+    graph.metadata.set(META_KEYS.hashing, JSON.stringify(HASHING));
+  }
+  const proto = toModelProto(graph, { docString: `mtl ${VERSION}: ${entry.definition.name} scoring model (raw features in, p_ctr/p_cvr/p_ctcvr out)` });
+  const inlineBytes = ((proto.graph!.initializer ?? []) as onnx.TensorProto.$Properties[]).reduce((s, t) => s + (t.rawData?.byteLength ?? 0), 0);
+  const limit = opts.externalDataBytes ?? DEFAULT_EXTERNAL_DATA_BYTES;
+  let externalData: InferenceExportResult["externalData"] = null;
+  const dataFile = `${out}.data`;
+  if (inlineBytes > limit) {
+    const tmp = `${dataFile}.tmp-${process.pid}`;
+    try {
+      const bytes = moveToExternalData(proto, tmp, basename(dataFile), limit);
+      renameSync(tmp, dataFile);
+      externalData = { file: dataFile, bytes };
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      if (err instanceof MtlError) throw err;
+      throw new MtlError("E_IO", `cannot write external data: ${(err as Error).message}`, { where: { file: dataFile }, cause: err });
+    }
+  }
+  const bytes = onnx.ModelProto.encode(proto).finish();
+  writeFileAtomic(out, bytes);
+  return {
+    file: out, bytes: bytes.byteLength, externalData, model: entry.definition.name,
+    schemaHash: schema ? schemaHash(schema) : null,
+    denseParameters: described.params.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0),
+    embeddingParameters: described.tables.reduce((s, t) => s + t.rows * t.dim, 0),
+    tables, fromCheckpoint: opts.checkpoint ?? null,
+  };
+}

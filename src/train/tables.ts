@@ -1,0 +1,100 @@
+/**
+ * How an inference graph stores its embedding tables: float32 (or the model's dtype) in one
+ * initializer, or float16 with a Cast after the lookup, and split by rows into pieces so that no
+ * initializer exceeds a byte limit (WebGPU caps one buffer at 128 MB–1 GB; protobuf caps a file at
+ * 2 GB). A split table is looked up piece by piece: each piece gathers every id clamped into its own
+ * range, and `Where(piece == k)` keeps the rows that piece owns. (Concat-ing the pieces back into one
+ * table before a single Gather would be constant-folded by onnxruntime into one big buffer again,
+ * which is exactly what the split avoids.)
+ */
+import { tensor, type Graph, type Value } from "../graph/ir.js";
+import * as ops from "../graph/ops.js";
+import type { TableSpec } from "./model.js";
+
+export interface TableStorage {
+  /** Store tables as float16 (half the bytes; a Cast to float32 follows each lookup). */
+  float16?: boolean;
+  /** Largest initializer of a table, in bytes (default: no limit). */
+  maxPieceBytes?: number;
+}
+
+/** float32 → IEEE 754 binary16 bits, round to nearest even; overflow to ±Inf, NaN stays NaN. */
+export function float16Bits(x: number): number {
+  const f32 = new Float32Array(1);
+  const u32 = new Uint32Array(f32.buffer);
+  f32[0] = x;
+  const u = u32[0]!;
+  const sign = (u >>> 16) & 0x8000;
+  const exp = (u >>> 23) & 0xff;
+  let mant = u & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign; // below half the smallest subnormal: ±0
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    let h = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    if (rest > half || (rest === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h++; // a carry into the exponent is still right
+  return sign | h;
+}
+
+/** binary16 bits → number (for tests and for reading fp16 models back). */
+export function float16Value(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+export function toFloat16(data: Float32Array | Float64Array): Uint16Array {
+  const out = new Uint16Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = float16Bits(data[i]!);
+  return out;
+}
+
+/** Rows per piece for a table under a byte limit (all rows when there is no limit). */
+export function rowsPerPiece(table: Pick<TableSpec, "rows" | "dim">, bytesPerValue: number, maxPieceBytes?: number): number {
+  if (!maxPieceBytes) return table.rows;
+  return Math.max(1, Math.min(table.rows, Math.floor(maxPieceBytes / (table.dim * bytesPerValue))));
+}
+
+/**
+ * Adds table `spec` (weights [rows, dim]) to the graph as initializers and returns its lookup:
+ * ids (int64, any shape) → [...ids.shape, dim] in `dtype`.
+ */
+export function storeTable(g: Graph, spec: TableSpec, weights: Float32Array | Float64Array, dtype: "float32" | "float64", storage: TableStorage = {}): (ids: Value) => Value {
+  const half = storage.float16 === true;
+  const stored = half ? toFloat16(weights) : weights;
+  const storedDtype = half ? "float16" : dtype;
+  const perPiece = rowsPerPiece(spec, half ? 2 : dtype === "float64" ? 8 : 4, storage.maxPieceBytes);
+  const pieces: Value[] = [];
+  for (let start = 0, k = 0; start < spec.rows; start += perPiece, k++) {
+    const rows = Math.min(perPiece, spec.rows - start);
+    const data = stored.subarray(start * spec.dim, (start + rows) * spec.dim);
+    const name = perPiece === spec.rows ? spec.name : `${spec.name}.part${k}`;
+    pieces.push(g.initializer(name, tensor(storedDtype, [rows, spec.dim], data)));
+  }
+  const finish = (v: Value): Value => (half ? ops.Cast(v, { to: dtype }) : v);
+  if (pieces.length === 1) return (ids) => finish(ops.Gather(pieces[0]!, ids));
+  return (ids) => {
+    const piece = ops.Unsqueeze(ops.Div(ids, perPiece), [-1]); // integer division: which piece owns each id
+    const local = ops.Sub(ids, ops.Mul(ops.Div(ids, perPiece), perPiece));
+    let out: Value | null = null;
+    pieces.forEach((p, k) => {
+      const rows = p.shape[0] as number;
+      const rowsOfPiece = ops.Gather(p, rows === perPiece ? local : ops.Min(local, rows - 1));
+      out = out === null ? rowsOfPiece : ops.Where(ops.Equal(piece, k), rowsOfPiece, out);
+    });
+    return finish(out!);
+  };
+}
