@@ -10,6 +10,7 @@ import { VERSION } from "../version.js";
 import { registerDataCommands } from "./data.js";
 import { inspectCommand } from "./inspect.js";
 import { exportCommand } from "./export.js";
+import { runCommand } from "./run.js";
 import { MODELS } from "../models/index.js";
 import { OPTIMIZER_KINDS } from "../optim/index.js";
 
@@ -34,10 +35,14 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
     .command("data", "data: prepare shards, synthesize a funnel with known truth, inspect files", (y) => registerDataCommands(y))
     .command(
       "export",
-      "write a model as ONNX: with --training, a directory of train_step.onnx, eval.onnx, inference.onnx, state.mtlstate and signature.json; without, a freshly initialised inference model",
+      "write a model as ONNX: the scoring model (raw features in, p_ctr/p_cvr/p_ctcvr out, schema embedded), trained (--checkpoint) or freshly initialised; with --training, a directory of train_step.onnx, eval.onnx, inference.onnx, state.mtlstate and signature.json",
       (y) =>
         y
-          .option("model", { type: "string", demandOption: true, choices: Object.keys(MODELS), describe: "model name" })
+          .option("model", { type: "string", choices: Object.keys(MODELS), describe: "model name (optional with --checkpoint)" })
+          .option("checkpoint", { type: "string", describe: "a run directory of `mtl train` (run.json, best.mtlstate or checkpoint.mtlstate, summary.json)" })
+          .option("schema", { type: "string", describe: "feature schema JSON file (sets the config's schema)" })
+          .option("fp16", { type: "boolean", default: false, describe: "store embedding tables as float16 (a Cast to float32 follows each lookup)" })
+          .option("max-piece-mb", { type: "number", describe: "split tables so no initializer exceeds this many MiB (default 128: WebGPU's guaranteed buffer binding size)" })
           .option("out", { alias: "o", type: "string", demandOption: true, describe: "output directory (--training) or .onnx file" })
           .option("training", { type: "boolean", default: false, describe: "write the training artifacts (see docs/training-artifacts.md)" })
           .option("config", { type: "string", describe: "JSON file of model settings over the defaults (the ESMM reference configuration)" })
@@ -46,8 +51,24 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
           .option("seed", { type: "number", default: 0, describe: "seed of the initial weights" })
           .option("opset", { type: "number", describe: "ai.onnx opset (16..21, default 17)" }),
       async (args) => exportCommand({
-        model: args.model, out: args.out, training: args.training, config: args.config, optimizer: args.optimizer,
+        model: args.model, checkpoint: args.checkpoint, schema: args.schema, fp16: args.fp16, maxPieceMb: args["max-piece-mb"], out: args.out, training: args.training, config: args.config, optimizer: args.optimizer,
         seed: args.seed, clipNorm: args["clip-norm"], opset: args.opset,
+      }),
+    )
+    .command(
+      "run <model>",
+      "score a data file with an exported model (its embedded schema reads the rows): predictions as CSV or JSONL",
+      (y) =>
+        y
+          .positional("model", { type: "string", demandOption: true, describe: "an .onnx file written by mtl export" })
+          .option("input", { alias: "i", type: "string", demandOption: true, describe: "data file (.gz read transparently)" })
+          .option("format", { type: "string", choices: ["aliccp", "csv", "jsonl"], describe: "input format (default: from the file name)" })
+          .option("output", { alias: "o", type: "string", demandOption: true, describe: "predictions: .csv, or .jsonl (line, p_ctr, p_cvr, p_ctcvr per row)" })
+          .option("batch-size", { type: "number", default: 8192, describe: "rows per session run" })
+          .option("skip-bad", { type: "boolean", default: false, describe: "skip bad rows and count them (default: stop at the first, naming its line)" })
+          .option("threads", { type: "number", default: 1, describe: "onnxruntime threads (parsing runs on its own thread beside them)" }),
+      async (args) => runCommand({
+        model: args.model, input: args.input, output: args.output, format: args.format, batchSize: args["batch-size"], skipBad: args["skip-bad"], threads: args.threads,
       }),
     )
     .fail((msg, err) => {

@@ -35,6 +35,8 @@ export interface ReadOptions {
   lineNumbers?: boolean;
   /** CSV: the delimiter (default: tab for .tsv/.tsv.gz names, comma otherwise). */
   delimiter?: string;
+  /** CSV/JSONL: whether rows must carry the label columns (default true; scoring reads rows without them). */
+  labels?: boolean;
   /** Called about every 64k lines and at the end. */
   onProgress?: (p: ReadProgress) => void;
 }

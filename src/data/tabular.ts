@@ -59,11 +59,11 @@ function lineText(l: LineRef): string {
 }
 
 /** Columns a schema reads from every record (labels, features, truth when declared and present). */
-function requiredColumns(schema: FeatureSchema): { column: string; field: string; optional: boolean }[] {
-  const cols = [
+function requiredColumns(schema: FeatureSchema, labels: boolean): { column: string; field: string; optional: boolean }[] {
+  const cols = labels ? [
     { column: schema.labels.click, field: "labels.click", optional: false },
     { column: schema.labels.conversion, field: "labels.conversion", optional: false },
-  ];
+  ] : [];
   if (schema.sampleId) cols.push({ column: schema.sampleId, field: "sample_id", optional: false });
   for (const f of schema.features) {
     cols.push({ column: f.source, field: f.name, optional: f.optional });
@@ -77,6 +77,7 @@ function tabularReader(file: string, format: "csv" | "jsonl", opts: ReadOptions)
   const layout = layoutOf(schema);
   const stats = newStats(file, format);
   const skipBad = opts.skipBad ?? false;
+  const withLabels = opts.labels ?? true;
   const capacity = opts.blockRows ?? 8192;
   const delimiter = opts.delimiter ?? (/\.tsv(\.gz)?$/i.test(file) ? "\t" : ",");
   let started = false;
@@ -103,7 +104,7 @@ function tabularReader(file: string, format: "csv" | "jsonl", opts: ReadOptions)
         if (s.trim() === "") throw new RowError("missing_column", "the header line is empty", { file, line: l.line }, "a CSV file starts with a header naming its columns");
         header = new Map(names.map((n, i) => [n, i]));
         headerWidth = names.length;
-        for (const c of requiredColumns(schema))
+        for (const c of requiredColumns(schema, withLabels))
           if (!c.optional && !header.has(c.column))
             throw new MtlError("E_DATA", `missing column: the header has no column '${c.column}' (needed by ${c.field})`, { where: { file, line: l.line, field: c.field }, hint: `columns found: ${names.slice(0, 12).join(", ")}${names.length > 12 ? ", ..." : ""}` });
         b = makeBuilder(truthCols.length > 0 && truthCols.every((c) => header!.has(c)));
@@ -141,7 +142,7 @@ function tabularReader(file: string, format: "csv" | "jsonl", opts: ReadOptions)
         const sampleId = schema.sampleId ? String(get(schema.sampleId) ?? "") : String(l.line);
         const builder = b!;
         const before = builder.size;
-        if (!encodeRecord(builder, get, sampleId, l.line)) countReject(stats, "click0_buy1", l.line, `${file}:${l.line}: click=0 and buy=1`);
+        if (!encodeRecord(builder, get, sampleId, l.line, { labels: withLabels })) countReject(stats, "click0_buy1", l.line, `${file}:${l.line}: click=0 and buy=1`);
         if (!l.terminated && builder.size > before) stats.unterminatedLastLine = true;
       } catch (err) {
         if (!l.terminated && err instanceof RowError)

@@ -222,6 +222,7 @@ export function exportInferenceModel(out: string, opts: InferenceExportOptions):
       const bytes = moveToExternalData(proto, tmp, basename(dataFile), limit);
       renameSync(tmp, dataFile);
       externalData = { file: dataFile, bytes };
+      (proto.metadataProps as onnx.StringStringEntryProto.$Properties[]).push({ key: META_KEYS.externalData, value: basename(dataFile) });
     } catch (err) {
       rmSync(tmp, { force: true });
       if (err instanceof MtlError) throw err;

@@ -7,7 +7,7 @@ import { isMtlError } from "../errors.js";
 import { Session, type SessionOptions, type Tensor } from "./session.js";
 
 type Request =
-  | { kind: "create"; model: Uint8Array; options: SessionOptions }
+  | { kind: "create"; model: Uint8Array | string; options: SessionOptions }
   | { kind: "run"; id: number; feeds: Record<string, Tensor>; fetches?: string[] }
   | { kind: "release" };
 

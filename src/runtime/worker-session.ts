@@ -41,7 +41,8 @@ export class WorkerSession {
     });
   }
 
-  static async create(model: Uint8Array, opts: SessionOptions = {}): Promise<WorkerSession> {
+  /** `model`: the bytes, or a path (needed for a model with external data). */
+  static async create(model: Uint8Array | string, opts: SessionOptions = {}): Promise<WorkerSession> {
     const worker = new Worker(new URL("./session-worker.js", import.meta.url));
     const reply = await new Promise<{ inputNames?: string[]; outputNames?: string[]; error?: WorkerError }>((resolve, reject) => {
       worker.once("message", resolve);

@@ -11,6 +11,7 @@
  *   mtl.config         the model's configuration (JSON)
  *   mtl.training_summary  the run's summary.json (data, steps, validation metrics), or null (JSON)
  *   mtl.tables         how tables are stored: dtype, pieces (JSON)
+ *   mtl.external_data  the external data file's name, when the weights live beside the model
  */
 import protobuf from "protobufjs/minimal.js";
 import { onnx } from "../../onnx/generated/onnx_pb.js";
@@ -30,6 +31,7 @@ export const META_KEYS = {
   config: "mtl.config",
   summary: "mtl.training_summary",
   tables: "mtl.tables",
+  externalData: "mtl.external_data",
 } as const;
 
 /** The hashing mtl's encoder implements (src/features/hash.ts); a model naming another is refused. */

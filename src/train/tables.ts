@@ -19,9 +19,10 @@ export interface TableStorage {
 }
 
 /** float32 → IEEE 754 binary16 bits, round to nearest even; overflow to ±Inf, NaN stays NaN. */
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
 export function float16Bits(x: number): number {
-  const f32 = new Float32Array(1);
-  const u32 = new Uint32Array(f32.buffer);
   f32[0] = x;
   const u = u32[0]!;
   const sign = (u >>> 16) & 0x8000;
