@@ -11,6 +11,7 @@ import { registerDataCommands } from "./data.js";
 import { inspectCommand } from "./inspect.js";
 import { exportCommand } from "./export.js";
 import { runCommand } from "./run.js";
+import { serveCommand } from "./serve.js";
 import { MODELS } from "../models/index.js";
 import { OPTIMIZER_KINDS } from "../optim/index.js";
 
@@ -69,6 +70,24 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
           .option("threads", { type: "number", default: 1, describe: "onnxruntime threads (parsing runs on its own thread beside them)" }),
       async (args) => runCommand({
         model: args.model, input: args.input, output: args.output, format: args.format, batchSize: args["batch-size"], skipBad: args["skip-bad"], threads: args.threads,
+      }),
+    )
+    .command(
+      "serve <model>",
+      "serve an exported model over HTTP JSON: POST /v1/score (one context, many candidates), GET /v1/model, GET /healthz",
+      (y) =>
+        y
+          .positional("model", { type: "string", demandOption: true, describe: "an .onnx file written by mtl export" })
+          .option("port", { type: "number", default: 8080, describe: "TCP port (0: any free port)" })
+          .option("host", { type: "string", default: "127.0.0.1", describe: "address to listen on (loopback by default)" })
+          .option("threads", { type: "number", default: 1, describe: "onnxruntime threads (HTTP and encoding run on the main thread beside them)" })
+          .option("max-body-kb", { type: "number", default: 1024, describe: "largest request body (413 beyond)" })
+          .option("max-candidates", { type: "number", default: 1000, describe: "most candidates in one request" })
+          .option("timeout-ms", { type: "number", default: 2000, describe: "per-request scoring timeout (503 beyond)" })
+          .option("rank-formula", { type: "string", describe: "what \"rank\": true sorts by (default p_ctcvr), e.g. \"p_ctcvr * bid\"" }),
+      async (args) => serveCommand({
+        model: args.model, port: args.port, host: args.host, threads: args.threads, maxBodyKb: args["max-body-kb"],
+        maxCandidates: args["max-candidates"], timeoutMs: args["timeout-ms"], rankFormula: args["rank-formula"],
       }),
     )
     .fail((msg, err) => {

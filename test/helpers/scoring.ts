@@ -39,6 +39,6 @@ export function scoringRecords(n: number, seed = 1): Record<string, string | num
 export function exportScoringModel(dir: string, name = "model.onnx", opts: Partial<InferenceExportOptions> = {}): InferenceExportResult {
   mkdirSync(dir, { recursive: true });
   return exportInferenceModel(join(dir, name), {
-    model: "esmm", seed: 3, config: { schema: toSchemaJson(scoringSchema()), towerSizes: [16, 8], ...(opts.config ?? {}) }, ...opts,
+    model: "esmm", seed: 3, ...opts, config: { schema: toSchemaJson(scoringSchema()), towerSizes: [16, 8], ...(opts.config ?? {}) },
   });
 }

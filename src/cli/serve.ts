@@ -1,0 +1,48 @@
+import { isMtlError } from "../errors.js";
+import { schemaHash } from "../features/schema.js";
+import { ScoringServer } from "../serve/server.js";
+
+export interface ServeArgs {
+  model: string;
+  port: number;
+  host: string;
+  threads: number;
+  maxBodyKb: number;
+  maxCandidates: number;
+  timeoutMs: number;
+  rankFormula?: string;
+}
+
+const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
+
+export async function serveCommand(args: ServeArgs): Promise<void> {
+  const log = (line: string) => process.stderr.write(line + "\n");
+  const server = await ScoringServer.start(args.model, {
+    port: args.port, host: args.host, intraOpThreads: args.threads, maxBodyBytes: Math.floor(args.maxBodyKb * 1024),
+    maxCandidates: args.maxCandidates, timeoutMs: args.timeoutMs, rankFormula: args.rankFormula, log,
+  });
+  const { info } = server.model;
+  if (!LOOPBACK.has(args.host)) log(`mtl serve: warning: listening on ${args.host}, beyond this machine; mtl serve has no authentication`);
+  process.stdout.write(`mtl serve: ${args.model} (${info.model}, schema ${schemaHash(info.schema)}) listening on ${server.url}\n`);
+  process.stdout.write("POST /v1/score, GET /v1/model, GET /healthz; SIGHUP reloads the model file, SIGTERM drains and exits\n");
+  let reloading = false;
+  process.on("SIGHUP", () => {
+    if (reloading) return;
+    reloading = true;
+    server.reload().catch((err: unknown) => {
+      log(`mtl serve: reload failed, still serving the previous model: ${isMtlError(err) ? err.format() : String(err)}`);
+    }).finally(() => (reloading = false));
+  });
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log(`mtl serve: ${signal}: finishing requests in flight`);
+      server.close().then(resolve, (err: unknown) => {
+        log(`mtl serve: shutdown error: ${String(err)}`);
+        resolve();
+      });
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+  log("mtl serve: stopped");
+}
