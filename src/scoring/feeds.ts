@@ -3,7 +3,8 @@
  * models' input contract (src/models/inputs.ts), and its outputs back to per-row scores. Pure
  * TypeScript: Node (run, serve) and the browser build feeds with this same code.
  */
-import type { Batch, Layout } from "../features/batch.js";
+import { BatchBuilder, type Batch, type Layout } from "../features/batch.js";
+import { encodeRecord, type RawValue } from "../features/encode.js";
 import { DENSE_INPUT, idsInput, tableNeedsWeights, weightsInput } from "../models/inputs.js";
 
 /** A tensor to feed: what onnxruntime-node and onnxruntime-web both take. */
@@ -83,4 +84,22 @@ export function concatBatches(layout: Layout, batches: readonly Batch[]): Batch 
     size, ids, weights, dense,
     click: new Uint8Array(size), conversion: new Uint8Array(size), truth: null, userId: null, sampleKey: new Uint32Array(size),
   };
+}
+
+/**
+ * Encode one context and its candidates as rows (context ∪ candidate each) without building the
+ * merged objects: a candidate's own value wins the lookup, then the context's. A bad value throws
+ * RowError with `line` = candidate index + 1. Shared by the server and the browser scorer.
+ */
+export function encodeCandidates(layout: Layout, context: Readonly<Record<string, RawValue | undefined>>, candidates: readonly Readonly<Record<string, RawValue | undefined>>[]): Batch {
+  const b = new BatchBuilder(layout, Math.max(candidates.length, 1));
+  for (let i = 0; i < candidates.length; i++) {
+    const cand = candidates[i]!;
+    const get = (k: string): RawValue | undefined => {
+      const v = cand[k];
+      return v === undefined ? context[k] : v;
+    };
+    encodeRecord(b, get, String(i + 1), i + 1, { labels: false });
+  }
+  return b.take();
 }

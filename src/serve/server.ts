@@ -26,9 +26,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { MtlError } from "../errors.js";
 import type { Batch } from "../features/batch.js";
-import { encodeRecords, RowError, type RawValue } from "../features/encode.js";
+import { RowError, type RawValue } from "../features/encode.js";
 import { schemaHash, toSchemaJson } from "../features/schema.js";
-import { concatBatches, type Scores } from "../scoring/feeds.js";
+import { concatBatches, encodeCandidates, type Scores } from "../scoring/feeds.js";
 import { ModelScorer, type ScorerOptions } from "../scoring/scorer.js";
 import { parseFormula, type RankFormula } from "./formula.js";
 import { VERSION } from "../version.js";
@@ -299,7 +299,7 @@ export class ScoringServer {
     });
   }
 
-  private parseRequest(text: string): { records: Record<string, RawValue>[]; candidates: Record<string, unknown>[]; rank: RankFormula | "p_ctr" | "p_cvr" | "p_ctcvr" | null; topK: number | null } {
+  private parseRequest(text: string): { context: Record<string, RawValue>; candidates: Record<string, RawValue>[]; rank: RankFormula | "p_ctr" | "p_cvr" | "p_ctcvr" | null; topK: number | null } {
     let body: unknown;
     try {
       body = JSON.parse(text);
@@ -338,15 +338,14 @@ export class ScoringServer {
     };
     const ctx = context as Record<string, unknown>;
     for (const k of Object.keys(ctx)) if (sources.has(k)) check(ctx[k], `context.${k}`);
-    const records = b.candidates.map((c: unknown, i: number) => {
+    b.candidates.forEach((c: unknown, i: number) => {
       if (typeof c !== "object" || c === null || Array.isArray(c)) throw new HttpError(400, "bad_request", `candidates[${i}] must be an object of feature values`);
       const cand = c as Record<string, unknown>;
-      for (const k of Object.keys(cand)) {
+      for (const k in cand) {
         if (!sources.has(k)) continue;
-        if (k in ctx) throw new HttpError(400, "bad_request", `candidates[${i}].${k} is also given in context; give each feature once`);
+        if (ctx[k] !== undefined) throw new HttpError(400, "bad_request", `candidates[${i}].${k} is also given in context; give each feature once`);
         check(cand[k], `candidates[${i}].${k}`);
       }
-      return { ...ctx, ...cand } as Record<string, RawValue>;
     });
     if (rank !== null && typeof rank === "object") {
       for (const f of rank.fields) {
@@ -355,7 +354,7 @@ export class ScoringServer {
         });
       }
     }
-    return { records, candidates: b.candidates as Record<string, unknown>[], rank, topK };
+    return { context: ctx as Record<string, RawValue>, candidates: b.candidates as Record<string, RawValue>[], rank, topK };
   }
 
   private async score(text: string): Promise<unknown> {
@@ -363,7 +362,7 @@ export class ScoringServer {
     const slot = this.slot; // the model this request is encoded for, even if a reload swaps it meanwhile
     let batch: Batch;
     try {
-      batch = encodeRecords(slot.scorer.info.layout, req.records, { labels: false });
+      batch = encodeCandidates(slot.scorer.info.layout, req.context, req.candidates);
     } catch (err) {
       if (err instanceof RowError) {
         const i = (err.where.line ?? 1) - 1;

@@ -1,0 +1,109 @@
+// Load test for `mtl serve` (a measurement, not a CI test): N requests of 1 context x C candidates
+// at concurrency K over loopback keep-alive connections, against a server in its own process.
+// Prints errors, p50/p99 latency, requests/s and the server's RSS before and after.
+//
+//   npm run build && node scripts/load-serve.mjs [--requests 20000] [--concurrency 64] [--candidates 100] [--threads 1] [--model file.onnx]
+//
+// Without --model it exports the ESMM reference configuration (Ali-CCP schema, 737,947 x 12 table,
+// towers 256 -> 64) freshly initialised; the scores do not matter for speed.
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bin = join(root, "bin", "mtl.js");
+const { values: args } = parseArgs({
+  options: {
+    requests: { type: "string", default: "20000" }, concurrency: { type: "string", default: "64" },
+    candidates: { type: "string", default: "100" }, threads: { type: "string", default: "1" }, model: { type: "string" },
+  },
+});
+const total = Number(args.requests), concurrency = Number(args.concurrency), candidates = Number(args.candidates);
+const tmp = mkdtempSync(join(tmpdir(), "mtl-load-"));
+let model = args.model;
+if (!model) {
+  model = join(tmp, "esmm.onnx");
+  execFileSync(process.execPath, [bin, "export", "--model", "esmm", "-o", model], { stdio: "inherit" });
+}
+
+const CONTEXT = ["101", "109_14", "110_14", "127_14", "150_14", "121", "122", "124", "125", "126", "127", "128", "129"];
+const ITEM = ["205", "206", "207", "210", "216", "508", "509", "702", "853", "301"];
+let seed = 12345;
+const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+const ids = (n) => Array.from({ length: n }, () => 1 + Math.floor(rand() * 737_946));
+const bodies = Array.from({ length: 200 }, () => JSON.stringify({
+  context: Object.fromEntries(CONTEXT.map((f) => [f, ids(f.endsWith("_14") ? 3 : 1)])),
+  candidates: Array.from({ length: candidates }, () => Object.fromEntries(ITEM.map((f) => [f, ids(1)]))),
+}));
+
+const server = spawn(process.execPath, [bin, "serve", model, "--port", "0", "--threads", args.threads], { stdio: ["ignore", "pipe", "inherit"] });
+const url = await new Promise((resolve, reject) => {
+  let out = "";
+  server.stdout.on("data", (d) => {
+    out += d;
+    const m = /listening on (http:\/\/[^\s]+)/.exec(out);
+    if (m) resolve(new URL(m[1]));
+  });
+  server.on("exit", (code) => reject(new Error(`mtl serve exited with ${code}`)));
+});
+const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.pid}/status`, "utf8"))[1]) / 1024;
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+function post(body) {
+  return new Promise((resolve) => {
+    const started = process.hrtime.bigint();
+    const req = http.request({ host: url.hostname, port: url.port, path: "/v1/score", method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        let ok = res.statusCode === 200;
+        if (ok) ok = JSON.parse(Buffer.concat(chunks).toString()).scores.length === candidates;
+        resolve({ ok, ms, status: res.statusCode });
+      });
+    });
+    req.on("error", (e) => resolve({ ok: false, ms: 0, status: e.code }));
+    req.end(body);
+  });
+}
+
+async function phase(n) {
+  let next = 0, errors = 0;
+  const latencies = new Float64Array(n);
+  const statuses = new Map();
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= n) return;
+      const r = await post(bodies[i % bodies.length]);
+      latencies[i] = r.ms;
+      if (!r.ok) {
+        errors++;
+        statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+      }
+    }
+  }));
+  const secs = (performance.now() - t0) / 1000;
+  latencies.sort();
+  const q = (p) => latencies[Math.min(n - 1, Math.floor(p * n))];
+  return { n, errors, statuses, secs, rps: n / secs, p50: q(0.5), p99: q(0.99), max: latencies[n - 1] };
+}
+
+await phase(Math.min(1000, total)); // warm-up (not counted)
+const rssBefore = rss();
+const r = await phase(total);
+const rssAfter = rss();
+console.log(`mtl serve load: ${r.n} requests of 1 context x ${candidates} candidates, concurrency ${concurrency}, server onnxruntime threads ${args.threads}`);
+console.log(`  errors ${r.errors}${r.errors ? " " + JSON.stringify([...r.statuses]) : ""}`);
+console.log(`  ${r.rps.toFixed(0)} requests/s (${(r.rps * candidates).toFixed(0)} candidates/s) in ${r.secs.toFixed(2)} s`);
+console.log(`  latency p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(2)} ms`);
+console.log(`  server RSS ${rssBefore.toFixed(0)} MiB before, ${rssAfter.toFixed(0)} MiB after`);
+agent.destroy();
+server.kill("SIGTERM");
+await new Promise((resolve) => server.on("exit", resolve));
+rmSync(tmp, { recursive: true, force: true });
