@@ -1,0 +1,121 @@
+/**
+ * `mtl/web`: score raw records in a browser with an exported mtl model. onnxruntime-web runs the
+ * same .onnx file as `mtl run` and `mtl serve`; the model's metadata (feature schema, hashing) is
+ * read from its protobuf with mtl's generated onnx module, and records are encoded by the same
+ * encoder code as in Node (src/features, src/scoring/feeds.ts), so a record scores the same everywhere.
+ *
+ *   import { WebScorer } from "mtl/web";
+ *   const scorer = await WebScorer.load("/model.onnx");               // wasm; { device: "webgpu" } to ask for WebGPU
+ *   const ranked = await scorer.rank({ user: "u1" }, [{ item: "i1" }, { item: "i2" }]);
+ *
+ * A model with external data (over 2 GB) is not supported here: browsers would need the .data file
+ * fetched beside it, and such a model does not fit a tab's memory anyway.
+ */
+import * as ort from "onnxruntime-web";
+import { MtlError, isMtlError } from "../errors.js";
+import type { Batch } from "../features/batch.js";
+import { encodeRecords, RowError, type RawValue } from "../features/encode.js";
+import { encodeCandidates, PREDICTIONS, scoringFeeds, type Scores } from "../scoring/feeds.js";
+import { META_KEYS, readModelInfo, type ModelInfo } from "../scoring/metadata.js";
+
+export { MtlError, isMtlError, RowError, PREDICTIONS, type ModelInfo, type Scores, type RawValue };
+export { toSchemaJson } from "../features/schema.js";
+
+export type WebDevice = "wasm" | "webgpu";
+
+export interface WebScorerOptions {
+  /** Execution provider: "wasm" (default) or "webgpu" (used when the browser has it; else wasm). */
+  device?: WebDevice;
+  /** Where onnxruntime-web finds its .wasm/.mjs files (default: next to the bundle). */
+  wasmPaths?: string;
+  /** wasm threads (default 1; more need a cross-origin-isolated page). */
+  numThreads?: number;
+  /** Names the model in errors (default: the URL, or "model"). */
+  source?: string;
+}
+
+export interface RankedCandidate {
+  /** Position of the candidate in the request. */
+  index: number;
+  p_ctr: number;
+  p_cvr: number;
+  p_ctcvr: number;
+}
+
+function hasWebGpu(): boolean {
+  const nav = (globalThis as { navigator?: { gpu?: unknown } }).navigator;
+  return nav?.gpu !== undefined;
+}
+
+export class WebScorer {
+  private constructor(
+    readonly info: ModelInfo,
+    /** The execution provider in use. */
+    readonly device: WebDevice,
+    private readonly session: ort.InferenceSession,
+  ) {}
+
+  /** Loads a model from bytes or a URL. Throws MtlError E_NOT_MTL for a file that is not an mtl scoring model. */
+  static async load(model: Uint8Array | ArrayBuffer | string, opts: WebScorerOptions = {}): Promise<WebScorer> {
+    const source = opts.source ?? (typeof model === "string" ? model : "model");
+    let bytes: Uint8Array;
+    if (typeof model === "string") {
+      let res: Response;
+      try {
+        res = await fetch(model);
+      } catch (err) {
+        throw new MtlError("E_IO", `cannot fetch the model: ${(err as Error).message}`, { where: { file: source } });
+      }
+      if (!res.ok) throw new MtlError("E_IO", `cannot fetch the model: HTTP ${res.status}`, { where: { file: source } });
+      bytes = new Uint8Array(await res.arrayBuffer());
+    } else bytes = model instanceof Uint8Array ? model : new Uint8Array(model);
+    if (bytes.byteLength === 0) throw new MtlError("E_MODEL", "empty file (0 bytes), not an ONNX model", { where: { file: source } });
+    const info = readModelInfo(bytes, source);
+    if (info.metadata[META_KEYS.externalData]) {
+      throw new MtlError("E_MODEL", "the model keeps its weights in an external data file, which mtl/web does not load", { where: { file: source }, hint: "export it with --fp16 or smaller tables so it fits one file" });
+    }
+    if (opts.wasmPaths) ort.env.wasm.wasmPaths = opts.wasmPaths;
+    ort.env.wasm.numThreads = opts.numThreads ?? 1;
+    const device: WebDevice = opts.device === "webgpu" && hasWebGpu() ? "webgpu" : "wasm";
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(bytes, { executionProviders: [device], graphOptimizationLevel: "all" });
+    } catch (err) {
+      throw new MtlError("E_MODEL", `onnxruntime-web cannot load the model: ${String((err as Error).message ?? err).split("\n")[0]}`, { where: { file: source } });
+    }
+    for (const p of PREDICTIONS) {
+      if (!session.outputNames.includes(p)) throw new MtlError("E_NOT_MTL", `the model has no output '${p}'`, { where: { file: source } });
+    }
+    return new WebScorer(info, device, session);
+  }
+
+  /** Scores encoded rows. */
+  async scoreBatch(batch: Batch): Promise<Scores> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [name, t] of Object.entries(scoringFeeds(batch, this.info.layout))) feeds[name] = new ort.Tensor(t.dtype, t.data, t.dims);
+    const out = await this.session.run(feeds);
+    const take = (name: string) => Float32Array.from(out[name]!.data as Float32Array);
+    return { p_ctr: take("p_ctr"), p_cvr: take("p_cvr"), p_ctcvr: take("p_ctcvr") };
+  }
+
+  /** Scores whole records (every feature in one object). A bad record throws RowError naming its 1-based position and field. */
+  scoreRecords(records: readonly Readonly<Record<string, RawValue | undefined>>[]): Promise<Scores> {
+    return this.scoreBatch(encodeRecords(this.info.layout, records, { labels: false }));
+  }
+
+  /** Scores candidates against one context (context ∪ candidate per row), as `mtl serve` does. */
+  scoreCandidates(context: Readonly<Record<string, RawValue | undefined>>, candidates: readonly Readonly<Record<string, RawValue | undefined>>[]): Promise<Scores> {
+    return this.scoreBatch(encodeCandidates(this.info.layout, context, candidates));
+  }
+
+  /** Candidates sorted by a prediction (default pCTCVR), best first. */
+  async rank(context: Readonly<Record<string, RawValue | undefined>>, candidates: readonly Readonly<Record<string, RawValue | undefined>>[], by: (typeof PREDICTIONS)[number] = "p_ctcvr"): Promise<RankedCandidate[]> {
+    const s = await this.scoreCandidates(context, candidates);
+    const rows = candidates.map((_, i) => ({ index: i, p_ctr: s.p_ctr[i]!, p_cvr: s.p_cvr[i]!, p_ctcvr: s.p_ctcvr[i]! }));
+    return rows.sort((a, b) => b[by] - a[by] || a.index - b.index);
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,42 @@
+/** mtl/web's scorer (onnxruntime-web, wasm) gives the same scores as onnxruntime-node for the same raw records. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { WebScorer, MtlError } from "../src/web/index.js";
+import { encodeRecords } from "../src/features/encode.js";
+import { ModelScorer } from "../src/scoring/scorer.js";
+import { Graph, ops, encodeGraph } from "../src/index.js";
+import { CONTEXT_KEYS, exportScoringModel, scoringRecords } from "./helpers/scoring.js";
+
+const dir = mkdtempSync(join(tmpdir(), "mtl-web-scorer-"));
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test("WebScorer (wasm) scores records and ranks candidates as onnxruntime-node does, within 1e-6", async () => {
+  for (const opts of [{}, { fp16: true, maxPieceBytes: 200 }]) {
+    const file = exportScoringModel(dir, "m.onnx", opts).file;
+    const records = scoringRecords(64, 17);
+    const node = await ModelScorer.open(file, { worker: false });
+    const want = await node.score(encodeRecords(node.info.layout, records as never, { labels: false }));
+    await node.release();
+    const web = await WebScorer.load(readFileSync(file));
+    assert.equal(web.device, "wasm");
+    const got = await web.scoreRecords(records as never);
+    for (const p of ["p_ctr", "p_cvr", "p_ctcvr"] as const) got[p].forEach((v, i) => assert.ok(Math.abs(v - want[p][i]!) <= 1e-6, `${p}[${i}] ${v} vs ${want[p][i]}`));
+    const context = Object.fromEntries(CONTEXT_KEYS.map((k) => [k, records[0]![k]]));
+    const candidates = records.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => !CONTEXT_KEYS.includes(k))));
+    const ranked = await web.rank(context as never, candidates as never);
+    for (let i = 1; i < ranked.length; i++) assert.ok(ranked[i - 1]!.p_ctcvr >= ranked[i]!.p_ctcvr);
+    assert.equal(ranked.length, 64);
+    await web.release();
+  }
+});
+
+test("WebScorer refuses a plain ONNX model and a file that is not ONNX, saying why", async () => {
+  const g = new Graph({ name: "plain" });
+  g.output(ops.Relu(g.input("x", "float32", [2])), "y");
+  await assert.rejects(WebScorer.load(encodeGraph(g), { source: "plain.onnx" }), (e: unknown) => e instanceof MtlError && e.code === "E_NOT_MTL" && /plain\.onnx/.test(e.format()));
+  writeFileSync(join(dir, "x"), "");
+  await assert.rejects(WebScorer.load(new TextEncoder().encode("<html>not a model</html>")), (e: unknown) => e instanceof MtlError && /not an ONNX model/.test(e.message));
+});
