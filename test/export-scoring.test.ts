@@ -56,11 +56,15 @@ test("the exported file carries the schema, hashing, model, version and summary,
 
 test("a table split into pieces scores exactly as one table; float16 tables score as the float16-rounded weights", async () => {
   const plain = await scores(exportScoringModel(dir, "a.onnx").file);
-  // 4-wide float32 rows: 16 bytes; a 100-byte limit gives 6-row pieces (the item table: 62 rows -> 11 pieces).
+  // A 100-byte limit: a 4-byte column of the user (98 rows) and item (62) tables is over it, so they split by
+  // rows (6-row pieces); the age (10 rows) and tag (14) tables split by columns.
   const split = exportScoringModel(dir, "b.onnx", { maxPieceBytes: 100 });
-  assert.deepEqual(split.tables.map((t) => t.pieces), [17, 2, 11, 3]);
-  const splitScores = await scores(split.file);
-  assert.deepEqual(splitScores, plain);
+  assert.deepEqual(split.tables.map((t) => [t.pieces, t.splitBy]), [[17, "rows"], [2, "columns"], [11, "rows"], [4, "columns"]]);
+  assert.deepEqual(await scores(split.file), plain);
+  // An 800-byte limit: a 4-byte column of the 98-row user table (392 bytes) fits, so tables split by columns.
+  const byColumns = exportScoringModel(dir, "b2.onnx", { maxPieceBytes: 800 });
+  assert.deepEqual(byColumns.tables.map((t) => [t.pieces, t.splitBy]), [[2, "columns"], [1, "none"], [2, "columns"], [1, "none"]]);
+  assert.deepEqual(await scores(byColumns.file), plain);
 
   // float16 reference: the same model with every table weight rounded through float16 in float32.
   const entry = getModel("esmm");

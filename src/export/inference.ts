@@ -18,7 +18,7 @@ import { toModelProto } from "../onnx/serialize.js";
 import { getModel, type RegisteredModel } from "../models/index.js";
 import { buildInferenceGraph, describeModel } from "../train/program.js";
 import { initialState, TrainingState } from "../train/state.js";
-import { rowsPerPiece, type TableStorage } from "../train/tables.js";
+import { tablePieces, type TableStorage } from "../train/tables.js";
 import { HASHING, META_KEYS, MODEL_FORMAT } from "../scoring/metadata.js";
 import { VERSION } from "../version.js";
 
@@ -49,6 +49,8 @@ export interface TableReport {
   dim: number;
   dtype: "float32" | "float16" | "float64";
   pieces: number;
+  /** How the table is split into pieces. */
+  splitBy: "none" | "columns" | "rows";
 }
 
 export interface InferenceExportResult {
@@ -196,10 +198,10 @@ export function exportInferenceModel(out: string, opts: InferenceExportOptions):
   const storage: TableStorage = { float16: opts.fp16 === true, maxPieceBytes: opts.maxPieceBytes ?? DEFAULT_MAX_PIECE_BYTES };
   const graph = buildInferenceGraph(entry.definition, config, state, { opset: opts.opset, tableStorage: storage });
   const described = describeModel(entry.definition, config);
-  const tables: TableReport[] = described.tables.map((t) => ({
-    name: t.name, rows: t.rows, dim: t.dim, dtype: storage.float16 ? "float16" : "float32",
-    pieces: Math.ceil(t.rows / rowsPerPiece(t, storage.float16 ? 2 : 4, storage.maxPieceBytes)),
-  }));
+  const tables: TableReport[] = described.tables.map((t) => {
+    const split = tablePieces(t, storage.float16 ? 2 : 4, storage.maxPieceBytes);
+    return { name: t.name, rows: t.rows, dim: t.dim, dtype: storage.float16 ? "float16" : "float32", pieces: split.pieces, splitBy: split.by };
+  });
   graph.metadata.set(META_KEYS.model, entry.definition.name);
   graph.metadata.set(META_KEYS.version, VERSION);
   graph.metadata.set(META_KEYS.config, JSON.stringify(config));

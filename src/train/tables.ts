@@ -1,11 +1,18 @@
 /**
  * How an inference graph stores its embedding tables: float32 (or the model's dtype) in one
- * initializer, or float16 with a Cast after the lookup, and split by rows into pieces so that no
+ * initializer, or float16 with a Cast after the lookup, and split into pieces so that no
  * initializer exceeds a byte limit (WebGPU caps one buffer at 128 MB–1 GB; protobuf caps a file at
- * 2 GB). A split table is looked up piece by piece: each piece gathers every id clamped into its own
- * range, and `Where(piece == k)` keeps the rows that piece owns. (Concat-ing the pieces back into one
- * table before a single Gather would be constant-folded by onnxruntime into one big buffer again,
- * which is exactly what the split avoids.)
+ * 2 GB).
+ *
+ * Splitting, measured on the ESMM reference table (scripts/bench-export.mjs):
+ * - by columns when one column fits the limit: piece k holds columns [k·c, (k+1)·c) of every row;
+ *   a lookup gathers the same ids from every piece and Concats along the last axis. It moves the
+ *   same bytes as one Gather, so it scores about as fast as an unsplit table.
+ * - by rows otherwise (a single column over the limit): each piece gathers every id clamped into
+ *   its own range, and `Where(piece == k)` keeps the rows it owns: K gathers of the whole batch,
+ *   about K times the lookup cost (3.2x slower scoring with 5 pieces).
+ * Concat-ing the pieces back into one table before a single Gather would be constant-folded by
+ * onnxruntime into one big buffer again, which is exactly what the split avoids.
  */
 import { tensor, type Graph, type Value } from "../graph/ir.js";
 import * as ops from "../graph/ops.js";
@@ -77,16 +84,29 @@ export function storeTable(g: Graph, spec: TableSpec, weights: Float32Array | Fl
   const half = storage.float16 === true;
   const stored = half ? toFloat16(weights) : weights;
   const storedDtype = half ? "float16" : dtype;
-  const perPiece = rowsPerPiece(spec, half ? 2 : dtype === "float64" ? 8 : 4, storage.maxPieceBytes);
+  const bytes = half ? 2 : dtype === "float64" ? 8 : 4;
+  const finish = (v: Value): Value => (half ? ops.Cast(v, { to: dtype }) : v);
+  const columnsPerPiece = storage.maxPieceBytes ? Math.floor(storage.maxPieceBytes / (spec.rows * bytes)) : spec.dim;
+  if (columnsPerPiece >= spec.dim) {
+    const table = g.initializer(spec.name, tensor(storedDtype, [spec.rows, spec.dim], stored));
+    return (ids) => finish(ops.Gather(table, ids));
+  }
+  if (columnsPerPiece >= 1) {
+    const pieces: Value[] = [];
+    for (let c0 = 0, k = 0; c0 < spec.dim; c0 += columnsPerPiece, k++) {
+      const cols = Math.min(columnsPerPiece, spec.dim - c0);
+      const data = new (stored.constructor as { new (n: number): typeof stored })(spec.rows * cols);
+      for (let r = 0; r < spec.rows; r++) data.set(stored.subarray(r * spec.dim + c0, r * spec.dim + c0 + cols), r * cols);
+      pieces.push(g.initializer(`${spec.name}.cols${k}`, tensor(storedDtype, [spec.rows, cols], data)));
+    }
+    return (ids) => finish(ops.Concat(pieces.map((p) => ops.Gather(p, ids)), { axis: -1 }));
+  }
+  const perPiece = rowsPerPiece(spec, bytes, storage.maxPieceBytes);
   const pieces: Value[] = [];
   for (let start = 0, k = 0; start < spec.rows; start += perPiece, k++) {
     const rows = Math.min(perPiece, spec.rows - start);
-    const data = stored.subarray(start * spec.dim, (start + rows) * spec.dim);
-    const name = perPiece === spec.rows ? spec.name : `${spec.name}.part${k}`;
-    pieces.push(g.initializer(name, tensor(storedDtype, [rows, spec.dim], data)));
+    pieces.push(g.initializer(`${spec.name}.part${k}`, tensor(storedDtype, [rows, spec.dim], stored.subarray(start * spec.dim, (start + rows) * spec.dim))));
   }
-  const finish = (v: Value): Value => (half ? ops.Cast(v, { to: dtype }) : v);
-  if (pieces.length === 1) return (ids) => finish(ops.Gather(pieces[0]!, ids));
   return (ids) => {
     const piece = ops.Unsqueeze(ops.Div(ids, perPiece), [-1]); // integer division: which piece owns each id
     const local = ops.Sub(ids, ops.Mul(ops.Div(ids, perPiece), perPiece));
@@ -98,4 +118,12 @@ export function storeTable(g: Graph, spec: TableSpec, weights: Float32Array | Fl
     });
     return finish(out!);
   };
+}
+
+/** How many initializers `storeTable` splits a table into. */
+export function tablePieces(table: Pick<TableSpec, "rows" | "dim">, bytesPerValue: number, maxPieceBytes?: number): { pieces: number; by: "none" | "columns" | "rows" } {
+  const columnsPerPiece = maxPieceBytes ? Math.floor(maxPieceBytes / (table.rows * bytesPerValue)) : table.dim;
+  if (columnsPerPiece >= table.dim) return { pieces: 1, by: "none" };
+  if (columnsPerPiece >= 1) return { pieces: Math.ceil(table.dim / columnsPerPiece), by: "columns" };
+  return { pieces: Math.ceil(table.rows / rowsPerPiece(table, bytesPerValue, maxPieceBytes)), by: "rows" };
 }
