@@ -3,6 +3,7 @@
 // Prints errors, p50/p99 latency, requests/s and the server's RSS before and after.
 //
 //   npm run build && node scripts/load-serve.mjs [--requests 20000] [--concurrency 64] [--candidates 100] [--threads 1] [--model file.onnx]
+//   node scripts/load-serve.mjs --url http://127.0.0.1:8080 --pid <server pid>    (a server you started, e.g. under --cpu-prof)
 //
 // Without --model it exports the ESMM reference configuration (Ali-CCP schema, 737,947 x 12 table,
 // towers 256 -> 64) freshly initialised; the scores do not matter for speed.
@@ -20,12 +21,13 @@ const { values: args } = parseArgs({
   options: {
     requests: { type: "string", default: "20000" }, concurrency: { type: "string", default: "64" },
     candidates: { type: "string", default: "100" }, threads: { type: "string", default: "1" }, model: { type: "string" },
+    url: { type: "string" }, pid: { type: "string" },
   },
 });
 const total = Number(args.requests), concurrency = Number(args.concurrency), candidates = Number(args.candidates);
 const tmp = mkdtempSync(join(tmpdir(), "mtl-load-"));
 let model = args.model;
-if (!model) {
+if (!model && !args.url) {
   model = join(tmp, "esmm.onnx");
   execFileSync(process.execPath, [bin, "export", "--model", "esmm", "-o", model], { stdio: "inherit" });
 }
@@ -40,8 +42,9 @@ const bodies = Array.from({ length: 200 }, () => JSON.stringify({
   candidates: Array.from({ length: candidates }, () => Object.fromEntries(ITEM.map((f) => [f, ids(1)]))),
 }));
 
-const server = spawn(process.execPath, [bin, "serve", model, "--port", "0", "--threads", args.threads], { stdio: ["ignore", "pipe", "inherit"] });
-const url = await new Promise((resolve, reject) => {
+const server = args.url ? null : spawn(process.execPath, [bin, "serve", model, "--port", "0", "--threads", args.threads], { stdio: ["ignore", "pipe", "inherit"] });
+const serverPid = server ? server.pid : Number(args.pid);
+const url = args.url ? new URL(args.url) : await new Promise((resolve, reject) => {
   let out = "";
   server.stdout.on("data", (d) => {
     out += d;
@@ -50,7 +53,7 @@ const url = await new Promise((resolve, reject) => {
   });
   server.on("exit", (code) => reject(new Error(`mtl serve exited with ${code}`)));
 });
-const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.pid}/status`, "utf8"))[1]) / 1024;
+const rss = () => (serverPid ? Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${serverPid}/status`, "utf8"))[1]) / 1024 : NaN);
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
 function post(body) {
@@ -104,6 +107,8 @@ console.log(`  ${r.rps.toFixed(0)} requests/s (${(r.rps * candidates).toFixed(0)
 console.log(`  latency p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(2)} ms`);
 console.log(`  server RSS ${rssBefore.toFixed(0)} MiB before, ${rssAfter.toFixed(0)} MiB after`);
 agent.destroy();
-server.kill("SIGTERM");
-await new Promise((resolve) => server.on("exit", resolve));
+if (server) {
+  server.kill("SIGTERM");
+  await new Promise((resolve) => server.on("exit", resolve));
+}
 rmSync(tmp, { recursive: true, force: true });
