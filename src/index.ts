@@ -52,6 +52,7 @@ export { exportTrainingArtifacts, TRAINING_FILES, type ExportTrainingOptions } f
 export { twoTower, buildTwoTower, binaryCrossEntropy, ESMM_REFERENCE, type TwoTowerConfig } from "./models/two_tower.js";
 export { MODELS, getModel, type RegisteredModel } from "./models/index.js";
 export { esmm, buildEsmm, esmmDefaults, type EsmmConfig } from "./models/esmm.js";
+export { escm2, buildEscm2, escm2Defaults, inversePropensity, type Escm2Config, type CounterfactualMode, type IpwNormalization } from "./models/escm2.js";
 export { commonDefaults, validateConfig, type CommonConfig } from "./models/config.js";
 export * as layers from "./models/layers.js";
 export { Prng } from "./util/prng.js";

@@ -10,11 +10,13 @@ import { layoutOf } from "../src/features/batch.js";
 import { SynthWorld, synthBatches } from "../src/data/synth.js";
 import { getModel, MODELS } from "../src/models/index.js";
 import { esmm, esmmDefaults, type EsmmConfig } from "../src/models/esmm.js";
+import { escm2, escm2Defaults, type Escm2Config } from "../src/models/escm2.js";
+import * as ops from "../src/graph/ops.js";
 import type { CommonConfig } from "../src/models/config.js";
 import { trainerBatch } from "../src/train/batches.js";
-import { Trainer, buildEvalProgram, buildTrainingStep, describeModel, initialState, type ModelDefinition } from "../src/train/index.js";
-import { assertClose, runTiny, tinyBatch, tinySchema, tinyState } from "./helpers/models.js";
-import { Ref, logLoss, mean } from "./helpers/model_ref.js";
+import { Trainer, buildEvalProgram, buildTrainingStep, describeModel, initialState, type ModelDefinition, type TrainingState } from "../src/train/index.js";
+import { assertClose, runTiny, tinyBatch, tinySchema, tinyState, type TinyBatch } from "./helpers/models.js";
+import { Ref, logLoss, mean, mix, sum } from "./helpers/model_ref.js";
 
 // ---------------------------------------------------------------- a short training run per model
 
@@ -100,3 +102,109 @@ test("registry: every model's defaults validate; unknown keys and bad values nam
   const cfg = entry.validate({ ...base, schema: json }, "exp.yaml") as EsmmConfig;
   assert.equal(cfg.schema.features[0]!.name, "a");
 });
+
+// ---------------------------------------------------------------- ESCM²
+
+/** The TypeScript ESCM² on the tiny batch: predictions and every risk, from the paper's formulas. */
+function escm2Reference(state: TrainingState, batch: TinyBatch, c: Escm2Config) {
+  const ref = new Ref(state);
+  const x = ref.pooled(batch);
+  const tasks = c.counterfactualMode === "DR" ? ["ctr", "cvr", "imputation"] : ["ctr", "cvr"];
+  const p: Record<string, number[]> = {};
+  if (c.backbone === "towers") {
+    for (const t of tasks) p[t] = ref.tower(t, x, c.towerSizes.length);
+  } else {
+    const experts = Array.from({ length: c.expertCount }, (_, e) => ref.mlp(`expert.${e}`, x, c.expertSizes.length));
+    for (const t of tasks) p[t] = ref.tower(t, mix(ref.gate(`gate.${t}`, x), experts), c.mmoeTowerSizes.length);
+  }
+  const pCtr = p["ctr"]!, pCvr = p["cvr"]!;
+  const pCtcvr = pCtr.map((v, i) => v * pCvr[i]!);
+  const o = batch.click;
+  const delta = pCvr.map((v, i) => logLoss(v, batch.conversion[i]!)); // δ
+  const w = pCtr.map((v) => Math.min(1 / Math.max(v, c.propensityFloor), c.propensityClip)); // 1/ô, clipped
+  const ctr = mean(pCtr.map((v, i) => logLoss(v, o[i]!)));
+  const ctcvr = mean(pCtcvr.map((v, i) => logLoss(v, batch.conversion[i]!)));
+  const risks: Record<string, number> = {};
+  if (c.counterfactualMode === "IPW") {
+    const terms = o.map((oi, i) => oi * delta[i]! * w[i]!);
+    risks["cvr"] = c.ipwNormalization === "batch" ? mean(terms) : sum(terms) / Math.max(sum(o), 1);
+  } else {
+    const dHat = p["imputation"]!; // δ̂
+    risks["cvr_err"] = mean(o.map((oi, i) => dHat[i]! + oi * w[i]! * (delta[i]! - dHat[i]!)));
+    risks["cvr_imp"] = mean(o.map((oi, i) => oi * w[i]! * (delta[i]! - dHat[i]!) ** 2));
+    risks["cvr"] = risks["cvr_err"]! + risks["cvr_imp"]!;
+  }
+  const loss = ctr + c.counterfactualWeight * risks["cvr"]! + c.globalWeight * ctcvr;
+  const losses: Record<string, number> = { ctr, ctcvr, ...risks };
+  return { pCtr, pCvr, pCtcvr, w, losses, loss };
+}
+
+const escm2Tiny = (patch: Partial<Escm2Config>): Escm2Config => ({
+  ...escm2Defaults(), schema: tinySchema(), towerSizes: [5, 4], expertCount: 3, expertSizes: [4], mmoeTowerSizes: [3],
+  counterfactualWeight: 0.3, globalWeight: 0.6, ...patch,
+});
+
+/** The CTR branch's own parameters: its tower (and, with MMoE, its gate). */
+const ctrBranch = (params: string[]) => params.filter((n) => n.startsWith("ctr.") || n === "gate.ctr.weight" || n === "gate.ctr.bias");
+
+for (const backbone of ["towers", "mmoe"] as const) {
+  for (const [mode, norm, active] of [["IPW", "batch", "floor"], ["IPW", "clicks", "clip"], ["DR", "batch", "floor"], ["DR", "batch", "clip"]] as const) {
+    test(`ESCM² ${mode}${mode === "IPW" ? ` (÷ ${norm})` : ""}, ${backbone} backbone, ${active} active: predictions, every risk, and the stop-gradient on ô`, async () => {
+      const batch = tinyBatch();
+      const probe = escm2Tiny({ backbone, counterfactualMode: mode, ipwNormalization: norm });
+      const state = tinyState(escm2, probe, 3, 1.0);
+      // Pick the floor or the clip from this batch's clicked pCTRs so that it bites on some clicked rows and not on others.
+      const clickedCtr = [...new Set(escm2Reference(state, batch, probe).pCtr.filter((_, i) => batch.click[i] === 1))].sort((a, b) => a - b);
+      const between = (clickedCtr[0]! + clickedCtr[1]!) / 2;
+      const config = active === "floor" ? { ...probe, propensityFloor: between, propensityClip: 1e6 } : { ...probe, propensityFloor: 1e-6, propensityClip: 1 / between };
+      const want = escm2Reference(state, batch, config);
+      const limited = want.pCtr.filter((v, i) => batch.click[i] === 1 && (active === "floor" ? v < config.propensityFloor : 1 / v > config.propensityClip));
+      assert.ok(limited.length >= 1 && limited.length < batch.click.filter((c) => c === 1).length, `the ${active} applies to some clicked rows, not all`);
+
+      const run = await runTiny(escm2, config, state, batch, []);
+      const ctr = ctrBranch(run.params);
+      assert.ok(ctr.length >= 2, `CTR branch parameters: ${ctr.join(", ")}`);
+      const cvrParams = run.params.filter((n) => n.startsWith("cvr."));
+      const withGrads = await runTiny(escm2, config, state, batch, [
+        { name: "risk", of: (o) => o["loss_cvr"]!, params: [...ctr, ...cvrParams] },
+        { name: "total", of: (o) => o["loss"]!, params: ctr },
+        { name: "ctr+global", of: (o) => ops.Add(o["loss_ctr"]!, ops.Mul(o["loss_ctcvr"]!, config.globalWeight)), params: ctr },
+      ]);
+      assertClose(run.outputs["p_ctr"]!, want.pCtr, "p_ctr");
+      assertClose(run.outputs["p_cvr"]!, want.pCvr, "p_cvr");
+      assertClose(run.outputs["p_ctcvr"]!, want.pCtcvr, "p_ctcvr");
+      const terms = Object.keys(run.outputs).filter((k) => k.startsWith("loss_")).map((k) => k.slice(5)).sort();
+      assert.deepEqual(terms, Object.keys(want.losses).sort(), "loss terms");
+      for (const [name, value] of Object.entries(want.losses)) assertClose(run.outputs[`loss_${name}`]!, value, `loss_${name}`);
+      assertClose(run.outputs["loss"]!, want.loss, "loss");
+      assertClose(withGrads.outputs["loss"]!, want.loss, "loss (gradient run)");
+
+      // ô = stopGradient(max(pCTR, floor)): the CVR risk sends nothing into the CTR branch ...
+      for (const n of ctr) assert.ok(withGrads.gradients["risk"]![n]!.every((v) => v === 0), `d R_cvr / d ${n} is 0`);
+      // ... while it does train the CVR tower,
+      assert.ok(cvrParams.some((n) => withGrads.gradients["risk"]![n]!.some((v) => Math.abs(v) > 1e-8)), "R_cvr trains the CVR tower");
+      // ... the CTR branch learns from L_ctr + λ_g·L_ctcvr and nothing else,
+      for (const n of ctr) assertClose(withGrads.gradients["total"]![n]!, withGrads.gradients["ctr+global"]![n]!, `d loss / d ${n}`, 1e-12);
+      // ... and without the stop-gradient it would not be 0: R_cvr does move with the CTR head's bias (finite difference).
+      const h = 1e-5, bias = state.get("ctr.out.bias")!;
+      bias[0]! += h;
+      const moved = escm2Reference(state, batch, config).losses["cvr"]!;
+      bias[0]! -= h;
+      assert.ok(Math.abs((moved - want.losses["cvr"]!) / h) > 1e-4, `R_cvr depends on pCTR through ô (finite difference ${(moved - want.losses["cvr"]!) / h})`);
+    });
+  }
+}
+
+test("ESCM²: PaddleRec's defaults (DR, MMoE 8×16, towers 8, floor 1e-6, clip 15, λ_cf = λ_g = 0.5), IPW ÷ batch", () => {
+  const d = escm2Defaults();
+  assert.deepEqual(
+    [d.counterfactualMode, d.backbone, d.expertCount, d.expertSizes, d.mmoeTowerSizes, d.propensityFloor, d.propensityClip, d.counterfactualWeight, d.globalWeight, d.ipwNormalization],
+    ["DR", "mmoe", 8, [16], [8], 1e-6, 15, 0.5, 0.5, "batch"],
+  );
+});
+
+for (const mode of ["IPW", "DR"] as const) {
+  test(`ESCM² ${mode}: the loss falls on the synthetic funnel`, async (t) => {
+    await lossFalls(t, escm2, onSynth({ ...escm2Defaults(), counterfactualMode: mode }));
+  });
+}

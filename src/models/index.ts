@@ -2,6 +2,7 @@
 import { MtlError } from "../errors.js";
 import type { RegisteredModel } from "./config.js";
 import { esmmEntry } from "./esmm.js";
+import { escm2Entry } from "./escm2.js";
 import { ESMM_REFERENCE, twoTower, type TwoTowerConfig } from "./two_tower.js";
 
 export type { RegisteredModel } from "./config.js";
@@ -36,6 +37,7 @@ const twoTowerEntry: RegisteredModel<TwoTowerConfig> = {
 
 export const MODELS: Readonly<Record<string, RegisteredModel>> = {
   esmm: esmmEntry as RegisteredModel,
+  escm2: escm2Entry as RegisteredModel,
   "two-tower": twoTowerEntry as RegisteredModel,
 };
 
