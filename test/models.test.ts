@@ -17,7 +17,10 @@ import { mmoeDefaults, mmoeModel, pleDefaults, pleModel, sharedBottomDefaults, s
 import { aitm, aitmDefaults, type AitmConfig } from "../src/models/aitm.js";
 import type { CommonConfig } from "../src/models/config.js";
 import { trainerBatch } from "../src/train/batches.js";
-import { Trainer, buildEvalProgram, buildTrainingStep, describeModel, initialState, type ModelDefinition, type TrainingState } from "../src/train/index.js";
+import { Trainer, buildEvalProgram, buildInferenceGraph, buildTrainingStep, describeModel, initialState, type ModelDefinition, type TrainingState } from "../src/train/index.js";
+import { encodeGraph } from "../src/onnx/serialize.js";
+import { Session } from "../src/runtime/session.js";
+import { rng as rngFor } from "./helpers/rng.js";
 import { assertClose, runTiny, tinyBatch, tinySchema, tinyState, type TinyBatch } from "./helpers/models.js";
 import { Ref, logLoss, mean, mix, sum, type Rows } from "./helpers/model_ref.js";
 
@@ -366,3 +369,85 @@ for (const [name, model, config] of [
     await lossFalls(t, model, onSynth(config));
   });
 }
+
+// ---------------------------------------------------------------- every registered model: inference graph and options
+
+/** A small config of each registered schema-driven model on the tiny schema. */
+function smallConfig(name: string): Record<string, unknown> {
+  const entry = getModel(name);
+  const base = { ...(entry.defaults as Record<string, unknown>), schema: tinySchema() };
+  const sizes: Record<string, Record<string, unknown>> = {
+    naive: { towerSizes: [4] }, "ctr-only": { towerSizes: [4] }, esmm: { towerSizes: [4] },
+    escm2: { expertCount: 2, expertSizes: [4], mmoeTowerSizes: [3] },
+    "shared-bottom": { bottomSizes: [4], towerSizes: [3] }, mmoe: { expertCount: 2, expertSizes: [4], towerSizes: [3] },
+    ple: { taskExperts: 1, sharedExperts: 1, expertSizes: [4], towerSizes: [3] }, aitm: { towerSizes: [4] },
+  };
+  return entry.validate({ ...base, ...sizes[name] }, "test") as Record<string, unknown>;
+}
+
+for (const name of Object.keys(MODELS).filter((n) => n !== "two-tower")) {
+  test(`${name}: the inference graph takes ids only (no labels) and predicts what the eval program predicts`, async () => {
+    const entry = getModel(name);
+    const config = smallConfig(name);
+    const state = tinyState(entry.definition, config);
+    const batch = tinyBatch();
+    const evalRun = await runTiny(entry.definition, config, state, batch);
+    const g = buildInferenceGraph(entry.definition, config, state, { dtype: "float64" });
+    assert.deepEqual(g.inputs.map((i) => i.name), ["ids.shared"], "inference inputs");
+    const session = await Session.create(encodeGraph(g));
+    const out = await session.run({ "ids.shared": { dtype: "int64", dims: [8, 6], data: BigInt64Array.from(batch.ids, (v) => BigInt(v)) } });
+    await session.release();
+    const predictions = Object.keys(evalRun.outputs).filter((k) => k.startsWith("p_"));
+    assert.deepEqual(Object.keys(out).sort(), predictions.sort());
+    assert.ok(predictions.includes("p_ctr"));
+    for (const p of predictions) assertClose(Array.from(out[p]!.data as Float64Array), evalRun.outputs[p]!, `${name} ${p}`, 1e-12);
+  });
+}
+
+test("ESMM with BatchNorm and Dropout: eval uses the running statistics (BN after each Gemm, before ReLU) and no dropout", async () => {
+  const config: EsmmConfig = { ...esmmTiny, batchNorm: true, dropout: 0.5 };
+  const state = tinyState(esmm, config);
+  // Running statistics away from (0, 1), so a BN that ignored them would show.
+  const r = rngFor(11);
+  for (const [name] of state.tensors) {
+    const data = state.get(name)!;
+    if (name.endsWith(".running_mean")) for (let i = 0; i < data.length; i++) data[i] = r() - 0.5;
+    if (name.endsWith(".running_var")) for (let i = 0; i < data.length; i++) data[i] = 0.5 + r();
+  }
+  const batch = tinyBatch();
+  const run = await runTiny(esmm, config, state, batch);
+  const ref = new Ref(state);
+  const bnTower = (name: string, x: Rows) => {
+    let h = x;
+    for (let i = 0; i < 2; i++) {
+      const layer = `${name}.${i}`;
+      const [scale, bias, mu, v] = ["scale", "bias", "running_mean", "running_var"].map((s) => ref.w(`${layer}.bn.${s}`));
+      h = ref.linear(layer, h).map((row) => row.map((z, u) => Math.max(0, scale![u]! * (z - mu![u]!) / Math.sqrt(v![u]! + 1e-5) + bias![u]!)));
+    }
+    return ref.head(`${name}.out`, h);
+  };
+  const x = ref.pooled(batch);
+  assertClose(run.outputs["p_ctr"]!, bnTower("ctr", x), "p_ctr");
+  assertClose(run.outputs["p_cvr"]!, bnTower("cvr", x), "p_cvr");
+  // In training, each hidden layer has a dropout mask input and BN updates its running statistics.
+  const step = buildTrainingStep(esmm, config, { optimizer: { kind: "sgd" } });
+  assert.equal(step.signature.dropouts.length, 4);
+  assert.equal(step.signature.states.length, 8);
+});
+
+test("config checks: ESCM²'s mode, normalisation and backbone; PLE's levels; AITM's towers", () => {
+  const fails = (name: string, patch: Record<string, unknown>, field: string) => {
+    const entry = getModel(name);
+    assert.throws(() => entry.validate({ ...(entry.defaults as Record<string, unknown>), ...patch }, "exp.yaml"), (e: unknown) => e instanceof MtlError && e.where.field === field, `${name}.${field}`);
+  };
+  fails("escm2", { counterfactualMode: "ips" }, "counterfactualMode");
+  fails("escm2", { ipwNormalization: "impressions" }, "ipwNormalization");
+  fails("escm2", { backbone: "ple" }, "backbone");
+  fails("escm2", { propensityFloor: 0 }, "propensityFloor");
+  fails("escm2", { propensityClip: -1 }, "propensityClip");
+  fails("escm2", { counterfact_mode: "DR" }, "counterfact_mode");
+  fails("ple", { levels: 0 }, "levels");
+  fails("aitm", { towerSizes: [] }, "towerSizes");
+  fails("mmoe", { expertCount: 1.5 }, "expertCount");
+  fails("naive", { cvrWeight: -1 }, "cvrWeight");
+});
