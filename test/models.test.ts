@@ -112,7 +112,8 @@ test("registry: every model's defaults validate; unknown keys and bad values nam
 // ---------------------------------------------------------------- ESCM²
 
 /** The TypeScript ESCM² on the tiny batch: predictions and every risk, from the paper's formulas. */
-function escm2Reference(state: TrainingState, batch: TinyBatch, c: Escm2Config) {
+/** `frozenWeights`: use these 1/ô instead of recomputing them (what the stop-gradient means for a derivative). */
+function escm2Reference(state: TrainingState, batch: TinyBatch, c: Escm2Config, frozenWeights?: number[]) {
   const ref = new Ref(state);
   const x = ref.pooled(batch);
   const tasks = c.counterfactualMode === "DR" ? ["ctr", "cvr", "imputation"] : ["ctr", "cvr"];
@@ -127,7 +128,7 @@ function escm2Reference(state: TrainingState, batch: TinyBatch, c: Escm2Config) 
   const pCtcvr = pCtr.map((v, i) => v * pCvr[i]!);
   const o = batch.click;
   const delta = pCvr.map((v, i) => logLoss(v, batch.conversion[i]!)); // δ
-  const w = pCtr.map((v) => Math.min(1 / Math.max(v, c.propensityFloor), c.propensityClip)); // 1/ô, clipped
+  const w = frozenWeights ?? pCtr.map((v) => Math.min(1 / Math.max(v, c.propensityFloor), c.propensityClip)); // 1/ô, clipped
   const ctr = mean(pCtr.map((v, i) => logLoss(v, o[i]!)));
   const ctcvr = mean(pCtcvr.map((v, i) => logLoss(v, batch.conversion[i]!)));
   const risks: Record<string, number> = {};
@@ -322,30 +323,35 @@ function project(ref: Ref, name: string, rows: Rows): Rows {
   return rows.map((r) => Array.from({ length: k }, (_, o) => sum(r.map((v, i) => v * W[i * k + o]!))));
 }
 
+/** AITM by hand: towers, transfer, attention over {p_{t−1}, q_t}, heads, losses and the calibrator. */
+function aitmReference(ref: Ref, batch: TinyBatch, c: AitmConfig): Expected {
+  const x = ref.pooled(batch);
+  const layers = c.towerSizes.length;
+  const qClick = ref.mlp("ctr", x, layers), qConversion = ref.mlp("ctcvr", x, layers);
+  const transferred = ref.mlp("transfer", qClick, 1); // p_{t−1}
+  const k = c.towerSizes[layers - 1]!;
+  const score = (u: Rows) => {
+    const q = project(ref, "ait.query", u), key = project(ref, "ait.key", u);
+    return q.map((row, b) => sum(row.map((v, i) => v * key[b]![i]!)) / Math.sqrt(k));
+  };
+  const [s0, s1] = [score(transferred), score(qConversion)];
+  const [v0, v1] = [project(ref, "ait.value", transferred), project(ref, "ait.value", qConversion)];
+  const z = batch.click.map((_, b) => {
+    const m = Math.max(s0[b]!, s1[b]!), e0 = Math.exp(s0[b]! - m), e1 = Math.exp(s1[b]! - m);
+    const w0 = e0 / (e0 + e1), w1 = e1 / (e0 + e1);
+    return v0[b]!.map((v, i) => w0 * v + w1 * v1[b]![i]!);
+  });
+  const pCtr = ref.head("ctr.out", qClick), pCtcvr = ref.head("ctcvr.out", z);
+  const pCvr = pCtcvr.map((v, i) => Math.min(Math.max(v / Math.max(pCtr[i]!, 1e-7), 0), 1));
+  const ctr = mean(pCtr.map((v, i) => logLoss(v, batch.click[i]!)));
+  const ctcvr = mean(pCtcvr.map((v, i) => logLoss(v, batch.conversion[i]!)));
+  const calibration = sum(pCtcvr.map((v, i) => Math.max(v - pCtr[i]!, 0)));
+  return { predictions: { p_ctr: pCtr, p_cvr: pCvr, p_ctcvr: pCtcvr }, losses: { ctr, ctcvr, calibration }, loss: c.ctrWeight * ctr + c.ctcvrWeight * ctcvr + c.calibrationWeight * calibration };
+}
+
 test("AITM: attention transfer from the click tower, pCTCVR from z_t, calibrator α·Σ max(pCTCVR − pCTR, 0)", async () => {
   const config: AitmConfig = { ...aitmDefaults(), schema: tinySchema(), towerSizes: [5, 4], ctrWeight: 0.9, ctcvrWeight: 1.1, calibrationWeight: 0.6 };
-  const want = await checkAgainstReference(aitm, config, (ref, x, batch) => {
-    const qClick = ref.mlp("ctr", x, 2), qConversion = ref.mlp("ctcvr", x, 2);
-    const transferred = ref.mlp("transfer", qClick, 1); // p_{t−1}
-    const k = 4;
-    const score = (u: Rows) => {
-      const q = project(ref, "ait.query", u), key = project(ref, "ait.key", u);
-      return q.map((row, b) => sum(row.map((v, i) => v * key[b]![i]!)) / Math.sqrt(k));
-    };
-    const [s0, s1] = [score(transferred), score(qConversion)];
-    const [v0, v1] = [project(ref, "ait.value", transferred), project(ref, "ait.value", qConversion)];
-    const z = batch.click.map((_, b) => {
-      const m = Math.max(s0[b]!, s1[b]!), e0 = Math.exp(s0[b]! - m), e1 = Math.exp(s1[b]! - m);
-      const w0 = e0 / (e0 + e1), w1 = e1 / (e0 + e1);
-      return v0[b]!.map((v, i) => w0 * v + w1 * v1[b]![i]!);
-    });
-    const pCtr = ref.head("ctr.out", qClick), pCtcvr = ref.head("ctcvr.out", z);
-    const pCvr = pCtcvr.map((v, i) => Math.min(Math.max(v / Math.max(pCtr[i]!, 1e-7), 0), 1));
-    const ctr = mean(pCtr.map((v, i) => logLoss(v, batch.click[i]!)));
-    const ctcvr = mean(pCtcvr.map((v, i) => logLoss(v, batch.conversion[i]!)));
-    const calibration = sum(pCtcvr.map((v, i) => Math.max(v - pCtr[i]!, 0)));
-    return { predictions: { p_ctr: pCtr, p_cvr: pCvr, p_ctcvr: pCtcvr }, losses: { ctr, ctcvr, calibration }, loss: 0.9 * ctr + 1.1 * ctcvr + 0.6 * calibration };
-  }, 1.0);
+  const want = await checkAgainstReference(aitm, config, (ref, _x, batch) => aitmReference(ref, batch, config), 1.0);
   const over = want.predictions["p_ctcvr"]!.filter((v, i) => v > want.predictions["p_ctr"]![i]!).length;
   assert.ok(over > 0 && over < 8, `the calibrator is active on some rows, not all (${over} of 8)`);
 });
@@ -450,4 +456,51 @@ test("config checks: ESCM²'s mode, normalisation and backbone; PLE's levels; AI
   fails("aitm", { towerSizes: [] }, "towerSizes");
   fails("mmoe", { expertCount: 1.5 }, "expertCount");
   fails("naive", { cvrWeight: -1 }, "cvrWeight");
+});
+
+// ---------------------------------------------------------------- backward passes against finite differences
+
+/**
+ * d loss / d param from the training graph's autodiff equals a central finite difference of the
+ * TypeScript loss, on a few entries of each parameter (and of the embedding rows the batch uses).
+ */
+async function gradientsMatchFiniteDifferences<C>(model: ModelDefinition<C>, config: C, loss: (state: TrainingState, batch: TinyBatch) => number, params: string[], scale = 0.8): Promise<void> {
+  const batch = tinyBatch();
+  const state = tinyState(model, config, 3, scale);
+  const inputs = params.map((n) => (n === "shared" ? "shared__rows" : n));
+  const run = await runTiny(model, config, state, batch, [{ name: "loss", of: (o) => o["loss"]!, params: inputs }]);
+  const h = 1e-6;
+  params.forEach((name, k) => {
+    const data = state.get(name)!;
+    const grad = run.gradients["loss"]![inputs[k]!]!;
+    const entries = name === "shared" ? [batch.ids[0]! * 3, batch.ids[2]! * 3 + 1, batch.ids[7]! * 3 + 2] : [0, Math.floor(data.length / 2), data.length - 1];
+    for (const i of entries) {
+      const keep = data[i]!;
+      data[i] = keep + h;
+      const up = loss(state, batch);
+      data[i] = keep - h;
+      const down = loss(state, batch);
+      data[i] = keep;
+      const fd = (up - down) / (2 * h);
+      assert.ok(Math.abs(grad[i]! - fd) <= 1e-6 * (1 + Math.abs(fd)), `d loss / d ${name}[${i}]: autodiff ${grad[i]}, finite difference ${fd}`);
+    }
+  });
+}
+
+for (const mode of ["IPW", "DR"] as const) {
+  test(`ESCM² ${mode}: the training gradient equals finite differences of the TS loss with ô held fixed`, async () => {
+    const config = escm2Tiny({ backbone: "towers", counterfactualMode: mode, propensityClip: 2.5 });
+    const tasks = mode === "DR" ? ["ctr", "cvr", "imputation"] : ["ctr", "cvr"];
+    let frozen: number[] | undefined;
+    await gradientsMatchFiniteDifferences(escm2, config, (state, batch) => {
+      frozen ??= escm2Reference(state, batch, config).w; // the unperturbed 1/ô: the stop-gradient
+      return escm2Reference(state, batch, config, frozen).loss;
+    }, ["shared", ...tasks.flatMap((t) => [`${t}.0.weight`, `${t}.out.bias`])]);
+  });
+}
+
+test("AITM: the training gradient (attention, transfer, calibrator) equals finite differences", async () => {
+  const config: AitmConfig = { ...aitmDefaults(), schema: tinySchema(), towerSizes: [5, 4] };
+  await gradientsMatchFiniteDifferences(aitm, config, (state, batch) => aitmReference(new Ref(state), batch, config).loss,
+    ["shared", "ctr.0.weight", "ctcvr.1.weight", "transfer.0.weight", "ait.query.weight", "ait.key.weight", "ait.value.weight", "ctcvr.out.bias"], 1.0);
 });
