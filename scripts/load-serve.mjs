@@ -2,7 +2,7 @@
 // at concurrency K over loopback keep-alive connections, against a server in its own process.
 // Prints errors, p50/p99 latency, requests/s and the server's RSS before and after.
 //
-//   npm run build && node scripts/load-serve.mjs [--requests 20000] [--concurrency 64] [--candidates 100] [--threads 1] [--model file.onnx]
+//   npm run build && node scripts/load-serve.mjs [--requests 20000] [--concurrency 64] [--candidates 100] [--threads 1] [--rounds 1] [--model file.onnx]
 //   node scripts/load-serve.mjs --url http://127.0.0.1:8080 --pid <server pid>    (a server you started, e.g. under --cpu-prof)
 //
 // Without --model it exports the ESMM reference configuration (Ali-CCP schema, 737,947 x 12 table,
@@ -21,7 +21,7 @@ const { values: args } = parseArgs({
   options: {
     requests: { type: "string", default: "20000" }, concurrency: { type: "string", default: "64" },
     candidates: { type: "string", default: "100" }, threads: { type: "string", default: "1" }, model: { type: "string" },
-    url: { type: "string" }, pid: { type: "string" },
+    url: { type: "string" }, pid: { type: "string" }, rounds: { type: "string", default: "1" },
   },
 });
 const total = Number(args.requests), concurrency = Number(args.concurrency), candidates = Number(args.candidates);
@@ -98,14 +98,17 @@ async function phase(n) {
 }
 
 await phase(Math.min(1000, total)); // warm-up (not counted)
-const rssBefore = rss();
-const r = await phase(total);
-const rssAfter = rss();
-console.log(`mtl serve load: ${r.n} requests of 1 context x ${candidates} candidates, concurrency ${concurrency}, server onnxruntime threads ${args.threads}`);
-console.log(`  errors ${r.errors}${r.errors ? " " + JSON.stringify([...r.statuses]) : ""}`);
-console.log(`  ${r.rps.toFixed(0)} requests/s (${(r.rps * candidates).toFixed(0)} candidates/s) in ${r.secs.toFixed(2)} s`);
-console.log(`  latency p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(2)} ms`);
-console.log(`  server RSS ${rssBefore.toFixed(0)} MiB before, ${rssAfter.toFixed(0)} MiB after`);
+// --rounds N repeats the measured phase on the same server: RSS after each round shows whether memory stays flat.
+for (let round = 1; round <= Number(args.rounds); round++) {
+  const rssBefore = rss();
+  const r = await phase(total);
+  const rssAfter = rss();
+  console.log(`mtl serve load${Number(args.rounds) > 1 ? ` (round ${round})` : ""}: ${r.n} requests of 1 context x ${candidates} candidates, concurrency ${concurrency}, server onnxruntime threads ${args.threads}`);
+  console.log(`  errors ${r.errors}${r.errors ? " " + JSON.stringify([...r.statuses]) : ""}`);
+  console.log(`  ${r.rps.toFixed(0)} requests/s (${(r.rps * candidates).toFixed(0)} candidates/s) in ${r.secs.toFixed(2)} s`);
+  console.log(`  latency p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(2)} ms`);
+  console.log(`  server RSS ${rssBefore.toFixed(0)} MiB before, ${rssAfter.toFixed(0)} MiB after`);
+}
 agent.destroy();
 if (server) {
   server.kill("SIGTERM");

@@ -330,23 +330,25 @@ export class ScoringServer {
       sources.add(f.source);
       if (f.kind === "weighted_ids" && f.weightSource) sources.add(f.weightSource);
     }
-    const check = (v: unknown, where: string): void => {
-      if (v === null || isScalar(v)) return;
-      if (Array.isArray(v) && v.every(isScalar)) return;
+    // Checked per value without building strings: a request has ~1,000 of them.
+    const valid = (v: unknown): boolean => v === null || isScalar(v) || (Array.isArray(v) && v.every(isScalar));
+    const mistyped = (v: unknown, where: string): HttpError => {
       const what = Array.isArray(v) ? "a list with an item that is not a string, number or boolean" : typeof v === "number" ? "a non-finite number" : typeof v === "object" ? "an object" : typeof v;
-      throw new HttpError(400, "mistyped_feature", `${where}: expected a string, a number, a boolean or a list of them, got ${what}`);
+      return new HttpError(400, "mistyped_feature", `${where}: expected a string, a number, a boolean or a list of them, got ${what}`);
     };
     const ctx = context as Record<string, unknown>;
-    for (const k of Object.keys(ctx)) if (sources.has(k)) check(ctx[k], `context.${k}`);
-    b.candidates.forEach((c: unknown, i: number) => {
+    for (const k of Object.keys(ctx)) if (sources.has(k) && !valid(ctx[k])) throw mistyped(ctx[k], `context.${k}`);
+    const candidates = b.candidates;
+    for (let i = 0; i < candidates.length; i++) {
+      const c: unknown = candidates[i];
       if (typeof c !== "object" || c === null || Array.isArray(c)) throw new HttpError(400, "bad_request", `candidates[${i}] must be an object of feature values`);
       const cand = c as Record<string, unknown>;
       for (const k in cand) {
         if (!sources.has(k)) continue;
         if (ctx[k] !== undefined) throw new HttpError(400, "bad_request", `candidates[${i}].${k} is also given in context; give each feature once`);
-        check(cand[k], `candidates[${i}].${k}`);
+        if (!valid(cand[k])) throw mistyped(cand[k], `candidates[${i}].${k}`);
       }
-    });
+    }
     if (rank !== null && typeof rank === "object") {
       for (const f of rank.fields) {
         b.candidates.forEach((c: Record<string, unknown>, i: number) => {
