@@ -43,7 +43,10 @@ export function predictionFormatOf(file: string): PredictionFormat {
 
 /** A probability as text: 9 significant digits round-trip a float32 exactly. */
 function num(v: number): string {
-  return v === 0 ? "0" : v.toPrecision(9).replace(/\.?0+$/, "").replace(/\.?0+e/, "e");
+  if (v === 0) return "0";
+  const s = v.toPrecision(9);
+  // Trim trailing zeros only where there are any (the regexes double the cost of this function).
+  return s.charCodeAt(s.length - 1) !== 48 && !s.includes("e") ? s : s.replace(/\.?0+$/, "").replace(/\.?0+e/, "e");
 }
 
 function formatBlock(block: ReadBlock, s: Scores, format: PredictionFormat): string {
