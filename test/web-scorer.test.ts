@@ -40,3 +40,28 @@ test("WebScorer refuses a plain ONNX model and a file that is not ONNX, saying w
   writeFileSync(join(dir, "x"), "");
   await assert.rejects(WebScorer.load(new TextEncoder().encode("<html>not a model</html>")), (e: unknown) => e instanceof MtlError && /not an ONNX model/.test(e.message));
 });
+
+test("encodeCandidates (context encoded once, copied) gives the rows encodeRecords gives for the merged records", async () => {
+  const { encodeCandidates } = await import("../src/scoring/feeds.js");
+  const { layoutOf } = await import("../src/features/batch.js");
+  const { scoringSchema } = await import("./helpers/scoring.js");
+  const layout = layoutOf(scoringSchema());
+  const records = scoringRecords(12, 23);
+  const context = { user: "u5", hist: ["i1", "i2", "i3", "i4"], age: 4, price: 12.5 };
+  // Candidates carry item features; some override age (so age is not shared), none give user or hist.
+  const candidates = records.map((r, i) => {
+    const c: Record<string, unknown> = { item: r.item, tags: r.tags, tag_w: r.tag_w };
+    if (i % 3 === 1) c["age"] = i % 10;
+    if (i % 4 === 2) c["price"] = i;
+    return c;
+  });
+  const fast = encodeCandidates(layout, context as never, candidates as never);
+  const merged = encodeRecords(layout, candidates.map((c) => ({ ...context, ...c })) as never, { labels: false });
+  assert.equal(fast.size, merged.size);
+  assert.deepEqual(fast.ids, merged.ids);
+  assert.deepEqual(fast.weights, merged.weights);
+  assert.deepEqual(fast.dense, merged.dense);
+  // A bad value in a later candidate names that candidate; a missing one too.
+  assert.throws(() => encodeCandidates(layout, context as never, [candidates[0], { ...candidates[1], price: "x" }] as never), (e: unknown) => e instanceof MtlError && e.where.line === 2 && e.where.field === "price");
+  assert.throws(() => encodeCandidates(layout, { user: "u1", hist: [] } as never, [candidates[0], { item: "i1", tags: [], tag_w: [] }] as never), (e: unknown) => e instanceof MtlError && e.where.line === 1 && e.where.field === "age");
+});
