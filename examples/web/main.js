@@ -28,7 +28,17 @@ function exampleRecords(schema) {
     return f.kind === "id" ? id(k) : [id(k), id(k + 1)];
   };
   const context = {}, candidates = [];
-  const contextual = (f, i) => i < Math.ceil(schema.features.length / 2) && f.kind !== "dense";
+  // Guess where item features start: at the first feature sharing a table with an earlier one
+  // (e.g. `item` after the user's `recent_items`); else halfway.
+  const seen = new Set();
+  let split = schema.features.findIndex((f) => {
+    if (f.kind === "dense") return false;
+    const shared = seen.has(f.table);
+    seen.add(f.table);
+    return shared;
+  });
+  if (split <= 0) split = Math.ceil(schema.features.length / 2);
+  const contextual = (f, i) => i < split && f.kind !== "dense";
   schema.features.forEach((f, i) => { if (contextual(f, i)) context[f.source] = value(f, 1); });
   for (let k = 0; k < 5; k++) {
     const c = {};
