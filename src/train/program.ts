@@ -79,7 +79,7 @@ class Recorder implements ModelContext {
   readonly tables: TableSpec[] = [];
   readonly rowValues: Value[] = [];
   /** Inference: per table, its lookup (ids → embeddings) over the stored initializers. */
-  private readonly lookups_: ((ids: Value) => Value)[] = [];
+  private readonly tableLookups: ((ids: Value) => Value)[] = [];
   /** Per table, its optimizer slots' rows (train step only). */
   readonly rowSlots: Value[][] = [];
   readonly lookups: LookupSpec[] = [];
@@ -122,7 +122,7 @@ class Recorder implements ModelContext {
       if (this.mode === "inference") {
         const data = this.source!.get(table.name);
         if (!data) throw new MtlError("E_STATE", `the state has no table '${table.name}'`, { where: { field: table.name } });
-        this.lookups_[t] = storeTable(this.graph, table, tableWeights(data, table), this.dtype, this.tableStorage);
+        this.tableLookups[t] = storeTable(this.graph, table, tableWeights(data, table), this.dtype, this.tableStorage);
         this.rowSlots.push([]);
       } else {
         this.rowValues.push(this.graph.input(rowsName(table.name), this.dtype, ["rows", table.dim]));
@@ -131,7 +131,7 @@ class Recorder implements ModelContext {
       }
     }
     this.lookups.push({ input, table: table.name, shape: [...shape] });
-    if (this.mode === "inference") return this.lookups_[t]!(this.graph.input(input, "int64", shape));
+    if (this.mode === "inference") return this.tableLookups[t]!(this.graph.input(input, "int64", shape));
     return ops.Gather(this.rowValues[t]!, this.graph.input(localName(input), "int32", shape));
   }
 
