@@ -1,0 +1,61 @@
+/**
+ * `mtl eval`: a run directory's best state (or its latest checkpoint) over a data set, with the
+ * funnel metrics of src/metrics/funnel.ts computed exactly over every row.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { openDataSource } from "../data/source.js";
+import type { FunnelCurves, FunnelMetrics } from "../metrics/funnel.js";
+import type { RegisteredModel } from "../models/index.js";
+import type { Device } from "../runtime/session.js";
+import { buildEvalProgram } from "./program.js";
+import { evaluatePass, lookupModel, modelConfigOf, readJson, RUN_FILES, type RunManifest } from "./run.js";
+import { TrainingState } from "./state.js";
+import { Trainer } from "./trainer.js";
+import { validateSchema } from "../features/schema.js";
+
+export interface EvalResult {
+  run: string;
+  model: string;
+  checkpoint: string;
+  step: number;
+  data: string;
+  rows: number;
+  loss: number | null;
+  metrics: FunnelMetrics;
+  curves: FunnelCurves;
+}
+
+export interface EvalOptions {
+  runDir: string;
+  data: string;
+  /** "best" (default: best.mtlstate when the run has one, else the latest checkpoint) or "latest". */
+  which?: "best" | "latest";
+  batchSize?: number;
+  device?: Device;
+  models?: Readonly<Record<string, RegisteredModel>>;
+  onProgress?: (rows: number) => void;
+}
+
+export async function evaluateRun(opts: EvalOptions): Promise<EvalResult> {
+  const runFile = join(opts.runDir, RUN_FILES.run);
+  const manifest = readJson<RunManifest>(runFile, "run.json");
+  const entry = lookupModel(manifest.model, opts.models);
+  const config = entry.validate(modelConfigOf(manifest, runFile), runFile);
+  const best = join(opts.runDir, RUN_FILES.best);
+  const checkpoint = (opts.which ?? "best") === "best" && existsSync(best) ? best : join(opts.runDir, RUN_FILES.checkpoint);
+  const state = TrainingState.load(checkpoint);
+  const schema = validateSchema(manifest.modelConfig["schema"], runFile);
+  const source = await openDataSource(opts.data, { schema });
+  const trainer = await Trainer.create(state, { eval: buildEvalProgram(entry.definition, config) }, { ...(opts.device ? { device: opts.device } : {}), intraOpThreads: 2 });
+  try {
+    const res = await evaluatePass(trainer, source.layout, source.batches({ batchSize: opts.batchSize ?? 4096, shuffle: false }), opts.onProgress);
+    return {
+      run: opts.runDir, model: manifest.model, checkpoint, step: state.step, data: opts.data, rows: res.collector.size,
+      loss: res.loss, metrics: res.collector.metrics(), curves: res.collector.curves(),
+    };
+  } finally {
+    await trainer.release();
+    await source.close();
+  }
+}
