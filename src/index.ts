@@ -51,4 +51,7 @@ export * from "./train/index.js";
 export { exportTrainingArtifacts, TRAINING_FILES, type ExportTrainingOptions } from "./train/export.js";
 export { twoTower, buildTwoTower, binaryCrossEntropy, ESMM_REFERENCE, type TwoTowerConfig } from "./models/two_tower.js";
 export { MODELS, getModel, type RegisteredModel } from "./models/index.js";
+export { esmm, buildEsmm, esmmDefaults, type EsmmConfig } from "./models/esmm.js";
+export { commonDefaults, validateConfig, type CommonConfig } from "./models/config.js";
+export * as layers from "./models/layers.js";
 export { Prng } from "./util/prng.js";

@@ -1,14 +1,10 @@
-/** The models mtl can build, by name. The models issue adds ESMM, ESCM2 and peers here. */
+/** The models mtl can build, by name, each with its defaults and config checks. */
 import { MtlError } from "../errors.js";
-import type { ModelDefinition } from "../train/model.js";
+import type { RegisteredModel } from "./config.js";
+import { esmmEntry } from "./esmm.js";
 import { ESMM_REFERENCE, twoTower, type TwoTowerConfig } from "./two_tower.js";
 
-export interface RegisteredModel<C = unknown> {
-  definition: ModelDefinition<C>;
-  defaults: C;
-  /** Checks a user's config (merged over the defaults) and returns it typed. */
-  validate(config: Record<string, unknown>, source: string): C;
-}
+export type { RegisteredModel } from "./config.js";
 
 function positiveInt(config: Record<string, unknown>, key: string, source: string): void {
   const v = config[key];
@@ -38,7 +34,10 @@ const twoTowerEntry: RegisteredModel<TwoTowerConfig> = {
   },
 };
 
-export const MODELS: Readonly<Record<string, RegisteredModel>> = { "two-tower": twoTowerEntry as RegisteredModel };
+export const MODELS: Readonly<Record<string, RegisteredModel>> = {
+  esmm: esmmEntry as RegisteredModel,
+  "two-tower": twoTowerEntry as RegisteredModel,
+};
 
 export function getModel(name: string): RegisteredModel {
   const m = MODELS[name];

@@ -82,3 +82,8 @@ export function embedFeatures(ctx: ModelContext, layout: Layout, opts: Embedding
   if (layout.denseWidth > 0) parts.push(ctx.input(DENSE_INPUT, ctx.dtype, ["batch", layout.denseWidth]));
   return parts.length === 1 ? parts[0]! : ops.Concat(parts, { axis: 1 });
 }
+
+/** The two labels of the contract, float [batch]: click, and conversion (= click AND buy, the CTCVR label). */
+export function labelInputs(ctx: ModelContext): { click: Value; conversion: Value } {
+  return { click: ctx.input(CLICK_INPUT, ctx.dtype, ["batch"]), conversion: ctx.input(CONVERSION_INPUT, ctx.dtype, ["batch"]) };
+}

@@ -1,0 +1,49 @@
+/**
+ * ESMM — Entire Space Multi-task Model (Ma et al., SIGIR 2018, arXiv:1804.07931).
+ *
+ *   shared embeddings ─┬─ CTR tower ── pCTR ─┐
+ *                      └─ CVR tower ── pCVR ─┴─ pCTCVR = pCTR × pCVR         (eq. 1)
+ *   L = w_ctr · BCE(pCTR, click) + w_ctcvr · BCE(pCTCVR, conversion)        (eq. 3)
+ *
+ * Both losses are over all impressions; the CVR tower gets no direct loss, only the CTCVR one.
+ * Defaults are PaddleRec's models/multitask/esmm: towers 256→64 (`ctr_fc_sizes`), unit weights.
+ */
+import * as ops from "../graph/ops.js";
+import type { ModelContext, ModelDefinition, ModelOutputs } from "../train/model.js";
+import { COMMON_RULES, commonDefaults, embeddedInput, layerSizes, nonNegativeNumber, registered, type CommonConfig } from "./config.js";
+import { labelInputs } from "./inputs.js";
+import { binaryCrossEntropy, tower, weighted } from "./layers.js";
+
+export interface EsmmConfig extends CommonConfig {
+  /** Hidden layer sizes of the CTR and of the CVR tower (PaddleRec `ctr_fc_sizes`). Default [256, 64]. */
+  towerSizes: number[];
+  /** w_ctr: weight of BCE(pCTR, click). Default 1. */
+  ctrWeight: number;
+  /** w_ctcvr: weight of BCE(pCTCVR, conversion). Default 1. */
+  ctcvrWeight: number;
+}
+
+export function esmmDefaults(): EsmmConfig {
+  return { ...commonDefaults(), towerSizes: [256, 64], ctrWeight: 1, ctcvrWeight: 1 };
+}
+
+export function buildEsmm(ctx: ModelContext, config: EsmmConfig): ModelOutputs {
+  const x = embeddedInput(ctx, config);
+  const { click, conversion } = labelInputs(ctx);
+  const pCtr = tower(ctx, "ctr", x, config.towerSizes, config);
+  const pCvr = tower(ctx, "cvr", x, config.towerSizes, config);
+  const pCtcvr = ops.Mul(pCtr, pCvr); // eq. 1
+  const ctrLoss = binaryCrossEntropy(pCtr, click);
+  const ctcvrLoss = binaryCrossEntropy(pCtcvr, conversion);
+  return {
+    predictions: { p_ctr: pCtr, p_cvr: pCvr, p_ctcvr: pCtcvr },
+    losses: { ctr: ctrLoss, ctcvr: ctcvrLoss },
+    loss: ops.Add(weighted(ctrLoss, config.ctrWeight), weighted(ctcvrLoss, config.ctcvrWeight)), // eq. 3
+  };
+}
+
+export const esmm: ModelDefinition<EsmmConfig> = { name: "esmm", build: buildEsmm };
+
+export const ESMM_RULES = { ...COMMON_RULES, towerSizes: layerSizes, ctrWeight: nonNegativeNumber, ctcvrWeight: nonNegativeNumber };
+
+export const esmmEntry = registered(esmm, esmmDefaults, ESMM_RULES, "ESMM (SIGIR 2018): CTR and CVR towers on shared embeddings, trained on CTR and CTCVR over all impressions");
