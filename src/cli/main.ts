@@ -10,6 +10,9 @@ import { VERSION } from "../version.js";
 import { registerDataCommands } from "./data.js";
 import { inspectCommand } from "./inspect.js";
 import { exportCommand } from "./export.js";
+import { evalCommand, trainCommand } from "./train.js";
+import { reportCommand } from "./report.js";
+import { demoCommand } from "./demo.js";
 import { MODELS } from "../models/index.js";
 import { OPTIMIZER_KINDS } from "../optim/index.js";
 
@@ -49,6 +52,66 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
         model: args.model, out: args.out, training: args.training, config: args.config, optimizer: args.optimizer,
         seed: args.seed, clipNorm: args["clip-norm"], opset: args.opset,
       }),
+    )
+    .command(
+      "train",
+      "train a model: writes a run directory (run.json, checkpoints, metrics.jsonl, summary.json); --resume continues it exactly",
+      (y) =>
+        y
+          .option("model", { type: "string", describe: `model name (${Object.keys(MODELS).join(", ")}); default esmm or the config's` })
+          .option("train", { type: "string", describe: "training data: a shard, a text file (Ali-CCP, CSV, JSONL; .gz ok) or synth:rows=N,seed=S,bias=B" })
+          .option("valid", { type: "string", describe: "validation data (default: --valid-fraction of --train held out by sample id)" })
+          .option("out", { alias: "o", type: "string", demandOption: true, describe: "run directory" })
+          .option("config", { type: "string", describe: "YAML config naming every knob (PaddleRec keys accepted); see docs/workflow.md" })
+          .option("epochs", { type: "number" })
+          .option("batch-size", { type: "number" })
+          .option("lr", { type: "number", describe: "base learning rate" })
+          .option("seed", { type: "number", describe: "seed of the weights and of the data order" })
+          .option("valid-fraction", { type: "number", describe: "share of --train held out for validation when there is no --valid (default 0.1)" })
+          .option("checkpoint-every", { type: "number", describe: "steps between checkpoints (also at each epoch end)" })
+          .option("log-every", { type: "number", describe: "steps between metrics.jsonl step records" })
+          .option("patience", { type: "number", describe: "early stopping: epochs without improvement on the validation set (0 = off)" })
+          .option("resume", { type: "boolean", default: false, describe: "continue the run in --out from its last checkpoint" })
+          .option("device", { type: "string", choices: ["cpu", "cuda"], describe: "where onnxruntime runs the steps" }),
+      async (args) => trainCommand({
+        model: args.model, train: args.train, valid: args.valid, out: args.out, config: args.config, epochs: args.epochs,
+        batchSize: args["batch-size"], lr: args.lr, seed: args.seed, validFraction: args["valid-fraction"],
+        checkpointEvery: args["checkpoint-every"], logEvery: args["log-every"], patience: args.patience, resume: args.resume, device: args.device,
+      }),
+    )
+    .command(
+      "eval <run>",
+      "evaluate a run's best state (or --latest checkpoint) on a data set: exact CTR/CVR/CTCVR AUC, logloss, PCOC, GAUC, CVR bias",
+      (y) =>
+        y
+          .positional("run", { type: "string", demandOption: true, describe: "run directory written by mtl train" })
+          .option("data", { type: "string", demandOption: true, describe: "a shard, a text file or synth:..." })
+          .option("json", { type: "string", describe: "also write the metrics (and ROC/calibration curves) as JSON here" })
+          .option("latest", { type: "boolean", default: false, describe: "use checkpoint.mtlstate instead of best.mtlstate" })
+          .option("batch-size", { type: "number" })
+          .option("device", { type: "string", choices: ["cpu", "cuda"] }),
+      async (args) => evalCommand({ run: args.run, data: args.data, json: args.json, latest: args.latest, batchSize: args["batch-size"], device: args.device }),
+    )
+    .command(
+      "report <run>",
+      "write one self-contained HTML report of a run: loss and AUC curves, ROC per task, reliability plot, config and data",
+      (y) =>
+        y
+          .positional("run", { type: "string", demandOption: true, describe: "run directory written by mtl train" })
+          .option("out", { alias: "o", type: "string", describe: "HTML file (default <run>/report.html)" }),
+      async (args) => reportCommand({ run: args.run, out: args.out }),
+    )
+    .command(
+      "demo",
+      "the quick start: on the built-in synthetic funnel, train the naive CVR baseline, ESMM and ESCM2, compare them, export the best and score records with it",
+      (y) =>
+        y
+          .option("out", { alias: "o", type: "string", default: "mtl-demo", describe: "directory for the runs and the exported model" })
+          .option("rows", { type: "number", default: 200000, describe: "synthetic impressions (20% held out for evaluation)" })
+          .option("bias", { type: "number", default: 1, describe: "selection-bias strength of the synthetic funnel" })
+          .option("seed", { type: "number", default: 1 })
+          .option("epochs", { type: "number", default: 1 }),
+      async (args) => demoCommand({ out: args.out, rows: args.rows, bias: args.bias, seed: args.seed, epochs: args.epochs }),
     )
     .fail((msg, err) => {
       if (err) throw err;
