@@ -56,6 +56,10 @@ export interface RunProgress {
   /** Epochs in a row without improvement of the early-stopping metric. */
   badEpochs: number;
   finished: "completed" | "early_stopped" | null;
+  /** Sums over the steps since the last step record and since the epoch began: resumed runs log the same numbers. */
+  window: { loss: number; losses: Record<string, number>; steps: number; examples: number };
+  epochLoss: number;
+  epochSteps: number;
 }
 
 /** run.json. */
@@ -198,7 +202,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
     if (existsSync(paths.checkpoint)) {
       throw new MtlError("E_RUN", `${out} already holds a run (${RUN_FILES.checkpoint})`, { where: { file: out }, hint: "pass --resume to continue it, or choose another --out" });
     }
-    progress = { epoch: 0, batchInEpoch: 0, step: 0, examples: 0, bestValue: null, bestEpoch: null, bestStep: null, badEpochs: 0, finished: null };
+    progress = { epoch: 0, batchInEpoch: 0, step: 0, examples: 0, bestValue: null, bestEpoch: null, bestStep: null, badEpochs: 0, finished: null, window: { loss: 0, losses: {}, steps: 0, examples: 0 }, epochLoss: 0, epochSteps: 0 };
   }
   const t = config.training;
   const train = config.data.train;
@@ -228,7 +232,11 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
   } else {
     // Records written after the checkpoint will be written again: drop them.
     const kept = existsSync(paths.metrics)
-      ? readFileSync(paths.metrics, "utf8").split("\n").filter((l) => l.trim() && (JSON.parse(l) as { step: number }).step <= progress.step)
+      ? readFileSync(paths.metrics, "utf8").split("\n").filter((l) => {
+        if (!l.trim()) return false;
+        const r = JSON.parse(l) as { type: string; step: number; epoch: number };
+        return r.type === "epoch" ? r.epoch <= progress.epoch : r.step <= progress.step;
+      })
       : [];
     writeFileSync(paths.metrics, kept.map((l) => l + "\n").join(""));
   }
@@ -268,8 +276,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
       const it = trainSource.batches({ batchSize: t.batchSize, seed: t.seed, epoch, validFraction, part: trainPart })[Symbol.asyncIterator]();
       for (let k = 0; k < progress.batchInEpoch; k++) if ((await it.next()).done) break;
       let exhausted = false;
-      let window = { loss: 0, losses: {} as Record<string, number>, steps: 0, examples: 0, since: Date.now() };
-      let epochLoss = 0, epochSteps = 0;
+      let since = Date.now();
       while (!exhausted) {
         const room = t.checkpointEvery - (state.step % t.checkpointEvery);
         let taken = 0;
@@ -293,22 +300,24 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
             if (!Number.isFinite(r.loss)) throw nanError(`the loss is ${r.loss} at step ${step} (epoch ${epoch + 1})`, step, lastCheckpointStep, paths.checkpoint);
             const size = sizes[step - firstStep]!;
             progress.examples += size;
+            const window = progress.window;
             window.loss += r.loss;
             for (const [k, v] of Object.entries(r.losses)) window.losses[k] = (window.losses[k] ?? 0) + v;
             window.steps++;
             window.examples += size;
-            epochLoss += r.loss;
-            epochSteps++;
+            progress.epochLoss += r.loss;
+            progress.epochSteps++;
             const lr = learningRate(t.lr, t.schedule, step);
             emit({ kind: "step", step, epoch, batchInEpoch: progress.batchInEpoch + (step - firstStep) + 1, loss: r.loss, lr, examples: progress.examples });
             if (step % t.logEvery === 0) {
-              const secs = Math.max((Date.now() - window.since) / 1000, 1e-6);
+              const secs = Math.max((Date.now() - since) / 1000, 1e-6);
               record({
                 type: "step", step, epoch, loss: window.loss / window.steps,
                 losses: Object.fromEntries(Object.entries(window.losses).map(([k, v]) => [k, v / window.steps])),
                 lr, examples: progress.examples, examples_per_sec: Math.round(window.examples / secs), time: new Date().toISOString(),
               });
-              window = { loss: 0, losses: {}, steps: 0, examples: 0, since: Date.now() };
+              progress.window = { loss: 0, losses: {}, steps: 0, examples: 0 };
+              since = Date.now();
             }
           },
         });
@@ -342,11 +351,13 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
         }
         lastValid = valid;
       }
-      const trainLoss = epochSteps ? epochLoss / epochSteps : NaN;
+      const trainLoss = progress.epochSteps ? progress.epochLoss / progress.epochSteps : NaN;
       record({ type: "epoch", epoch: epoch + 1, step: state.step, train_loss: Number.isFinite(trainLoss) ? trainLoss : null, valid_loss: validLoss, valid, improved, examples: progress.examples, time: new Date().toISOString() });
       emit({ kind: "epoch", epoch, step: state.step, trainLoss, valid, validLoss, improved });
       progress.epoch = epoch + 1;
       progress.batchInEpoch = 0;
+      progress.epochLoss = 0;
+      progress.epochSteps = 0;
       if (hasValid && t.patience > 0 && progress.badEpochs >= t.patience && progress.epoch < t.epochs) progress.finished = "early_stopped";
       else if (progress.epoch >= t.epochs) progress.finished = "completed";
       checkpoint();
