@@ -185,3 +185,38 @@ test("a CTR-only model trains and reports null for the metrics it cannot have", 
   // Asking it to stop early on a metric it cannot produce is an error that says so.
   await assert.rejects(trainRun({ config: tinyConfig({ epochs: 1 }, "tiny-ctr"), out: join(work, "ctr-only-2"), models: TEST_MODELS }), /early-stopping metric 'ctcvr_auc' is not available/);
 });
+
+test("mtl demo on a small funnel: trains what is registered, prints the comparison, exports a model that scores like the eval program", async () => {
+  const dir = join(work, "demo");
+  const r = mtl(["demo", "--out", dir, "--rows", "20000"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /CTR AUC/);
+  assert.match(r.stdout, /CVR AUC \(entire, true\)/);
+  assert.match(r.stdout, /best by CTCVR AUC: \S+; exported to/);
+  assert.match(r.stderr, /demo: training ESMM/);
+  const demo = JSON.parse(readFileSync(join(dir, "demo.json"), "utf8")) as import("../src/train/demo.js").DemoResult;
+  assert.ok(demo.models.some((m) => m.name === "esmm"));
+  assert.ok(existsSync(join(dir, "model.onnx")));
+  assert.equal(demo.scored.length, 8);
+  // The exported file's scores equal the eval program's on the best state for the same rows.
+  const { openDataSource } = await import("../src/data/source.js");
+  const { Trainer } = await import("../src/train/trainer.js");
+  const { buildEvalProgram } = await import("../src/train/program.js");
+  const { trainerBatch } = await import("../src/train/batches.js");
+  const { lookupModel, modelConfigOf } = await import("../src/train/run.js");
+  const runDir = join(dir, demo.best);
+  const manifest = JSON.parse(readFileSync(join(runDir, "run.json"), "utf8"));
+  const entry = lookupModel(demo.best);
+  const config = entry.validate(modelConfigOf(manifest, "run.json"), "run.json");
+  const trainer = await Trainer.create(TrainingState.load(join(runDir, "best.mtlstate")), { eval: buildEvalProgram(entry.definition, config) }, { intraOpThreads: 1 });
+  const source = await openDataSource(demo.data);
+  for await (const b of source.batches({ batchSize: 8, shuffle: false, validFraction: 0.2, part: "valid" })) {
+    const res = await trainer.evaluate(trainerBatch(b, source.layout));
+    demo.scored.forEach((s, i) => {
+      assert.equal(s.click, b.click[i]);
+      for (const k of ["p_ctr", "p_cvr", "p_ctcvr"] as const) assert.ok(Math.abs(s[k]! - res.predictions[k]![i]!) < 1e-6, `${k} row ${i}: ${s[k]} vs ${res.predictions[k]![i]}`);
+    });
+    break;
+  }
+  await trainer.release();
+});
