@@ -52,6 +52,11 @@ export { exportTrainingArtifacts, TRAINING_FILES, type ExportTrainingOptions } f
 export { twoTower, buildTwoTower, binaryCrossEntropy, ESMM_REFERENCE, type TwoTowerConfig } from "./models/two_tower.js";
 export { MODELS, getModel, type RegisteredModel } from "./models/index.js";
 export { esmm, buildEsmm, esmmDefaults, type EsmmConfig } from "./models/esmm.js";
+export { escm2, buildEscm2, escm2Defaults, inversePropensity, type Escm2Config, type CounterfactualMode, type IpwNormalization } from "./models/escm2.js";
+export { naive, naiveDefaults, ctrOnly, ctrOnlyDefaults, type NaiveConfig, type CtrOnlyConfig } from "./models/baselines.js";
+export { sharedBottomModel, sharedBottomDefaults, mmoeModel, mmoeDefaults, pleModel, pleDefaults, type SharedBottomConfig, type MmoeConfig, type PleConfig } from "./models/multitask.js";
+export { aitm, aitmDefaults, type AitmConfig } from "./models/aitm.js";
+export { funnelObjective, separateTowers, sharedBottom, mmoe, ple, type FunnelWeights, type MmoeShape, type PleShape, type TaskProbabilities } from "./models/backbones.js";
 export { commonDefaults, validateConfig, type CommonConfig } from "./models/config.js";
 export * as layers from "./models/layers.js";
 export { Prng } from "./util/prng.js";

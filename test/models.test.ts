@@ -10,11 +10,16 @@ import { layoutOf } from "../src/features/batch.js";
 import { SynthWorld, synthBatches } from "../src/data/synth.js";
 import { getModel, MODELS } from "../src/models/index.js";
 import { esmm, esmmDefaults, type EsmmConfig } from "../src/models/esmm.js";
+import { escm2, escm2Defaults, type Escm2Config } from "../src/models/escm2.js";
+import * as ops from "../src/graph/ops.js";
+import { ctrOnly, ctrOnlyDefaults, naive, naiveDefaults, type CtrOnlyConfig, type NaiveConfig } from "../src/models/baselines.js";
+import { mmoeDefaults, mmoeModel, pleDefaults, pleModel, sharedBottomDefaults, sharedBottomModel, type MmoeConfig, type PleConfig, type SharedBottomConfig } from "../src/models/multitask.js";
+import { aitm, aitmDefaults, type AitmConfig } from "../src/models/aitm.js";
 import type { CommonConfig } from "../src/models/config.js";
 import { trainerBatch } from "../src/train/batches.js";
-import { Trainer, buildEvalProgram, buildTrainingStep, describeModel, initialState, type ModelDefinition } from "../src/train/index.js";
-import { assertClose, runTiny, tinyBatch, tinySchema, tinyState } from "./helpers/models.js";
-import { Ref, logLoss, mean } from "./helpers/model_ref.js";
+import { Trainer, buildEvalProgram, buildTrainingStep, describeModel, initialState, type ModelDefinition, type TrainingState } from "../src/train/index.js";
+import { assertClose, runTiny, tinyBatch, tinySchema, tinyState, type TinyBatch } from "./helpers/models.js";
+import { Ref, logLoss, mean, mix, sum, type Rows } from "./helpers/model_ref.js";
 
 // ---------------------------------------------------------------- a short training run per model
 
@@ -100,3 +105,264 @@ test("registry: every model's defaults validate; unknown keys and bad values nam
   const cfg = entry.validate({ ...base, schema: json }, "exp.yaml") as EsmmConfig;
   assert.equal(cfg.schema.features[0]!.name, "a");
 });
+
+// ---------------------------------------------------------------- ESCM²
+
+/** The TypeScript ESCM² on the tiny batch: predictions and every risk, from the paper's formulas. */
+function escm2Reference(state: TrainingState, batch: TinyBatch, c: Escm2Config) {
+  const ref = new Ref(state);
+  const x = ref.pooled(batch);
+  const tasks = c.counterfactualMode === "DR" ? ["ctr", "cvr", "imputation"] : ["ctr", "cvr"];
+  const p: Record<string, number[]> = {};
+  if (c.backbone === "towers") {
+    for (const t of tasks) p[t] = ref.tower(t, x, c.towerSizes.length);
+  } else {
+    const experts = Array.from({ length: c.expertCount }, (_, e) => ref.mlp(`expert.${e}`, x, c.expertSizes.length));
+    for (const t of tasks) p[t] = ref.tower(t, mix(ref.gate(`gate.${t}`, x), experts), c.mmoeTowerSizes.length);
+  }
+  const pCtr = p["ctr"]!, pCvr = p["cvr"]!;
+  const pCtcvr = pCtr.map((v, i) => v * pCvr[i]!);
+  const o = batch.click;
+  const delta = pCvr.map((v, i) => logLoss(v, batch.conversion[i]!)); // δ
+  const w = pCtr.map((v) => Math.min(1 / Math.max(v, c.propensityFloor), c.propensityClip)); // 1/ô, clipped
+  const ctr = mean(pCtr.map((v, i) => logLoss(v, o[i]!)));
+  const ctcvr = mean(pCtcvr.map((v, i) => logLoss(v, batch.conversion[i]!)));
+  const risks: Record<string, number> = {};
+  if (c.counterfactualMode === "IPW") {
+    const terms = o.map((oi, i) => oi * delta[i]! * w[i]!);
+    risks["cvr"] = c.ipwNormalization === "batch" ? mean(terms) : sum(terms) / Math.max(sum(o), 1);
+  } else {
+    const dHat = p["imputation"]!; // δ̂
+    risks["cvr_err"] = mean(o.map((oi, i) => dHat[i]! + oi * w[i]! * (delta[i]! - dHat[i]!)));
+    risks["cvr_imp"] = mean(o.map((oi, i) => oi * w[i]! * (delta[i]! - dHat[i]!) ** 2));
+    risks["cvr"] = risks["cvr_err"]! + risks["cvr_imp"]!;
+  }
+  const loss = ctr + c.counterfactualWeight * risks["cvr"]! + c.globalWeight * ctcvr;
+  const losses: Record<string, number> = { ctr, ctcvr, ...risks };
+  return { pCtr, pCvr, pCtcvr, w, losses, loss };
+}
+
+const escm2Tiny = (patch: Partial<Escm2Config>): Escm2Config => ({
+  ...escm2Defaults(), schema: tinySchema(), towerSizes: [5, 4], expertCount: 3, expertSizes: [4], mmoeTowerSizes: [3],
+  counterfactualWeight: 0.3, globalWeight: 0.6, ...patch,
+});
+
+/** The CTR branch's own parameters: its tower (and, with MMoE, its gate). */
+const ctrBranch = (params: string[]) => params.filter((n) => n.startsWith("ctr.") || n === "gate.ctr.weight" || n === "gate.ctr.bias");
+
+for (const backbone of ["towers", "mmoe"] as const) {
+  for (const [mode, norm, active] of [["IPW", "batch", "floor"], ["IPW", "clicks", "clip"], ["DR", "batch", "floor"], ["DR", "batch", "clip"]] as const) {
+    test(`ESCM² ${mode}${mode === "IPW" ? ` (÷ ${norm})` : ""}, ${backbone} backbone, ${active} active: predictions, every risk, and the stop-gradient on ô`, async () => {
+      const batch = tinyBatch();
+      const probe = escm2Tiny({ backbone, counterfactualMode: mode, ipwNormalization: norm });
+      const state = tinyState(escm2, probe, 3, 1.0);
+      // Pick the floor or the clip from this batch's clicked pCTRs so that it bites on some clicked rows and not on others.
+      const clickedCtr = [...new Set(escm2Reference(state, batch, probe).pCtr.filter((_, i) => batch.click[i] === 1))].sort((a, b) => a - b);
+      const between = (clickedCtr[0]! + clickedCtr[1]!) / 2;
+      const config = active === "floor" ? { ...probe, propensityFloor: between, propensityClip: 1e6 } : { ...probe, propensityFloor: 1e-6, propensityClip: 1 / between };
+      const want = escm2Reference(state, batch, config);
+      const limited = want.pCtr.filter((v, i) => batch.click[i] === 1 && (active === "floor" ? v < config.propensityFloor : 1 / v > config.propensityClip));
+      assert.ok(limited.length >= 1 && limited.length < batch.click.filter((c) => c === 1).length, `the ${active} applies to some clicked rows, not all`);
+
+      const run = await runTiny(escm2, config, state, batch, []);
+      const ctr = ctrBranch(run.params);
+      assert.ok(ctr.length >= 2, `CTR branch parameters: ${ctr.join(", ")}`);
+      const cvrParams = run.params.filter((n) => n.startsWith("cvr."));
+      const withGrads = await runTiny(escm2, config, state, batch, [
+        { name: "risk", of: (o) => o["loss_cvr"]!, params: [...ctr, ...cvrParams] },
+        { name: "total", of: (o) => o["loss"]!, params: ctr },
+        { name: "ctr+global", of: (o) => ops.Add(o["loss_ctr"]!, ops.Mul(o["loss_ctcvr"]!, config.globalWeight)), params: ctr },
+      ]);
+      assertClose(run.outputs["p_ctr"]!, want.pCtr, "p_ctr");
+      assertClose(run.outputs["p_cvr"]!, want.pCvr, "p_cvr");
+      assertClose(run.outputs["p_ctcvr"]!, want.pCtcvr, "p_ctcvr");
+      const terms = Object.keys(run.outputs).filter((k) => k.startsWith("loss_")).map((k) => k.slice(5)).sort();
+      assert.deepEqual(terms, Object.keys(want.losses).sort(), "loss terms");
+      for (const [name, value] of Object.entries(want.losses)) assertClose(run.outputs[`loss_${name}`]!, value, `loss_${name}`);
+      assertClose(run.outputs["loss"]!, want.loss, "loss");
+      assertClose(withGrads.outputs["loss"]!, want.loss, "loss (gradient run)");
+
+      // ô = stopGradient(max(pCTR, floor)): the CVR risk sends nothing into the CTR branch ...
+      for (const n of ctr) assert.ok(withGrads.gradients["risk"]![n]!.every((v) => v === 0), `d R_cvr / d ${n} is 0`);
+      // ... while it does train the CVR tower,
+      assert.ok(cvrParams.some((n) => withGrads.gradients["risk"]![n]!.some((v) => Math.abs(v) > 1e-8)), "R_cvr trains the CVR tower");
+      // ... the CTR branch learns from L_ctr + λ_g·L_ctcvr and nothing else,
+      for (const n of ctr) assertClose(withGrads.gradients["total"]![n]!, withGrads.gradients["ctr+global"]![n]!, `d loss / d ${n}`, 1e-12);
+      // ... and without the stop-gradient it would not be 0: R_cvr does move with the CTR head's bias (finite difference).
+      const h = 1e-5, bias = state.get("ctr.out.bias")!;
+      bias[0]! += h;
+      const moved = escm2Reference(state, batch, config).losses["cvr"]!;
+      bias[0]! -= h;
+      assert.ok(Math.abs((moved - want.losses["cvr"]!) / h) > 1e-4, `R_cvr depends on pCTR through ô (finite difference ${(moved - want.losses["cvr"]!) / h})`);
+    });
+  }
+}
+
+test("ESCM²: PaddleRec's defaults (DR, MMoE 8×16, towers 8, floor 1e-6, clip 15, λ_cf = λ_g = 0.5), IPW ÷ batch", () => {
+  const d = escm2Defaults();
+  assert.deepEqual(
+    [d.counterfactualMode, d.backbone, d.expertCount, d.expertSizes, d.mmoeTowerSizes, d.propensityFloor, d.propensityClip, d.counterfactualWeight, d.globalWeight, d.ipwNormalization],
+    ["DR", "mmoe", 8, [16], [8], 1e-6, 15, 0.5, 0.5, "batch"],
+  );
+});
+
+for (const mode of ["IPW", "DR"] as const) {
+  test(`ESCM² ${mode}: the loss falls on the synthetic funnel`, async (t) => {
+    await lossFalls(t, escm2, onSynth({ ...escm2Defaults(), counterfactualMode: mode }));
+  });
+}
+
+// ---------------------------------------------------------------- baselines, Shared-Bottom, MMoE, PLE, AITM
+
+interface Expected {
+  predictions: Record<string, number[]>;
+  losses: Record<string, number>;
+  loss: number;
+}
+
+/** The funnel objective by hand: BCE(pCTR) over all, BCE(pCVR) over clicked rows, BCE(pCTR·pCVR) over all. */
+function funnelReference(batch: TinyBatch, pCtr: number[], pCvr: number[], w: { ctrWeight: number; cvrWeight: number; ctcvrWeight: number }): Expected {
+  const o = batch.click, r = batch.conversion;
+  const pCtcvr = pCtr.map((v, i) => v * pCvr[i]!);
+  const all: Record<string, [number, number]> = {
+    ctr: [w.ctrWeight, mean(pCtr.map((v, i) => logLoss(v, o[i]!)))],
+    cvr: [w.cvrWeight, sum(pCvr.map((v, i) => o[i]! * logLoss(v, r[i]!))) / Math.max(sum(o), 1)],
+    ctcvr: [w.ctcvrWeight, mean(pCtcvr.map((v, i) => logLoss(v, r[i]!)))],
+  };
+  const losses: Record<string, number> = {};
+  let loss = 0;
+  for (const [name, [weight, value]] of Object.entries(all)) {
+    if (weight === 0) continue;
+    losses[name] = value;
+    loss += weight * value;
+  }
+  return { predictions: { p_ctr: pCtr, p_cvr: pCvr, p_ctcvr: pCtcvr }, losses, loss };
+}
+
+async function checkAgainstReference<C>(model: ModelDefinition<C>, config: C, reference: (ref: Ref, x: Rows, batch: TinyBatch) => Expected, scale = 0.8): Promise<Expected> {
+  const batch = tinyBatch();
+  const state = tinyState(model, config, 3, scale);
+  const run = await runTiny(model, config, state, batch);
+  const ref = new Ref(state);
+  const want = reference(ref, ref.pooled(batch), batch);
+  assert.deepEqual(Object.keys(run.outputs).filter((k) => k.startsWith("p_")).sort(), Object.keys(want.predictions).sort(), "predictions");
+  for (const [name, values] of Object.entries(want.predictions)) assertClose(run.outputs[name]!, values, name);
+  assert.deepEqual(Object.keys(run.outputs).filter((k) => k.startsWith("loss_")).map((k) => k.slice(5)).sort(), Object.keys(want.losses).sort(), "loss terms");
+  for (const [name, value] of Object.entries(want.losses)) assertClose(run.outputs[`loss_${name}`]!, value, `loss_${name}`);
+  assertClose(run.outputs["loss"]!, want.loss, "loss");
+  return want;
+}
+
+test("naive CVR (ESMM's BASE): BCE(pCTR) over impressions + BCE(pCVR) over clicked impressions only", async () => {
+  const config: NaiveConfig = { ...naiveDefaults(), schema: tinySchema(), towerSizes: [5, 4], ctrWeight: 0.8, cvrWeight: 1.5 };
+  await checkAgainstReference(naive, config, (ref, x, batch) => funnelReference(batch, ref.tower("ctr", x, 2), ref.tower("cvr", x, 2), { ...config, ctcvrWeight: 0 }));
+});
+
+test("naive CVR: a batch without clicks gives a CVR loss of 0, not NaN", async () => {
+  const config: NaiveConfig = { ...naiveDefaults(), schema: tinySchema(), towerSizes: [3] };
+  const batch = { ...tinyBatch(), click: new Array<number>(8).fill(0), conversion: new Array<number>(8).fill(0) };
+  const run = await runTiny(naive, config, tinyState(naive, config), batch);
+  assert.equal(run.outputs["loss_cvr"]![0], 0);
+});
+
+test("CTR-only: p_ctr and BCE(pCTR, click); no p_cvr or p_ctcvr at all", async () => {
+  const config: CtrOnlyConfig = { ...ctrOnlyDefaults(), schema: tinySchema(), towerSizes: [5, 4] };
+  await checkAgainstReference(ctrOnly, config, (ref, x, batch) => {
+    const pCtr = ref.tower("ctr", x, 2);
+    const ctr = mean(pCtr.map((v, i) => logLoss(v, batch.click[i]!)));
+    return { predictions: { p_ctr: pCtr }, losses: { ctr }, loss: ctr };
+  });
+});
+
+const weights = { ctrWeight: 0.7, cvrWeight: 0.4, ctcvrWeight: 0.5 };
+
+test("Shared-Bottom: towers on one shared MLP; every funnel term", async () => {
+  const config: SharedBottomConfig = { ...sharedBottomDefaults(), schema: tinySchema(), bottomSizes: [6, 5], towerSizes: [4], ...weights };
+  await checkAgainstReference(sharedBottomModel, config, (ref, x, batch) => {
+    const bottom = ref.mlp("bottom", x, 2);
+    return funnelReference(batch, ref.tower("ctr", bottom, 1), ref.tower("cvr", bottom, 1), weights);
+  });
+});
+
+test("MMoE: f^k = Σ_e softmax(W_gk·x)_e·f_e(x), towers per task (eqs. 3–5); every funnel term", async () => {
+  const config: MmoeConfig = { ...mmoeDefaults(), schema: tinySchema(), expertCount: 3, expertSizes: [5, 4], towerSizes: [3], ...weights };
+  await checkAgainstReference(mmoeModel, config, (ref, x, batch) => {
+    const experts = [0, 1, 2].map((e) => ref.mlp(`expert.${e}`, x, 2));
+    const p = (task: string) => ref.tower(task, mix(ref.gate(`gate.${task}`, x), experts), 1);
+    return funnelReference(batch, p("ctr"), p("cvr"), weights);
+  });
+});
+
+for (const levels of [1, 2, 3]) {
+  test(`PLE, ${levels} level(s): task-specific and shared experts, task gates over own + shared, shared gate over all; every funnel term`, async () => {
+    const config: PleConfig = { ...pleDefaults(), schema: tinySchema(), levels, taskExperts: 2, sharedExperts: 2, expertSizes: [4], towerSizes: [3], ...weights };
+    await checkAgainstReference(pleModel, config, (ref, x, batch) => {
+      const tasks = ["ctr", "cvr"];
+      let taskIn: Rows[] = [x, x];
+      let sharedIn = x;
+      for (let l = 0; l < levels; l++) {
+        const own = tasks.map((t, k) => [0, 1].map((e) => ref.mlp(`ple.${l}.${t}.expert.${e}`, taskIn[k]!, 1)));
+        const common = [0, 1].map((e) => ref.mlp(`ple.${l}.shared.expert.${e}`, sharedIn, 1));
+        const next = tasks.map((t, k) => mix(ref.gate(`ple.${l}.gate.${t}`, taskIn[k]!), [...own[k]!, ...common]));
+        if (l < levels - 1) sharedIn = mix(ref.gate(`ple.${l}.gate.shared`, sharedIn), [...own[0]!, ...own[1]!, ...common]);
+        taskIn = next;
+      }
+      return funnelReference(batch, ref.tower("ctr", taskIn[0]!, 1), ref.tower("cvr", taskIn[1]!, 1), weights);
+    });
+  });
+}
+
+/** rows · W (no bias), W [k, k] row-major. */
+function project(ref: Ref, name: string, rows: Rows): Rows {
+  const W = ref.w(`${name}.weight`);
+  const k = rows[0]!.length;
+  return rows.map((r) => Array.from({ length: k }, (_, o) => sum(r.map((v, i) => v * W[i * k + o]!))));
+}
+
+test("AITM: attention transfer from the click tower, pCTCVR from z_t, calibrator α·Σ max(pCTCVR − pCTR, 0)", async () => {
+  const config: AitmConfig = { ...aitmDefaults(), schema: tinySchema(), towerSizes: [5, 4], ctrWeight: 0.9, ctcvrWeight: 1.1, calibrationWeight: 0.6 };
+  const want = await checkAgainstReference(aitm, config, (ref, x, batch) => {
+    const qClick = ref.mlp("ctr", x, 2), qConversion = ref.mlp("ctcvr", x, 2);
+    const transferred = ref.mlp("transfer", qClick, 1); // p_{t−1}
+    const k = 4;
+    const score = (u: Rows) => {
+      const q = project(ref, "ait.query", u), key = project(ref, "ait.key", u);
+      return q.map((row, b) => sum(row.map((v, i) => v * key[b]![i]!)) / Math.sqrt(k));
+    };
+    const [s0, s1] = [score(transferred), score(qConversion)];
+    const [v0, v1] = [project(ref, "ait.value", transferred), project(ref, "ait.value", qConversion)];
+    const z = batch.click.map((_, b) => {
+      const m = Math.max(s0[b]!, s1[b]!), e0 = Math.exp(s0[b]! - m), e1 = Math.exp(s1[b]! - m);
+      const w0 = e0 / (e0 + e1), w1 = e1 / (e0 + e1);
+      return v0[b]!.map((v, i) => w0 * v + w1 * v1[b]![i]!);
+    });
+    const pCtr = ref.head("ctr.out", qClick), pCtcvr = ref.head("ctcvr.out", z);
+    const pCvr = pCtcvr.map((v, i) => Math.min(Math.max(v / Math.max(pCtr[i]!, 1e-7), 0), 1));
+    const ctr = mean(pCtr.map((v, i) => logLoss(v, batch.click[i]!)));
+    const ctcvr = mean(pCtcvr.map((v, i) => logLoss(v, batch.conversion[i]!)));
+    const calibration = sum(pCtcvr.map((v, i) => Math.max(v - pCtr[i]!, 0)));
+    return { predictions: { p_ctr: pCtr, p_cvr: pCvr, p_ctcvr: pCtcvr }, losses: { ctr, ctcvr, calibration }, loss: 0.9 * ctr + 1.1 * ctcvr + 0.6 * calibration };
+  }, 1.0);
+  const over = want.predictions["p_ctcvr"]!.filter((v, i) => v > want.predictions["p_ctr"]![i]!).length;
+  assert.ok(over > 0 && over < 8, `the calibrator is active on some rows, not all (${over} of 8)`);
+});
+
+test("AITM: the conversion loss reaches the click tower through the transfer (and the calibrator)", async () => {
+  const config: AitmConfig = { ...aitmDefaults(), schema: tinySchema(), towerSizes: [5, 4] };
+  const state = tinyState(aitm, config, 3, 1.0);
+  const run = await runTiny(aitm, config, state, tinyBatch(), [{ name: "ctcvr", of: (o) => o["loss_ctcvr"]!, params: ["ctr.0.weight", "transfer.0.weight"] }]);
+  for (const n of ["ctr.0.weight", "transfer.0.weight"]) assert.ok(run.gradients["ctcvr"]![n]!.some((v) => Math.abs(v) > 1e-9), `d L_ctcvr / d ${n} is not 0`);
+});
+
+for (const [name, model, config] of [
+  ["naive", naive, { ...naiveDefaults(), towerSizes: [16, 8] }],
+  ["ctr-only", ctrOnly, { ...ctrOnlyDefaults(), towerSizes: [16, 8] }],
+  ["shared-bottom", sharedBottomModel, { ...sharedBottomDefaults(), bottomSizes: [16], towerSizes: [8] }],
+  ["mmoe", mmoeModel, mmoeDefaults()],
+  ["ple", pleModel, pleDefaults()],
+  ["aitm", aitm, { ...aitmDefaults(), towerSizes: [16, 8] }],
+] as [string, ModelDefinition<CommonConfig>, CommonConfig][]) {
+  test(`${name}: the loss falls on the synthetic funnel`, async (t) => {
+    await lossFalls(t, model, onSynth(config));
+  });
+}

@@ -2,6 +2,10 @@
 import { MtlError } from "../errors.js";
 import type { RegisteredModel } from "./config.js";
 import { esmmEntry } from "./esmm.js";
+import { escm2Entry } from "./escm2.js";
+import { aitmEntry } from "./aitm.js";
+import { ctrOnlyEntry, naiveEntry } from "./baselines.js";
+import { mmoeEntry, pleEntry, sharedBottomEntry } from "./multitask.js";
 import { ESMM_REFERENCE, twoTower, type TwoTowerConfig } from "./two_tower.js";
 
 export type { RegisteredModel } from "./config.js";
@@ -35,7 +39,14 @@ const twoTowerEntry: RegisteredModel<TwoTowerConfig> = {
 };
 
 export const MODELS: Readonly<Record<string, RegisteredModel>> = {
+  naive: naiveEntry as RegisteredModel,
+  "ctr-only": ctrOnlyEntry as RegisteredModel,
   esmm: esmmEntry as RegisteredModel,
+  escm2: escm2Entry as RegisteredModel,
+  "shared-bottom": sharedBottomEntry as RegisteredModel,
+  mmoe: mmoeEntry as RegisteredModel,
+  ple: pleEntry as RegisteredModel,
+  aitm: aitmEntry as RegisteredModel,
   "two-tower": twoTowerEntry as RegisteredModel,
 };
 
