@@ -220,3 +220,22 @@ test("mtl demo on a small funnel: trains what is registered, prints the comparis
   }
   await trainer.release();
 });
+
+test("a bad model key in the config file is reported at its line; PaddleRec's model keys too", async () => {
+  const { parseRunConfig } = await import("../src/train/config.js");
+  const cases: [string, RegExp, number][] = [
+    ["model: esmm\nmodelConfig:\n  towerSize: [8]\n", /unknown key 'towerSize' for model esmm/, 3],
+    ["model: esmm\nhyper_parameters:\n  ctr_fc_sizes: [8, -1]\n", /'towerSizes' of model esmm must be a list of positive integers/, 3],
+  ];
+  for (const [text, message, line] of cases) {
+    const config = parseRunConfig(text, "bad.yaml");
+    config.data.train = SYNTH;
+    await assert.rejects(trainRun({ config, out: join(work, `bad-${line}-${cases.indexOf(cases.find((c) => c[0] === text)!)}`) }), (err: unknown) => {
+      assert.ok(err instanceof MtlError);
+      assert.match(err.message, message);
+      assert.equal(err.where.file, "bad.yaml");
+      assert.equal(err.where.line, line);
+      return true;
+    });
+  }
+});

@@ -109,6 +109,10 @@ export function runProgress(label: string, opts: { every?: number; write?: (s: s
 }
 
 export async function trainCommand(args: TrainArgs): Promise<void> {
+  if (args.resume) {
+    const given = (["model", "train", "valid", "config", "epochs", "batchSize", "lr", "seed", "validFraction", "checkpointEvery", "logEvery", "patience"] as const).filter((k) => args[k] !== undefined);
+    if (given.length) process.stderr.write(`train: --resume continues with the settings in ${args.out}/run.json; ignoring ${given.map((k) => "--" + k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())).join(", ")}\n`);
+  }
   let config: RunConfig = args.config ? readRunConfig(args.config) : defaultRunConfig();
   if (args.model) config.model = args.model;
   if (args.train) config.data.train = args.train;

@@ -62,6 +62,8 @@ export interface RunConfig {
   data: { train?: string; valid?: string; schema?: string };
   /** PaddleRec's sparse_feature_number / sparse_feature_dim, applied to the data's schema. */
   schemaOverrides: { featureNumber?: number; dim?: number };
+  /** The config file and the line of each key path (e.g. "modelConfig.towerSizes"), for errors found later. */
+  source?: { file: string; lines: Record<string, number> };
 }
 
 export const DEFAULT_TRAINING: TrainingSettings = {
@@ -114,6 +116,14 @@ export function parseRunConfig(text: string, file: string, base: RunConfig = def
   if (raw === null || raw === undefined) return base;
   if (typeof raw !== "object" || Array.isArray(raw)) throw new MtlError("E_CONFIG", "the config must be a mapping of keys to values", { where: { file, line: 1 } });
   const out = structuredClone(base);
+  out.source = { file, lines: Object.fromEntries(lines) };
+  // Model keys given the PaddleRec way are found under their mtl name too.
+  for (const [paddle, mtl] of [["ctr_fc_sizes", "towerSizes"], ["counterfact_mode", "counterfactualMode"], ["counterfactual_w", "counterfactualWeight"], ["global_w", "globalWeight"]] as const) {
+    for (const prefix of ["", "hyper_parameters.", "runner."]) {
+      const line = lines.get(prefix + paddle);
+      if (line !== undefined) out.source.lines[`modelConfig.${mtl}`] = line;
+    }
+  }
   for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
     switch (key) {
       case "model":

@@ -218,7 +218,16 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
   const hasValid = validSource !== null || validFraction > 0;
 
   const rawConfig = manifest ? modelConfigOf(manifest, paths.run) : { ...(entry.defaults as Record<string, unknown>), ...config.modelConfig, schema };
-  const modelConfig = entry.validate(rawConfig, opts.config.data.schema ?? "config");
+  let modelConfig: unknown;
+  try {
+    modelConfig = entry.validate(rawConfig, manifest ? paths.run : config.source?.file ?? "modelConfig");
+  } catch (err) {
+    // Point at the config file's line for the key, when the key came from it.
+    const field = err instanceof MtlError ? err.where.field : undefined;
+    const line = field !== undefined ? config.source?.lines[`modelConfig.${field}`] : undefined;
+    if (err instanceof MtlError && line !== undefined) throw new MtlError(err.code, err.message, { where: { file: config.source!.file, line, field: `modelConfig.${field}` }, ...(err.hint ? { hint: err.hint } : {}) });
+    throw err;
+  }
   if (!manifest) {
     manifest = {
       mtlVersion: VERSION, model: config.model,
