@@ -154,7 +154,7 @@ test("a NaN loss stops the run, naming the step and the last good checkpoint", a
   await assert.rejects(trainRun({ config, out: dir, models: TEST_MODELS }), (err: unknown) => {
     assert.ok(err instanceof MtlError);
     assert.equal(err.code, "E_NAN");
-    assert.match(err.message, /training stopped: .*(NaN|Inf).* step \d+/);
+    assert.match(err.message, /training stopped at step \d+: .*(NaN|Inf)/);
     assert.match(err.hint ?? "", /last good checkpoint is .*checkpoint\.mtlstate \(step \d+\)/);
     const good = Number(/\(step (\d+)\)/.exec(err.hint!)![1]);
     const saved = TrainingState.load(join(dir, "checkpoint.mtlstate"));

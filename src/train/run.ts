@@ -394,8 +394,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
 }
 
 function nanError(what: string, step: number, lastGood: number | null, path: string): MtlError {
-  return new MtlError("E_NAN", `training stopped: ${what}`, {
-    where: { field: `step ${step}` },
+  return new MtlError("E_NAN", `training stopped at step ${step}: ${what}`, {
     hint: lastGood === null
       ? "no checkpoint was written before it; lower the learning rate (--lr) or clip gradients (training.clipNorm)"
       : `the last good checkpoint is ${path} (step ${lastGood}); lower the learning rate or set training.clipNorm, then start again`,
