@@ -19,7 +19,7 @@
  * checkpoints (never checkpointing inside onStep, where the state is mid-pipeline).
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, appendFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { MtlError } from "../errors.js";
 import type { Batch as DataBatch, Layout } from "../features/batch.js";
 import { parseSchema, toSchemaJson, validateSchema, type FeatureSchema } from "../features/schema.js";
@@ -205,6 +205,10 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
     progress = { epoch: 0, batchInEpoch: 0, step: 0, examples: 0, bestValue: null, bestEpoch: null, bestStep: null, badEpochs: 0, finished: null, window: { loss: 0, losses: {}, steps: 0, examples: 0 }, epochLoss: 0, epochSteps: 0 };
   }
   const t = config.training;
+  // Files by absolute path in run.json: a resume or an eval from another directory finds them.
+  const absolute = (spec: string | undefined) => (spec === undefined || spec.startsWith("synth:") ? spec : resolve(spec));
+  config = { ...config, data: { ...config.data, train: absolute(config.data.train), valid: absolute(config.data.valid) } };
+  if (config.data.valid === undefined) delete config.data.valid;
   const train = config.data.train;
   if (!train) throw new MtlError("E_USAGE", "no training data", { hint: "pass --train <file|synth:rows=N,...> or set data.train in the config" });
   const entry = lookupModel(config.model, opts.models);
