@@ -19,13 +19,18 @@ const { values } = parseArgs({
     rows: { type: "string", default: "200000" },
     seeds: { type: "string", default: "1,2,3,4,5" },
     bias: { type: "string", default: "1,2" },
-    models: { type: "string", default: "naive,esmm,escm2,escm2-ipw,shared-bottom,mmoe,ple,aitm" },
+    models: { type: "string", default: "naive,esmm,escm2,escm2-ipw,escm2-towers,escm2-ipw-towers,shared-bottom,mmoe,ple,aitm" },
     json: { type: "string", default: "results-funnel.json" },
   },
 });
 const list = (s) => s.split(",").filter(Boolean);
 /** Variants: a name with settings over a registered model. */
-const VARIANTS = { "escm2-ipw": { model: "escm2", modelConfig: { counterfactualMode: "IPW" } } };
+const VARIANTS = {
+  "escm2-ipw": { model: "escm2", modelConfig: { counterfactualMode: "IPW" } },
+  // ESCM2 on ESMM's towers: the counterfactual risk without the MMoE backbone's confound.
+  "escm2-towers": { model: "escm2", modelConfig: { backbone: "towers" } },
+  "escm2-ipw-towers": { model: "escm2", modelConfig: { backbone: "towers", counterfactualMode: "IPW" } },
+};
 const METRICS = [["ctr_auc", "CTR AUC"], ["cvr_auc", "CVR AUC (clicked)"], ["cvr_auc_entire", "CVR AUC (entire, true)"], ["ctcvr_auc", "CTCVR AUC"], ["cvr_bias", "CVR bias"]];
 
 const work = mkdtempSync(join(tmpdir(), "mtl-results-"));
