@@ -178,3 +178,22 @@ test("a CTR-only model gets null for what it does not predict; no truth, no enti
   assert.equal(m.cvr_bias, null);
   assert.equal(m.ctr_gauc, null);
 });
+
+test("progress: a bar rewritten in place on a terminal, plain lines otherwise; epoch results always", async () => {
+  const { runProgress } = await import("../src/cli/train.js");
+  const valid = { ctr_auc: 0.7, cvr_auc: null, ctcvr_auc: 0.8 } as unknown as import("../src/metrics/funnel.js").FunnelMetrics;
+  for (const tty of [true, false]) {
+    let out = "";
+    const p = runProgress("train", { tty, every: 0, write: (s) => (out += s) });
+    p({ kind: "start", resumedFrom: 0, stepsPerEpoch: 10, epochs: 2 });
+    for (let step = 1; step <= 3; step++) {
+      p({ kind: "step", step, epoch: 0, batchInEpoch: step, loss: 0.5, lr: 0.001, examples: step * 100 });
+      await new Promise((r) => setTimeout(r, tty ? 260 : 2));
+    }
+    p({ kind: "epoch", epoch: 0, step: 10, trainLoss: 0.5, valid, validLoss: 0.4, improved: true });
+    if (tty) assert.match(out, /\r\x1b\[2Ktrain: \[#+\.+\] +\d+% epoch 1\/2 step 3\/20 .* ex\/s {2}ETA \d+:\d\d {2}loss 0\.5000/);
+    else assert.match(out, /^train: \[.*step [23]\/20 .*\n/m);
+    if (!tty) assert.doesNotMatch(out, /\r/);
+    assert.match(out, /train: epoch 1 done at step 10: train loss 0\.5000, valid loss 0\.4000, ctr_auc 0\.7000, ctcvr_auc 0\.8000 \(best\)\n/);
+  }
+});

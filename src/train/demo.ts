@@ -18,8 +18,7 @@ import { Session, type Tensor } from "../runtime/session.js";
 import { VERSION } from "../version.js";
 import { defaultRunConfig } from "./config.js";
 import { buildInferenceGraph } from "./program.js";
-import { lookupModel, modelConfigOf, readJson, RUN_FILES, trainRun, type RunEvent, type RunManifest } from "./run.js";
-import { TrainingState } from "./state.js";
+import { loadRun, trainRun, type RunEvent } from "./run.js";
 
 /** The demo's line-up: a role and the registry names that fill it, first found wins. */
 export const DEMO_LINEUP: readonly { role: string; names: readonly string[] }[] = [
@@ -81,10 +80,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   // The best by CTCVR AUC; models without pCTCVR rank last.
   const best = [...results].sort((a, b) => (b.metrics.ctcvr_auc ?? -1) - (a.metrics.ctcvr_auc ?? -1))[0]!;
   const exported = join(opts.out, "model.onnx");
-  const manifest = readJson<RunManifest>(join(best.runDir, RUN_FILES.run), "run.json");
-  const entry = lookupModel(best.name);
-  const config = entry.validate(modelConfigOf(manifest, join(best.runDir, RUN_FILES.run)), best.runDir);
-  const state = TrainingState.load(join(best.runDir, RUN_FILES.best));
+  const { manifest, entry, config, state } = loadRun(best.runDir);
   const graph = buildInferenceGraph(entry.definition, config, state);
   graph.metadata.set("mtl.version", VERSION);
   graph.metadata.set("mtl.schema", JSON.stringify(manifest.modelConfig["schema"]));

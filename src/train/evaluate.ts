@@ -2,17 +2,13 @@
  * `mtl eval`: a run directory's best state (or its latest checkpoint) over a data set, with the
  * funnel metrics of src/metrics/funnel.ts computed exactly over every row.
  */
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { openDataSource } from "../data/source.js";
 import type { FunnelCurves, FunnelMetrics } from "../metrics/funnel.js";
 import type { RegisteredModel } from "../models/index.js";
 import type { Device } from "../runtime/session.js";
 import { buildEvalProgram } from "./program.js";
-import { evaluatePass, lookupModel, modelConfigOf, readJson, RUN_FILES, type RunManifest } from "./run.js";
-import { TrainingState } from "./state.js";
+import { evaluatePass, loadRun } from "./run.js";
 import { Trainer } from "./trainer.js";
-import { validateSchema } from "../features/schema.js";
 
 export interface EvalResult {
   run: string;
@@ -38,14 +34,7 @@ export interface EvalOptions {
 }
 
 export async function evaluateRun(opts: EvalOptions): Promise<EvalResult> {
-  const runFile = join(opts.runDir, RUN_FILES.run);
-  const manifest = readJson<RunManifest>(runFile, "run.json");
-  const entry = lookupModel(manifest.model, opts.models);
-  const config = entry.validate(modelConfigOf(manifest, runFile), runFile);
-  const best = join(opts.runDir, RUN_FILES.best);
-  const checkpoint = (opts.which ?? "best") === "best" && existsSync(best) ? best : join(opts.runDir, RUN_FILES.checkpoint);
-  const state = TrainingState.load(checkpoint);
-  const schema = validateSchema(manifest.modelConfig["schema"], runFile);
+  const { manifest, entry, config, schema, state, checkpoint } = loadRun(opts.runDir, { which: opts.which ?? "best", ...(opts.models ? { models: opts.models } : {}) });
   const source = await openDataSource(opts.data, { schema });
   const trainer = await Trainer.create(state, { eval: buildEvalProgram(entry.definition, config) }, { ...(opts.device ? { device: opts.device } : {}), intraOpThreads: 2 });
   try {

@@ -138,6 +138,34 @@ export function modelConfigOf(manifest: Pick<RunManifest, "modelConfig">, file: 
   return c;
 }
 
+/** A trained run, ready to evaluate or export: its manifest, model entry, validated config and a state. */
+export interface LoadedRun {
+  manifest: RunManifest;
+  entry: RegisteredModel;
+  config: unknown;
+  schema: FeatureSchema;
+  state: TrainingState;
+  /** The state file loaded. */
+  checkpoint: string;
+}
+
+/**
+ * Loads a run directory: `which` "best" (default) takes best.mtlstate when the run has one, else the
+ * latest checkpoint; "latest" takes checkpoint.mtlstate. Tables in the state are packed with their
+ * optimizer slots; buildInferenceGraph(entry.definition, config, state) takes the weights out.
+ */
+export function loadRun(runDir: string, opts: { which?: "best" | "latest"; models?: Readonly<Record<string, RegisteredModel>> } = {}): LoadedRun {
+  const runFile = join(runDir, RUN_FILES.run);
+  const manifest = readJson<RunManifest>(runFile, "run.json");
+  const entry = lookupModel(manifest.model, opts.models);
+  const config = entry.validate(modelConfigOf(manifest, runFile), runFile);
+  const best = join(runDir, RUN_FILES.best);
+  const checkpoint = (opts.which ?? "best") === "best" && existsSync(best) ? best : join(runDir, RUN_FILES.checkpoint);
+  const state = TrainingState.load(checkpoint);
+  const schema = validateSchema(manifest.modelConfig["schema"], runFile);
+  return { manifest, entry, config, schema, state, checkpoint };
+}
+
 /** The schema the data is read with: the config's file, with PaddleRec's overrides. */
 async function openTrainData(config: RunConfig, train: string, schemaFromRun: FeatureSchema | null): Promise<{ source: DataSource; schema: FeatureSchema }> {
   let schema = schemaFromRun;
