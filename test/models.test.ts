@@ -17,7 +17,10 @@ import { mmoeDefaults, mmoeModel, pleDefaults, pleModel, sharedBottomDefaults, s
 import { aitm, aitmDefaults, type AitmConfig } from "../src/models/aitm.js";
 import type { CommonConfig } from "../src/models/config.js";
 import { trainerBatch } from "../src/train/batches.js";
-import { Trainer, buildEvalProgram, buildTrainingStep, describeModel, initialState, type ModelDefinition, type TrainingState } from "../src/train/index.js";
+import { Trainer, buildEvalProgram, buildInferenceGraph, buildTrainingStep, describeModel, initialState, type ModelDefinition, type TrainingState } from "../src/train/index.js";
+import { encodeGraph } from "../src/onnx/serialize.js";
+import { Session } from "../src/runtime/session.js";
+import { rng as rngFor } from "./helpers/rng.js";
 import { assertClose, runTiny, tinyBatch, tinySchema, tinyState, type TinyBatch } from "./helpers/models.js";
 import { Ref, logLoss, mean, mix, sum, type Rows } from "./helpers/model_ref.js";
 
@@ -109,7 +112,8 @@ test("registry: every model's defaults validate; unknown keys and bad values nam
 // ---------------------------------------------------------------- ESCM²
 
 /** The TypeScript ESCM² on the tiny batch: predictions and every risk, from the paper's formulas. */
-function escm2Reference(state: TrainingState, batch: TinyBatch, c: Escm2Config) {
+/** `frozenWeights`: use these 1/ô instead of recomputing them (what the stop-gradient means for a derivative). */
+function escm2Reference(state: TrainingState, batch: TinyBatch, c: Escm2Config, frozenWeights?: number[]) {
   const ref = new Ref(state);
   const x = ref.pooled(batch);
   const tasks = c.counterfactualMode === "DR" ? ["ctr", "cvr", "imputation"] : ["ctr", "cvr"];
@@ -124,7 +128,7 @@ function escm2Reference(state: TrainingState, batch: TinyBatch, c: Escm2Config) 
   const pCtcvr = pCtr.map((v, i) => v * pCvr[i]!);
   const o = batch.click;
   const delta = pCvr.map((v, i) => logLoss(v, batch.conversion[i]!)); // δ
-  const w = pCtr.map((v) => Math.min(1 / Math.max(v, c.propensityFloor), c.propensityClip)); // 1/ô, clipped
+  const w = frozenWeights ?? pCtr.map((v) => Math.min(1 / Math.max(v, c.propensityFloor), c.propensityClip)); // 1/ô, clipped
   const ctr = mean(pCtr.map((v, i) => logLoss(v, o[i]!)));
   const ctcvr = mean(pCtcvr.map((v, i) => logLoss(v, batch.conversion[i]!)));
   const risks: Record<string, number> = {};
@@ -319,30 +323,35 @@ function project(ref: Ref, name: string, rows: Rows): Rows {
   return rows.map((r) => Array.from({ length: k }, (_, o) => sum(r.map((v, i) => v * W[i * k + o]!))));
 }
 
+/** AITM by hand: towers, transfer, attention over {p_{t−1}, q_t}, heads, losses and the calibrator. */
+function aitmReference(ref: Ref, batch: TinyBatch, c: AitmConfig): Expected {
+  const x = ref.pooled(batch);
+  const layers = c.towerSizes.length;
+  const qClick = ref.mlp("ctr", x, layers), qConversion = ref.mlp("ctcvr", x, layers);
+  const transferred = ref.mlp("transfer", qClick, 1); // p_{t−1}
+  const k = c.towerSizes[layers - 1]!;
+  const score = (u: Rows) => {
+    const q = project(ref, "ait.query", u), key = project(ref, "ait.key", u);
+    return q.map((row, b) => sum(row.map((v, i) => v * key[b]![i]!)) / Math.sqrt(k));
+  };
+  const [s0, s1] = [score(transferred), score(qConversion)];
+  const [v0, v1] = [project(ref, "ait.value", transferred), project(ref, "ait.value", qConversion)];
+  const z = batch.click.map((_, b) => {
+    const m = Math.max(s0[b]!, s1[b]!), e0 = Math.exp(s0[b]! - m), e1 = Math.exp(s1[b]! - m);
+    const w0 = e0 / (e0 + e1), w1 = e1 / (e0 + e1);
+    return v0[b]!.map((v, i) => w0 * v + w1 * v1[b]![i]!);
+  });
+  const pCtr = ref.head("ctr.out", qClick), pCtcvr = ref.head("ctcvr.out", z);
+  const pCvr = pCtcvr.map((v, i) => Math.min(Math.max(v / Math.max(pCtr[i]!, 1e-7), 0), 1));
+  const ctr = mean(pCtr.map((v, i) => logLoss(v, batch.click[i]!)));
+  const ctcvr = mean(pCtcvr.map((v, i) => logLoss(v, batch.conversion[i]!)));
+  const calibration = sum(pCtcvr.map((v, i) => Math.max(v - pCtr[i]!, 0)));
+  return { predictions: { p_ctr: pCtr, p_cvr: pCvr, p_ctcvr: pCtcvr }, losses: { ctr, ctcvr, calibration }, loss: c.ctrWeight * ctr + c.ctcvrWeight * ctcvr + c.calibrationWeight * calibration };
+}
+
 test("AITM: attention transfer from the click tower, pCTCVR from z_t, calibrator α·Σ max(pCTCVR − pCTR, 0)", async () => {
   const config: AitmConfig = { ...aitmDefaults(), schema: tinySchema(), towerSizes: [5, 4], ctrWeight: 0.9, ctcvrWeight: 1.1, calibrationWeight: 0.6 };
-  const want = await checkAgainstReference(aitm, config, (ref, x, batch) => {
-    const qClick = ref.mlp("ctr", x, 2), qConversion = ref.mlp("ctcvr", x, 2);
-    const transferred = ref.mlp("transfer", qClick, 1); // p_{t−1}
-    const k = 4;
-    const score = (u: Rows) => {
-      const q = project(ref, "ait.query", u), key = project(ref, "ait.key", u);
-      return q.map((row, b) => sum(row.map((v, i) => v * key[b]![i]!)) / Math.sqrt(k));
-    };
-    const [s0, s1] = [score(transferred), score(qConversion)];
-    const [v0, v1] = [project(ref, "ait.value", transferred), project(ref, "ait.value", qConversion)];
-    const z = batch.click.map((_, b) => {
-      const m = Math.max(s0[b]!, s1[b]!), e0 = Math.exp(s0[b]! - m), e1 = Math.exp(s1[b]! - m);
-      const w0 = e0 / (e0 + e1), w1 = e1 / (e0 + e1);
-      return v0[b]!.map((v, i) => w0 * v + w1 * v1[b]![i]!);
-    });
-    const pCtr = ref.head("ctr.out", qClick), pCtcvr = ref.head("ctcvr.out", z);
-    const pCvr = pCtcvr.map((v, i) => Math.min(Math.max(v / Math.max(pCtr[i]!, 1e-7), 0), 1));
-    const ctr = mean(pCtr.map((v, i) => logLoss(v, batch.click[i]!)));
-    const ctcvr = mean(pCtcvr.map((v, i) => logLoss(v, batch.conversion[i]!)));
-    const calibration = sum(pCtcvr.map((v, i) => Math.max(v - pCtr[i]!, 0)));
-    return { predictions: { p_ctr: pCtr, p_cvr: pCvr, p_ctcvr: pCtcvr }, losses: { ctr, ctcvr, calibration }, loss: 0.9 * ctr + 1.1 * ctcvr + 0.6 * calibration };
-  }, 1.0);
+  const want = await checkAgainstReference(aitm, config, (ref, _x, batch) => aitmReference(ref, batch, config), 1.0);
   const over = want.predictions["p_ctcvr"]!.filter((v, i) => v > want.predictions["p_ctr"]![i]!).length;
   assert.ok(over > 0 && over < 8, `the calibrator is active on some rows, not all (${over} of 8)`);
 });
@@ -366,3 +375,132 @@ for (const [name, model, config] of [
     await lossFalls(t, model, onSynth(config));
   });
 }
+
+// ---------------------------------------------------------------- every registered model: inference graph and options
+
+/** A small config of each registered schema-driven model on the tiny schema. */
+function smallConfig(name: string): Record<string, unknown> {
+  const entry = getModel(name);
+  const base = { ...(entry.defaults as Record<string, unknown>), schema: tinySchema() };
+  const sizes: Record<string, Record<string, unknown>> = {
+    naive: { towerSizes: [4] }, "ctr-only": { towerSizes: [4] }, esmm: { towerSizes: [4] },
+    escm2: { expertCount: 2, expertSizes: [4], mmoeTowerSizes: [3] },
+    "shared-bottom": { bottomSizes: [4], towerSizes: [3] }, mmoe: { expertCount: 2, expertSizes: [4], towerSizes: [3] },
+    ple: { taskExperts: 1, sharedExperts: 1, expertSizes: [4], towerSizes: [3] }, aitm: { towerSizes: [4] },
+  };
+  return entry.validate({ ...base, ...sizes[name] }, "test") as Record<string, unknown>;
+}
+
+for (const name of Object.keys(MODELS).filter((n) => n !== "two-tower")) {
+  test(`${name}: the inference graph takes ids only (no labels) and predicts what the eval program predicts`, async () => {
+    const entry = getModel(name);
+    const config = smallConfig(name);
+    const state = tinyState(entry.definition, config);
+    const batch = tinyBatch();
+    const evalRun = await runTiny(entry.definition, config, state, batch);
+    const g = buildInferenceGraph(entry.definition, config, state, { dtype: "float64" });
+    assert.deepEqual(g.inputs.map((i) => i.name), ["ids.shared"], "inference inputs");
+    const session = await Session.create(encodeGraph(g));
+    const out = await session.run({ "ids.shared": { dtype: "int64", dims: [8, 6], data: BigInt64Array.from(batch.ids, (v) => BigInt(v)) } });
+    await session.release();
+    const predictions = Object.keys(evalRun.outputs).filter((k) => k.startsWith("p_"));
+    assert.deepEqual(Object.keys(out).sort(), predictions.sort());
+    assert.ok(predictions.includes("p_ctr"));
+    for (const p of predictions) assertClose(Array.from(out[p]!.data as Float64Array), evalRun.outputs[p]!, `${name} ${p}`, 1e-12);
+  });
+}
+
+test("ESMM with BatchNorm and Dropout: eval uses the running statistics (BN after each Gemm, before ReLU) and no dropout", async () => {
+  const config: EsmmConfig = { ...esmmTiny, batchNorm: true, dropout: 0.5 };
+  const state = tinyState(esmm, config);
+  // Running statistics away from (0, 1), so a BN that ignored them would show.
+  const r = rngFor(11);
+  for (const [name] of state.tensors) {
+    const data = state.get(name)!;
+    if (name.endsWith(".running_mean")) for (let i = 0; i < data.length; i++) data[i] = r() - 0.5;
+    if (name.endsWith(".running_var")) for (let i = 0; i < data.length; i++) data[i] = 0.5 + r();
+  }
+  const batch = tinyBatch();
+  const run = await runTiny(esmm, config, state, batch);
+  const ref = new Ref(state);
+  const bnTower = (name: string, x: Rows) => {
+    let h = x;
+    for (let i = 0; i < 2; i++) {
+      const layer = `${name}.${i}`;
+      const [scale, bias, mu, v] = ["scale", "bias", "running_mean", "running_var"].map((s) => ref.w(`${layer}.bn.${s}`));
+      h = ref.linear(layer, h).map((row) => row.map((z, u) => Math.max(0, scale![u]! * (z - mu![u]!) / Math.sqrt(v![u]! + 1e-5) + bias![u]!)));
+    }
+    return ref.head(`${name}.out`, h);
+  };
+  const x = ref.pooled(batch);
+  assertClose(run.outputs["p_ctr"]!, bnTower("ctr", x), "p_ctr");
+  assertClose(run.outputs["p_cvr"]!, bnTower("cvr", x), "p_cvr");
+  // In training, each hidden layer has a dropout mask input and BN updates its running statistics.
+  const step = buildTrainingStep(esmm, config, { optimizer: { kind: "sgd" } });
+  assert.equal(step.signature.dropouts.length, 4);
+  assert.equal(step.signature.states.length, 8);
+});
+
+test("config checks: ESCM²'s mode, normalisation and backbone; PLE's levels; AITM's towers", () => {
+  const fails = (name: string, patch: Record<string, unknown>, field: string) => {
+    const entry = getModel(name);
+    assert.throws(() => entry.validate({ ...(entry.defaults as Record<string, unknown>), ...patch }, "exp.yaml"), (e: unknown) => e instanceof MtlError && e.where.field === field, `${name}.${field}`);
+  };
+  fails("escm2", { counterfactualMode: "ips" }, "counterfactualMode");
+  fails("escm2", { ipwNormalization: "impressions" }, "ipwNormalization");
+  fails("escm2", { backbone: "ple" }, "backbone");
+  fails("escm2", { propensityFloor: 0 }, "propensityFloor");
+  fails("escm2", { propensityClip: -1 }, "propensityClip");
+  fails("escm2", { counterfact_mode: "DR" }, "counterfact_mode");
+  fails("ple", { levels: 0 }, "levels");
+  fails("aitm", { towerSizes: [] }, "towerSizes");
+  fails("mmoe", { expertCount: 1.5 }, "expertCount");
+  fails("naive", { cvrWeight: -1 }, "cvrWeight");
+});
+
+// ---------------------------------------------------------------- backward passes against finite differences
+
+/**
+ * d loss / d param from the training graph's autodiff equals a central finite difference of the
+ * TypeScript loss, on a few entries of each parameter (and of the embedding rows the batch uses).
+ */
+async function gradientsMatchFiniteDifferences<C>(model: ModelDefinition<C>, config: C, loss: (state: TrainingState, batch: TinyBatch) => number, params: string[], scale = 0.8): Promise<void> {
+  const batch = tinyBatch();
+  const state = tinyState(model, config, 3, scale);
+  const inputs = params.map((n) => (n === "shared" ? "shared__rows" : n));
+  const run = await runTiny(model, config, state, batch, [{ name: "loss", of: (o) => o["loss"]!, params: inputs }]);
+  const h = 1e-6;
+  params.forEach((name, k) => {
+    const data = state.get(name)!;
+    const grad = run.gradients["loss"]![inputs[k]!]!;
+    const entries = name === "shared" ? [batch.ids[0]! * 3, batch.ids[2]! * 3 + 1, batch.ids[7]! * 3 + 2] : [0, Math.floor(data.length / 2), data.length - 1];
+    for (const i of entries) {
+      const keep = data[i]!;
+      data[i] = keep + h;
+      const up = loss(state, batch);
+      data[i] = keep - h;
+      const down = loss(state, batch);
+      data[i] = keep;
+      const fd = (up - down) / (2 * h);
+      assert.ok(Math.abs(grad[i]! - fd) <= 1e-6 * (1 + Math.abs(fd)), `d loss / d ${name}[${i}]: autodiff ${grad[i]}, finite difference ${fd}`);
+    }
+  });
+}
+
+for (const mode of ["IPW", "DR"] as const) {
+  test(`ESCM² ${mode}: the training gradient equals finite differences of the TS loss with ô held fixed`, async () => {
+    const config = escm2Tiny({ backbone: "towers", counterfactualMode: mode, propensityClip: 2.5 });
+    const tasks = mode === "DR" ? ["ctr", "cvr", "imputation"] : ["ctr", "cvr"];
+    let frozen: number[] | undefined;
+    await gradientsMatchFiniteDifferences(escm2, config, (state, batch) => {
+      frozen ??= escm2Reference(state, batch, config).w; // the unperturbed 1/ô: the stop-gradient
+      return escm2Reference(state, batch, config, frozen).loss;
+    }, ["shared", ...tasks.flatMap((t) => [`${t}.0.weight`, `${t}.out.bias`])]);
+  });
+}
+
+test("AITM: the training gradient (attention, transfer, calibrator) equals finite differences", async () => {
+  const config: AitmConfig = { ...aitmDefaults(), schema: tinySchema(), towerSizes: [5, 4] };
+  await gradientsMatchFiniteDifferences(aitm, config, (state, batch) => aitmReference(new Ref(state), batch, config).loss,
+    ["shared", "ctr.0.weight", "ctcvr.1.weight", "transfer.0.weight", "ait.query.weight", "ait.key.weight", "ait.value.weight", "ctcvr.out.bias"], 1.0);
+});

@@ -54,6 +54,8 @@ export const rate: Rule = (v) => (typeof v === "number" && v >= 0 && v < 1 ? nul
 export const boolean: Rule = (v) => (typeof v === "boolean" ? null : "true or false");
 export const layerSizes: Rule = (v) => (Array.isArray(v) && v.every((s) => Number.isInteger(s) && s > 0) ? null : "a list of positive integers");
 export const nonEmptyLayerSizes: Rule = (v) => (layerSizes(v) === null && (v as unknown[]).length > 0 ? null : "a non-empty list of positive integers");
+/** The rule, or nothing at all (the key may be left out). */
+export const optional = (rule: Rule): Rule => (v) => (v === undefined ? null : rule(v));
 export const oneOf = (...choices: readonly string[]): Rule => (v) => (typeof v === "string" && choices.includes(v) ? null : `one of ${choices.map((c) => JSON.stringify(c)).join(", ")}`);
 
 /** A FeatureSchema (already validated) or schema JSON (validated here). */
@@ -86,9 +88,10 @@ export function validateConfig<C>(model: string, rules: Readonly<Record<string, 
   const out: Record<string, unknown> = { ...config };
   for (const key of known) {
     const v = config[key];
-    const expected = v === undefined ? "a value (the key is missing)" : rules[key]!(v);
+    const expected = rules[key]!(v);
     if (expected !== null) {
-      throw new MtlError("E_CONFIG", `'${key}' of model ${model} must be ${expected}, got ${JSON.stringify(v)}`, { where: { file: source, field: key } });
+      const got = v === undefined ? "nothing (the key is missing)" : JSON.stringify(v);
+      throw new MtlError("E_CONFIG", `'${key}' of model ${model} must be ${expected}, got ${got}`, { where: { file: source, field: key } });
     }
   }
   if ("schema" in rules) {

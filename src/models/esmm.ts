@@ -8,11 +8,11 @@
  * Both losses are over all impressions; the CVR tower gets no direct loss, only the CTCVR one.
  * Defaults are PaddleRec's models/multitask/esmm: towers 256→64 (`ctr_fc_sizes`), unit weights.
  */
-import * as ops from "../graph/ops.js";
 import type { ModelContext, ModelDefinition, ModelOutputs } from "../train/model.js";
 import { COMMON_RULES, commonDefaults, embeddedInput, layerSizes, nonNegativeNumber, registered, type CommonConfig } from "./config.js";
 import { labelInputs } from "./inputs.js";
-import { binaryCrossEntropy, tower, weighted } from "./layers.js";
+import { funnelObjective } from "./backbones.js";
+import { tower } from "./layers.js";
 
 export interface EsmmConfig extends CommonConfig {
   /** Hidden layer sizes of the CTR and of the CVR tower (PaddleRec `ctr_fc_sizes`). Default [256, 64]. */
@@ -29,17 +29,12 @@ export function esmmDefaults(): EsmmConfig {
 
 export function buildEsmm(ctx: ModelContext, config: EsmmConfig): ModelOutputs {
   const x = embeddedInput(ctx, config);
-  const { click, conversion } = labelInputs(ctx);
+  const labels = labelInputs(ctx);
   const pCtr = tower(ctx, "ctr", x, config.towerSizes, config);
   const pCvr = tower(ctx, "cvr", x, config.towerSizes, config);
-  const pCtcvr = ops.Mul(pCtr, pCvr); // eq. 1
-  const ctrLoss = binaryCrossEntropy(pCtr, click);
-  const ctcvrLoss = binaryCrossEntropy(pCtcvr, conversion);
-  return {
-    predictions: { p_ctr: pCtr, p_cvr: pCvr, p_ctcvr: pCtcvr },
-    losses: { ctr: ctrLoss, ctcvr: ctcvrLoss },
-    loss: ops.Add(weighted(ctrLoss, config.ctrWeight), weighted(ctcvrLoss, config.ctcvrWeight)), // eq. 3
-  };
+  // pCTCVR = pCTR × pCVR (eq. 1); L = w_ctr·BCE(pCTR, click) + w_ctcvr·BCE(pCTCVR, conversion) (eq. 3):
+  // the funnel objective with no clicked-only CVR term (cvrWeight 0), so the CVR tower learns only through pCTCVR.
+  return funnelObjective(pCtr, pCvr, labels, { ctrWeight: config.ctrWeight, cvrWeight: 0, ctcvrWeight: config.ctcvrWeight });
 }
 
 export const esmm: ModelDefinition<EsmmConfig> = { name: "esmm", build: buildEsmm };

@@ -1,6 +1,6 @@
 /** The models mtl can build, by name, each with its defaults and config checks. */
 import { MtlError } from "../errors.js";
-import type { RegisteredModel } from "./config.js";
+import { boolean, layerSizes, optional, positiveInt, positiveNumber, rate, registered, type RegisteredModel } from "./config.js";
 import { esmmEntry } from "./esmm.js";
 import { escm2Entry } from "./escm2.js";
 import { aitmEntry } from "./aitm.js";
@@ -10,33 +10,11 @@ import { ESMM_REFERENCE, twoTower, type TwoTowerConfig } from "./two_tower.js";
 
 export type { RegisteredModel } from "./config.js";
 
-function positiveInt(config: Record<string, unknown>, key: string, source: string): void {
-  const v = config[key];
-  if (!(typeof v === "number" && Number.isInteger(v) && v > 0)) {
-    throw new MtlError("E_CONFIG", `'${key}' must be a positive integer, got ${JSON.stringify(v)}`, { where: { file: source, field: key } });
-  }
-}
-
-const twoTowerEntry: RegisteredModel<TwoTowerConfig> = {
-  definition: twoTower,
-  defaults: ESMM_REFERENCE,
-  validate(config, source) {
-    const known = ["vocabSize", "embeddingDim", "fields", "idsPerField", "towerSizes", "paddingRow0", "batchNorm", "dropout", "embeddingInit"];
-    for (const k of Object.keys(config)) {
-      if (!known.includes(k)) throw new MtlError("E_CONFIG", `unknown key '${k}' for model two-tower`, { where: { file: source, field: k }, hint: `known keys: ${known.join(", ")}` });
-    }
-    for (const k of ["vocabSize", "embeddingDim", "fields", "idsPerField"]) positiveInt(config, k, source);
-    const sizes = config["towerSizes"];
-    if (!Array.isArray(sizes) || !sizes.every((s) => Number.isInteger(s) && s > 0)) {
-      throw new MtlError("E_CONFIG", `'towerSizes' must be a list of positive integers, got ${JSON.stringify(sizes)}`, { where: { file: source, field: "towerSizes" } });
-    }
-    const dropout = config["dropout"];
-    if (dropout !== undefined && !(typeof dropout === "number" && dropout >= 0 && dropout < 1)) {
-      throw new MtlError("E_CONFIG", `'dropout' must be in [0, 1), got ${JSON.stringify(dropout)}`, { where: { file: source, field: "dropout" } });
-    }
-    return config as unknown as TwoTowerConfig;
-  },
-};
+/** The engine's fixed-layout reference model (one table, F fields of K ids): the bench and export tests use it. */
+const twoTowerEntry: RegisteredModel<TwoTowerConfig> = registered(twoTower, () => ({ ...ESMM_REFERENCE }), {
+  vocabSize: positiveInt, embeddingDim: positiveInt, fields: positiveInt, idsPerField: positiveInt, towerSizes: layerSizes,
+  paddingRow0: optional(boolean), batchNorm: optional(boolean), dropout: optional(rate), embeddingInit: optional(positiveNumber),
+}, "the engine's reference two-tower model on a fixed id layout (bench, export tests)");
 
 export const MODELS: Readonly<Record<string, RegisteredModel>> = {
   naive: naiveEntry as RegisteredModel,

@@ -29,14 +29,14 @@ function funnel(ctx: ModelContext, config: CommonConfig & FunnelWeights, backbon
 // ---------------------------------------------------------------- Shared-Bottom
 
 export interface SharedBottomConfig extends CommonConfig, FunnelWeights {
-  /** Hidden sizes of the shared bottom MLP. Default [256]. */
+  /** Hidden sizes of the shared bottom MLP (PaddleRec `bottom_size`). Default [117], PaddleRec's share_bottom. */
   bottomSizes: number[];
-  /** Hidden sizes of each task tower on the bottom. Default [64]. */
+  /** Hidden sizes of each task tower on the bottom (PaddleRec `tower_size`). Default [8]. */
   towerSizes: number[];
 }
 
 export function sharedBottomDefaults(): SharedBottomConfig {
-  return { ...commonDefaults(), ...FUNNEL_DEFAULTS, bottomSizes: [256], towerSizes: [64] };
+  return { ...commonDefaults(), ...FUNNEL_DEFAULTS, bottomSizes: [117], towerSizes: [8] };
 }
 
 export const sharedBottomModel: ModelDefinition<SharedBottomConfig> = {
@@ -73,11 +73,11 @@ export const mmoeEntry = registered(mmoeModel, mmoeDefaults, { ...COMMON_RULES, 
 // ---------------------------------------------------------------- PLE
 
 export interface PleConfig extends CommonConfig, FunnelWeights {
-  /** CGC levels (PaddleRec `level_number`). Default 2. */
+  /** Extraction levels (PaddleRec `level_number`). Default 1 as PaddleRec's config (one CGC level); 2 or more stack them progressively. */
   levels: number;
   /** Task-specific experts per task per level (PaddleRec `exp_per_task`). Default 3. */
   taskExperts: number;
-  /** Shared experts per level (PaddleRec `shared_num`). Default 1. */
+  /** Shared experts per level (PaddleRec `shared_num`). Default 2. */
   sharedExperts: number;
   /** Hidden sizes of every expert (PaddleRec `expert_size`). Default [16]. */
   expertSizes: number[];
@@ -86,7 +86,7 @@ export interface PleConfig extends CommonConfig, FunnelWeights {
 }
 
 export function pleDefaults(): PleConfig {
-  return { ...commonDefaults(), ...FUNNEL_DEFAULTS, levels: 2, taskExperts: 3, sharedExperts: 1, expertSizes: [16], towerSizes: [8] };
+  return { ...commonDefaults(), ...FUNNEL_DEFAULTS, levels: 1, taskExperts: 3, sharedExperts: 2, expertSizes: [16], towerSizes: [8] };
 }
 
 export const pleModel: ModelDefinition<PleConfig> = {
