@@ -239,3 +239,21 @@ test("a bad model key in the config file is reported at its line; PaddleRec's mo
     });
   }
 });
+
+test("an aborted run (Ctrl-C) checkpoints at the batch it reached; --resume then ends bit-identical", async () => {
+  const a = join(work, "abort"), b = join(work, "abort-ref");
+  const config = tinyConfig({ epochs: 2, checkpointEvery: 50 });
+  config.modelConfig = { dropout: 0.25 };
+  const stop = new AbortController();
+  const first = await trainRun({ config, out: a, models: TEST_MODELS, signal: stop.signal, onEvent: (e) => { if (e.kind === "step" && e.step === 23) stop.abort(); } });
+  assert.equal(first.status, "interrupted");
+  assert.ok(!existsSync(join(a, "summary.json")));
+  const at = TrainingState.load(join(a, "checkpoint.mtlstate"));
+  assert.ok(at.step >= 23 && at.step < 40, `checkpoint at step ${at.step}, not at a checkpointEvery boundary`);
+  const resumed = await trainRun({ config, out: a, resume: true, models: TEST_MODELS });
+  const straight = await trainRun({ config, out: b, models: TEST_MODELS });
+  assert.equal(resumed.status, "completed");
+  assert.equal(resumed.steps, straight.steps);
+  sameTensors(TrainingState.load(join(a, "checkpoint.mtlstate")), TrainingState.load(join(b, "checkpoint.mtlstate")), "final");
+  assert.deepEqual(records(a), records(b));
+});

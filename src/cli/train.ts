@@ -122,7 +122,25 @@ export async function trainCommand(args: TrainArgs): Promise<void> {
     checkpointEvery: args.checkpointEvery, logEvery: args.logEvery, patience: args.patience,
   });
   const dev = device(args.device);
-  const summary = await trainRun({ config, out: args.out, resume: args.resume, ...(dev ? { device: dev } : {}), onEvent: runProgress("train") });
+  // Ctrl-C: stop at the next batch, after a checkpoint (a second Ctrl-C quits at once).
+  const stop = new AbortController();
+  const onInt = () => {
+    if (stop.signal.aborted) process.exit(130);
+    process.stderr.write("\ntrain: stopping after the current batch and a checkpoint (Ctrl-C again to quit now)\n");
+    stop.abort();
+  };
+  process.on("SIGINT", onInt);
+  let summary;
+  try {
+    summary = await trainRun({ config, out: args.out, resume: args.resume, ...(dev ? { device: dev } : {}), onEvent: runProgress("train"), signal: stop.signal });
+  } finally {
+    process.off("SIGINT", onInt);
+  }
+  if (summary.status === "interrupted") {
+    process.stdout.write(`interrupted at step ${formatCount(summary.steps)}; checkpoint written. Continue with: mtl train --out ${args.out} --resume\n`);
+    process.exitCode = 130;
+    return;
+  }
   const lines = [`${summary.status === "early_stopped" ? "stopped early" : "finished"}: ${formatCount(summary.steps)} steps, ${summary.epochs} epochs, ${formatCount(summary.examples)} examples in ${summary.seconds.toFixed(1)} s`];
   if (summary.best) {
     lines.push(`best ${summary.earlyStoppingMetric} ${summary.best.value.toFixed(4)} at epoch ${summary.best.epoch} (step ${formatCount(summary.best.step)}), validation metrics:`);

@@ -76,7 +76,8 @@ export interface RunManifest {
 }
 
 export interface RunSummary {
-  status: "completed" | "early_stopped";
+  /** "interrupted": stopped by the caller's signal after a checkpoint (no summary.json is written then). */
+  status: "completed" | "early_stopped" | "interrupted";
   steps: number;
   epochs: number;
   examples: number;
@@ -104,6 +105,8 @@ export interface TrainRunOptions {
   /** Look models up here before the built-in registry (tests, embedders). */
   models?: Readonly<Record<string, RegisteredModel>>;
   onEvent?: (e: RunEvent) => void;
+  /** Aborting stops the run at the next batch boundary, after a checkpoint: `--resume` continues exactly. */
+  signal?: AbortSignal;
 }
 
 export function lookupModel(name: string, extra?: Readonly<Record<string, RegisteredModel>>): RegisteredModel {
@@ -311,8 +314,13 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
     ? validSource.batches({ batchSize: Math.max(t.batchSize, 2048), shuffle: false })
     : trainSource.batches({ batchSize: Math.max(t.batchSize, 2048), shuffle: false, validFraction, part: "valid" });
 
+  let interrupted = false;
   try {
     while (progress.epoch < t.epochs && !progress.finished) {
+      if (opts.signal?.aborted) {
+        interrupted = true;
+        break;
+      }
       const epoch = progress.epoch;
       const it = trainSource.batches({ batchSize: t.batchSize, seed: t.seed, epoch, validFraction, part: trainPart })[Symbol.asyncIterator]();
       for (let k = 0; k < progress.batchInEpoch; k++) if ((await it.next()).done) break;
@@ -323,7 +331,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
         let taken = 0;
         const sizes: number[] = [];
         async function* chunk() {
-          while (taken < room) {
+          while (taken < room && !opts.signal?.aborted) {
             const r = await it.next();
             if (r.done) {
               exhausted = true;
@@ -365,6 +373,11 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
         progress.batchInEpoch += taken;
         progress.step = state.step;
         if (!exhausted) checkpoint();
+        if (opts.signal?.aborted && !exhausted) break;
+      }
+      if (opts.signal?.aborted && !exhausted) {
+        interrupted = true;
+        break;
       }
       // Epoch end: validate, keep the best, decide on early stopping, checkpoint.
       let valid: FunnelMetrics | null = null, validLoss: number | null = null, improved = false;
@@ -416,11 +429,11 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
     best = { epoch: p.bestEpoch!, step: p.bestStep!, value: p.bestValue!, metrics: b.info["validMetrics"] as FunnelMetrics };
   }
   const summary: RunSummary = {
-    status: progress.finished ?? "completed", steps: progress.step, epochs: progress.epoch, examples: progress.examples,
+    status: interrupted ? "interrupted" : progress.finished ?? "completed", steps: progress.step, epochs: progress.epoch, examples: progress.examples,
     seconds: (Date.now() - started) / 1000,
     data: { ...manifest.data, validRows }, earlyStoppingMetric: t.earlyStoppingMetric, best, lastValid,
   };
-  writeJsonAtomic(paths.summary, summary);
+  if (!interrupted) writeJsonAtomic(paths.summary, summary);
   emit({ kind: "done", summary });
   return summary;
 }
