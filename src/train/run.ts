@@ -361,7 +361,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
             if (step % t.logEvery === 0) {
               const secs = Math.max((Date.now() - since) / 1000, 1e-6);
               record({
-                type: "step", step, epoch, loss: window.loss / window.steps,
+                type: "step", step, epoch: epoch + 1, loss: window.loss / window.steps,
                 losses: Object.fromEntries(Object.entries(window.losses).map(([k, v]) => [k, v / window.steps])),
                 lr, examples: progress.examples, examples_per_sec: Math.round(window.examples / secs), time: new Date().toISOString(),
               });
