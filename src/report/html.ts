@@ -33,10 +33,11 @@ export function buildReport(runDir: string): string {
     { name: "valid loss (epoch end)", points: epochs.map((e) => ({ x: e.step, y: e.valid_loss ?? NaN })), dashed: true },
   ], { title: "Training loss", xLabel: "step", yLabel: "loss (mean over the logging window)" }));
   const aucKeys = ["ctr_auc", "cvr_auc", "ctcvr_auc", "cvr_auc_entire", "ctr_gauc"] as const;
-  charts.push(lineChart(
-    aucKeys.filter((k) => epochs.some((e) => e.valid?.[k] != null)).map((k) => ({ name: k, points: epochs.map((e) => ({ x: e.epoch, y: e.valid?.[k] ?? NaN })) })),
-    { title: "Validation AUC per epoch", xLabel: "epoch", yLabel: "AUC", markers: epochs.length < 3 },
-  ));
+  const aucSeries = aucKeys.filter((k) => epochs.some((e) => e.valid?.[k] != null)).map((k) => ({ name: k, points: epochs.map((e) => ({ x: e.epoch, y: e.valid?.[k] ?? NaN })) }));
+  const aucValues = aucSeries.flatMap((s) => s.points.map((p) => p.y)).filter(Number.isFinite);
+  // A margin around the values, so points at the extremes are not drawn on the frame.
+  const aucRange: [number, number] | undefined = aucValues.length ? [Math.max(0, Math.min(...aucValues) - 0.01), Math.min(1, Math.max(...aucValues) + 0.01)] : undefined;
+  charts.push(lineChart(aucSeries, { title: "Validation AUC per epoch", xLabel: "epoch", yLabel: "AUC", markers: epochs.length < 3, ...(aucRange ? { yRange: aucRange } : {}) }));
   charts.push(lineChart([{ name: "lr", points: steps.map((s) => ({ x: s.step, y: s.lr })) }], { title: "Learning rate", xLabel: "step", yLabel: "lr", width: 360, height: 240 }));
   charts.push(lineChart([{ name: "examples/s", points: steps.map((s) => ({ x: s.step, y: s.examples_per_sec })) }], { title: "Throughput", xLabel: "step", yLabel: "examples/s", width: 360, height: 240 }));
 
