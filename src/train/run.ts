@@ -263,6 +263,14 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
     if (err instanceof MtlError && line !== undefined) throw new MtlError(err.code, err.message, { where: { file: config.source!.file, line, field: `modelConfig.${field}` }, ...(err.hint ? { hint: err.hint } : {}) });
     throw err;
   }
+  const optimizer = config.optimizer;
+  state ??= initialState(describeModel(entry.definition, modelConfig), optimizer, { seed: t.seed });
+  const trainer = await Trainer.create(state, {
+    train: buildTrainingStep(entry.definition, modelConfig, { optimizer, ...(t.clipNorm !== undefined ? { clipNorm: t.clipNorm } : {}) }),
+    eval: buildEvalProgram(entry.definition, modelConfig),
+  }, { ...(opts.device ? { device: opts.device } : {}), intraOpThreads: opts.intraOpThreads ?? 1 });
+
+  // Written once the programs load (a bad device or model leaves no half-made run behind).
   if (!manifest) {
     manifest = {
       mtlVersion: VERSION, model: config.model,
@@ -284,13 +292,6 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
       : [];
     writeFileSync(paths.metrics, kept.map((l) => l + "\n").join(""));
   }
-
-  const optimizer = config.optimizer;
-  state ??= initialState(describeModel(entry.definition, modelConfig), optimizer, { seed: t.seed });
-  const trainer = await Trainer.create(state, {
-    train: buildTrainingStep(entry.definition, modelConfig, { optimizer, ...(t.clipNorm !== undefined ? { clipNorm: t.clipNorm } : {}) }),
-    eval: buildEvalProgram(entry.definition, modelConfig),
-  }, { ...(opts.device ? { device: opts.device } : {}), intraOpThreads: opts.intraOpThreads ?? 1 });
 
   const emit = opts.onEvent ?? (() => undefined);
   const record = (r: Record<string, unknown>) => appendFileSync(paths.metrics, JSON.stringify(r) + "\n");
