@@ -131,6 +131,16 @@ test("mtl eval prints a table and writes JSON; mtl report writes one self-contai
   assert.equal(typeof res.metrics.cvr_bias, "number");
   assert.ok(res.curves.roc.ctr.length > 2);
   assert.match(res.checkpoint, /best\.mtlstate$/);
+  // On the run's own held-out rows, eval reproduces the validation metrics training recorded for its best state.
+  const heldOut = join(work, "eval-valid.json");
+  const v = mtl(["eval", dir, "--data", DATA, "--split", "valid", "--json", heldOut]);
+  assert.equal(v.code, 0, v.stderr);
+  const summary = JSON.parse(readFileSync(join(dir, "summary.json"), "utf8"));
+  const again = JSON.parse(readFileSync(heldOut, "utf8")).metrics;
+  for (const [k, want] of Object.entries(summary.best.metrics as Record<string, number | null>)) {
+    if (want === null) assert.equal(again[k], null, k);
+    else assert.ok(Math.abs(again[k] - want) <= 1e-6 * Math.max(1, Math.abs(want)), `${k}: ${again[k]} vs ${want}`);
+  }
 
   const html = join(work, "report.html");
   const rep = mtl(["report", dir, "-o", html]);

@@ -88,9 +88,10 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
           .option("data", { type: "string", demandOption: true, describe: "a shard, a text file or synth:..." })
           .option("json", { type: "string", describe: "also write the metrics (and ROC/calibration curves) as JSON here" })
           .option("latest", { type: "boolean", default: false, describe: "use checkpoint.mtlstate instead of best.mtlstate" })
+          .option("split", { type: "string", default: "all", choices: ["all", "valid", "train"], describe: "all rows, or the run's own held-out (valid) or training rows of this data, split by sample id as in training" })
           .option("batch-size", { type: "number" })
           .option("device", { type: "string", choices: ["cpu", "cuda"] }),
-      async (args) => evalCommand({ run: args.run, data: args.data, json: args.json, latest: args.latest, batchSize: args["batch-size"], device: args.device }),
+      async (args) => evalCommand({ run: args.run, data: args.data, json: args.json, latest: args.latest, split: args.split, batchSize: args["batch-size"], device: args.device }),
     )
     .command(
       "report <run>",

@@ -161,10 +161,11 @@ export function metricsTable(results: readonly { name: string; metrics: FunnelMe
   return table(rows);
 }
 
-export async function evalCommand(args: { run: string; data: string; json?: string; latest: boolean; batchSize?: number; device?: string }): Promise<void> {
+export async function evalCommand(args: { run: string; data: string; json?: string; latest: boolean; split: string; batchSize?: number; device?: string }): Promise<void> {
+  if (!["all", "valid", "train"].includes(args.split)) throw new MtlError("E_USAGE", `unknown split '${args.split}'`, { hint: "use all, valid or train" });
   const dev = device(args.device);
-  const res = await evaluateRun({ runDir: args.run, data: args.data, which: args.latest ? "latest" : "best", ...(args.batchSize ? { batchSize: args.batchSize } : {}), ...(dev ? { device: dev } : {}) });
-  const out = [`${res.model} from ${res.checkpoint} (step ${formatCount(res.step)}) on ${res.data}: ${formatCount(res.rows)} rows${res.loss !== null ? `, loss ${res.loss.toFixed(4)}` : ""}`, metricsTable([{ name: res.model, metrics: res.metrics }])];
+  const res = await evaluateRun({ runDir: args.run, data: args.data, which: args.latest ? "latest" : "best", split: args.split as "all" | "valid" | "train", ...(args.batchSize ? { batchSize: args.batchSize } : {}), ...(dev ? { device: dev } : {}) });
+  const out = [`${res.model} from ${res.checkpoint} (step ${formatCount(res.step)}) on ${res.data}${res.split === "all" ? "" : ` (the run's ${res.split} split)`}: ${formatCount(res.rows)} rows${res.loss !== null ? `, loss ${res.loss.toFixed(4)}` : ""}`, metricsTable([{ name: res.model, metrics: res.metrics }])];
   process.stdout.write(out.join("\n") + "\n");
   if (args.json) {
     try {
