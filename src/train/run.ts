@@ -228,7 +228,8 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
     state = TrainingState.load(paths.checkpoint);
     progress = state.info["progress"] as RunProgress;
     if (!progress) throw new MtlError("E_RUN", "the checkpoint has no run progress", { where: { file: paths.checkpoint } });
-    if (progress.finished) throw new MtlError("E_RUN", `the run already finished (${progress.finished}, step ${progress.step})`, { where: { file: out }, hint: "start a new run in another directory" });
+    // Finished but killed before summary.json: resuming just writes the summary.
+    if (progress.finished && existsSync(paths.summary)) throw new MtlError("E_RUN", `the run already finished (${progress.finished}, step ${progress.step})`, { where: { file: out }, hint: "start a new run in another directory" });
   } else {
     if (existsSync(paths.checkpoint)) {
       throw new MtlError("E_RUN", `${out} already holds a run (${RUN_FILES.checkpoint})`, { where: { file: out }, hint: "pass --resume to continue it, or choose another --out" });
