@@ -12,6 +12,9 @@ import { inspectCommand } from "./inspect.js";
 import { exportCommand } from "./export.js";
 import { runCommand } from "./run.js";
 import { serveCommand } from "./serve.js";
+import { evalCommand, trainCommand } from "./train.js";
+import { reportCommand } from "./report.js";
+import { demoCommand } from "./demo.js";
 import { MODELS } from "../models/index.js";
 import { OPTIMIZER_KINDS } from "../optim/index.js";
 
@@ -89,6 +92,67 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
         model: args.model, port: args.port, host: args.host, threads: args.threads, maxBodyKb: args["max-body-kb"],
         maxCandidates: args["max-candidates"], timeoutMs: args["timeout-ms"], rankFormula: args["rank-formula"],
       }),
+    )
+    .command(
+      "train",
+      "train a model: writes a run directory (run.json, checkpoints, metrics.jsonl, summary.json); --resume continues it exactly",
+      (y) =>
+        y
+          .option("model", { type: "string", describe: `model name (${Object.keys(MODELS).join(", ")}); default esmm or the config's` })
+          .option("train", { type: "string", describe: "training data: a shard, a text file (Ali-CCP, CSV, JSONL; .gz ok) or synth:rows=N,seed=S,bias=B" })
+          .option("valid", { type: "string", describe: "validation data (default: --valid-fraction of --train held out by sample id)" })
+          .option("out", { alias: "o", type: "string", demandOption: true, describe: "run directory" })
+          .option("config", { type: "string", describe: "YAML config naming every knob (PaddleRec keys accepted); see docs/workflow.md" })
+          .option("epochs", { type: "number", describe: "passes over the training data (default 1)" })
+          .option("batch-size", { type: "number", describe: "examples per step (default 1024)" })
+          .option("lr", { type: "number", describe: "base learning rate (default 0.001; the schedule is in the config)" })
+          .option("seed", { type: "number", describe: "seed of the weights and of the data order" })
+          .option("valid-fraction", { type: "number", describe: "share of --train held out for validation when there is no --valid (default 0.1)" })
+          .option("checkpoint-every", { type: "number", describe: "steps between checkpoints (also at each epoch end)" })
+          .option("log-every", { type: "number", describe: "steps between metrics.jsonl step records" })
+          .option("patience", { type: "number", describe: "early stopping: epochs without improvement on the validation set (0 = off)" })
+          .option("resume", { type: "boolean", default: false, describe: "continue the run in --out from its last checkpoint" })
+          .option("device", { type: "string", choices: ["cpu", "cuda"], describe: "where onnxruntime runs the steps" }),
+      async (args) => trainCommand({
+        model: args.model, train: args.train, valid: args.valid, out: args.out, config: args.config, epochs: args.epochs,
+        batchSize: args["batch-size"], lr: args.lr, seed: args.seed, validFraction: args["valid-fraction"],
+        checkpointEvery: args["checkpoint-every"], logEvery: args["log-every"], patience: args.patience, resume: args.resume, device: args.device,
+      }),
+    )
+    .command(
+      "eval <run>",
+      "evaluate a run's best state (or --latest checkpoint) on a data set: exact CTR/CVR/CTCVR AUC, logloss, PCOC, GAUC, CVR bias",
+      (y) =>
+        y
+          .positional("run", { type: "string", demandOption: true, describe: "run directory written by mtl train" })
+          .option("data", { type: "string", demandOption: true, describe: "a shard, a text file or synth:..." })
+          .option("json", { type: "string", describe: "also write the metrics (and ROC/calibration curves) as JSON here" })
+          .option("latest", { type: "boolean", default: false, describe: "use checkpoint.mtlstate instead of best.mtlstate" })
+          .option("split", { type: "string", default: "all", choices: ["all", "valid", "train"], describe: "all rows, or the run's own held-out (valid) or training rows of this data, split by sample id as in training" })
+          .option("batch-size", { type: "number" })
+          .option("device", { type: "string", choices: ["cpu", "cuda"] }),
+      async (args) => evalCommand({ run: args.run, data: args.data, json: args.json, latest: args.latest, split: args.split, batchSize: args["batch-size"], device: args.device }),
+    )
+    .command(
+      "report <run>",
+      "write one self-contained HTML report of a run: loss and AUC curves, ROC per task, reliability plot, config and data",
+      (y) =>
+        y
+          .positional("run", { type: "string", demandOption: true, describe: "run directory written by mtl train" })
+          .option("out", { alias: "o", type: "string", describe: "HTML file (default <run>/report.html)" }),
+      async (args) => reportCommand({ run: args.run, out: args.out }),
+    )
+    .command(
+      "demo",
+      "the quick start: on the built-in synthetic funnel, train the naive CVR baseline, ESMM and ESCM2, compare them, export the best and score records with it",
+      (y) =>
+        y
+          .option("out", { alias: "o", type: "string", default: "mtl-demo", describe: "directory for the runs and the exported model" })
+          .option("rows", { type: "number", default: 200000, describe: "synthetic impressions (20% held out for evaluation)" })
+          .option("bias", { type: "number", default: 1, describe: "selection-bias strength of the synthetic funnel" })
+          .option("seed", { type: "number", default: 1 })
+          .option("epochs", { type: "number", default: 1 }),
+      async (args) => demoCommand({ out: args.out, rows: args.rows, bias: args.bias, seed: args.seed, epochs: args.epochs }),
     )
     .fail((msg, err) => {
       if (err) throw err;

@@ -1,0 +1,178 @@
+/** `mtl train` and `mtl eval`: thin commands over src/train/run.ts and src/train/evaluate.ts. */
+import { writeFileSync } from "node:fs";
+import { MtlError } from "../errors.js";
+import { METRIC_COLUMNS, formatMetric, type FunnelMetrics } from "../metrics/funnel.js";
+import type { Device } from "../runtime/session.js";
+import { applyFlags, defaultRunConfig, readRunConfig, type RunConfig } from "../train/config.js";
+import { evaluateRun } from "../train/evaluate.js";
+import { trainRun, type RunEvent } from "../train/run.js";
+import { formatCount, table } from "./format.js";
+
+export interface TrainArgs {
+  model?: string;
+  train?: string;
+  valid?: string;
+  out: string;
+  config?: string;
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  seed?: number;
+  validFraction?: number;
+  checkpointEvery?: number;
+  logEvery?: number;
+  patience?: number;
+  resume: boolean;
+  device?: string;
+}
+
+function device(d: string | undefined): Device | undefined {
+  if (d === undefined) return undefined;
+  if (d !== "cpu" && d !== "cuda") throw new MtlError("E_USAGE", `unknown device '${d}'`, { hint: "use cpu or cuda" });
+  return d;
+}
+
+function duration(secs: number): string {
+  if (!Number.isFinite(secs)) return "?";
+  const s = Math.round(secs);
+  return s >= 3600 ? `${Math.floor(s / 3600)}:${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}` : `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+/**
+ * Progress of a run on stderr: on a terminal a bar rewritten in place (epoch, step, rate, ETA,
+ * loss); otherwise a plain line every `every` seconds. Epoch results are always printed.
+ */
+export function runProgress(label: string, opts: { every?: number; write?: (s: string) => void; tty?: boolean } = {}): (e: RunEvent) => void {
+  const write = opts.write ?? ((s: string) => process.stderr.write(s));
+  const tty = opts.tty ?? process.stderr.isTTY === true;
+  const every = (opts.every ?? 5) * 1000;
+  let start = Date.now(), startExamples = 0, startStep = 0;
+  let timing = false, last = 0, shown = false, stepsPerEpoch: number | null = null, epochs = 1, lossEma: number | null = null;
+  const clear = () => {
+    if (shown) write("\r\x1b[2K");
+    shown = false;
+  };
+  return (e) => {
+    switch (e.kind) {
+      case "start":
+        stepsPerEpoch = e.stepsPerEpoch;
+        epochs = e.epochs;
+        if (e.resumedFrom > 0) write(`${label}: resuming at step ${e.resumedFrom}\n`);
+        return;
+      case "step": {
+        lossEma = lossEma === null ? e.loss : 0.95 * lossEma + 0.05 * e.loss;
+        const now = Date.now();
+        if (!timing) {
+          // Rates count from the first step seen (after any resume and the programs' start-up).
+          timing = true;
+          start = now;
+          startExamples = e.examples;
+          startStep = e.step;
+          last = now;
+        }
+        if (now - last < (tty ? 250 : every)) return;
+        last = now;
+        const secs = Math.max((now - start) / 1000, 1e-3);
+        const rate = (e.examples - startExamples) / secs;
+        const stepRate = (e.step - startStep) / secs;
+        const total = stepsPerEpoch !== null ? stepsPerEpoch * epochs : null;
+        const eta = total !== null ? (total - e.step) / Math.max(stepRate, 1e-9) : NaN;
+        const frac = total !== null ? Math.min(e.step / total, 1) : null;
+        const bar = frac !== null ? `[${"#".repeat(Math.round(frac * 24)).padEnd(24, ".")}] ${(100 * frac).toFixed(0).padStart(3)}% ` : "";
+        const text = `${label}: ${bar}epoch ${e.epoch + 1}/${epochs} step ${formatCount(e.step)}${total !== null ? "/" + formatCount(total) : ""}  ${formatCount(Math.round(rate))} ex/s  ETA ${duration(eta)}  loss ${lossEma.toFixed(4)}  lr ${e.lr.toPrecision(3)}`;
+        if (tty) {
+          write(`\r\x1b[2K${text}`);
+          shown = true;
+        } else write(text + "\n");
+        return;
+      }
+      case "evaluating":
+        clear();
+        if (!tty) write(`${label}: epoch ${e.epoch + 1}: evaluating on the validation set\n`);
+        return;
+      case "epoch": {
+        clear();
+        const v = e.valid;
+        const parts = [`train loss ${e.trainLoss.toFixed(4)}`];
+        if (e.validLoss !== null) parts.push(`valid loss ${e.validLoss.toFixed(4)}`);
+        if (v) for (const k of ["ctr_auc", "cvr_auc", "ctcvr_auc"] as const) if (v[k] !== null) parts.push(`${k} ${v[k].toFixed(4)}`);
+        write(`${label}: epoch ${e.epoch + 1} done at step ${formatCount(e.step)}: ${parts.join(", ")}${e.improved ? " (best)" : ""}\n`);
+        return;
+      }
+      case "checkpoint":
+        return;
+      case "done":
+        clear();
+        return;
+    }
+  };
+}
+
+export async function trainCommand(args: TrainArgs): Promise<void> {
+  if (args.resume) {
+    const given = (["model", "train", "valid", "config", "epochs", "batchSize", "lr", "seed", "validFraction", "checkpointEvery", "logEvery", "patience"] as const).filter((k) => args[k] !== undefined);
+    if (given.length) process.stderr.write(`train: --resume continues with the settings in ${args.out}/run.json; ignoring ${given.map((k) => "--" + k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())).join(", ")}\n`);
+  }
+  let config: RunConfig = args.config ? readRunConfig(args.config) : defaultRunConfig();
+  if (args.model) config.model = args.model;
+  if (args.train) config.data.train = args.train;
+  if (args.valid) config.data.valid = args.valid;
+  config = applyFlags(config, {
+    epochs: args.epochs, batchSize: args.batchSize, lr: args.lr, seed: args.seed, validFraction: args.validFraction,
+    checkpointEvery: args.checkpointEvery, logEvery: args.logEvery, patience: args.patience,
+  });
+  const dev = device(args.device);
+  // Ctrl-C: stop at the next batch, after a checkpoint (a second Ctrl-C quits at once).
+  const stop = new AbortController();
+  const onInt = () => {
+    if (stop.signal.aborted) process.exit(130);
+    process.stderr.write("\ntrain: stopping after the current batch and a checkpoint (Ctrl-C again to quit now)\n");
+    stop.abort();
+  };
+  process.on("SIGINT", onInt);
+  let summary;
+  try {
+    summary = await trainRun({ config, out: args.out, resume: args.resume, ...(dev ? { device: dev } : {}), onEvent: runProgress("train"), signal: stop.signal });
+  } finally {
+    process.off("SIGINT", onInt);
+  }
+  if (summary.status === "interrupted") {
+    process.stdout.write(`interrupted at step ${formatCount(summary.steps)}; checkpoint written. Continue with: mtl train --out ${args.out} --resume\n`);
+    process.exitCode = 130;
+    return;
+  }
+  const lines = [`${summary.status === "early_stopped" ? "stopped early" : "finished"}: ${formatCount(summary.steps)} steps, ${summary.epochs} epochs, ${formatCount(summary.examples)} examples in ${summary.seconds.toFixed(1)} s`];
+  if (summary.best) {
+    lines.push(`best ${summary.earlyStoppingMetric} ${summary.best.value.toFixed(4)} at epoch ${summary.best.epoch} (step ${formatCount(summary.best.step)}), validation metrics:`);
+    lines.push(metricsTable([{ name: "valid", metrics: summary.best.metrics }]));
+  }
+  lines.push(`run directory: ${args.out}`);
+  process.stdout.write(lines.join("\n") + "\n");
+}
+
+/** Metrics side by side: one column per named result, one row per metric that any result has. */
+export function metricsTable(results: readonly { name: string; metrics: FunnelMetrics }[]): string {
+  const rows = [["metric", ...results.map((r) => r.name)]];
+  for (const c of METRIC_COLUMNS) {
+    if (results.every((r) => r.metrics[c.key] === null)) continue;
+    rows.push([c.label, ...results.map((r) => formatMetric(r.metrics[c.key] as number | null, c.key))]);
+  }
+  rows.push(["rows (impressions/clicks/conversions)", ...results.map((r) => `${r.metrics.impressions}/${r.metrics.clicks}/${r.metrics.conversions}`)]);
+  return table(rows);
+}
+
+export async function evalCommand(args: { run: string; data: string; json?: string; latest: boolean; split: string; batchSize?: number; device?: string }): Promise<void> {
+  if (!["all", "valid", "train"].includes(args.split)) throw new MtlError("E_USAGE", `unknown split '${args.split}'`, { hint: "use all, valid or train" });
+  const dev = device(args.device);
+  const res = await evaluateRun({ runDir: args.run, data: args.data, which: args.latest ? "latest" : "best", split: args.split as "all" | "valid" | "train", ...(args.batchSize ? { batchSize: args.batchSize } : {}), ...(dev ? { device: dev } : {}) });
+  const out = [`${res.model} from ${res.checkpoint} (step ${formatCount(res.step)}) on ${res.data}${res.split === "all" ? "" : ` (the run's ${res.split} split)`}: ${formatCount(res.rows)} rows${res.loss !== null ? `, loss ${res.loss.toFixed(4)}` : ""}`, metricsTable([{ name: res.model, metrics: res.metrics }])];
+  process.stdout.write(out.join("\n") + "\n");
+  if (args.json) {
+    try {
+      writeFileSync(args.json, JSON.stringify(res, null, 2) + "\n");
+    } catch (err) {
+      throw new MtlError("E_IO", `cannot write the JSON: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { where: { file: args.json } });
+    }
+    process.stdout.write(`wrote ${args.json}\n`);
+  }
+}

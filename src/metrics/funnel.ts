@@ -1,0 +1,191 @@
+/**
+ * The conversion funnel's metrics over a whole evaluation set. Predictions of every batch are
+ * collected first (`PredictionCollector`), then each metric is computed once over all rows with
+ * src/metrics/binary.ts: never a per-batch average, never a batch dropped for lacking positives.
+ *
+ *   ctr_auc            pCTR vs click, over impressions
+ *   cvr_auc            pCVR vs conversion, over clicked impressions (the ESMM paper's CVR AUC)
+ *   ctcvr_auc          pCTCVR vs click&buy, over impressions
+ *   cvr_auc_entire     pCVR vs the potential conversion, over impressions (ground truth only)
+ *   cvr_bias           mean pCVR − mean true CVR, over impressions (ground truth only)
+ *   *_logloss, *_pcoc  per task, over the same rows as its AUC (PCOC: mean predicted / observed rate)
+ *   ctr_gauc, ctcvr_gauc  user-weighted AUC, when the data names a user id
+ * A model without a prediction (a CTR-only model has no pCVR) gets null for its metrics.
+ */
+import type { Batch as DataBatch } from "../features/batch.js";
+import { auc, calibration, gauc, logloss, mean, pcoc, rocCurve, type CalibrationBin, type RocPoint } from "./binary.js";
+
+export const TASKS = ["ctr", "cvr", "ctcvr"] as const;
+export type Task = (typeof TASKS)[number];
+
+export interface FunnelMetrics {
+  impressions: number;
+  clicks: number;
+  conversions: number;
+  ctr_auc: number | null;
+  cvr_auc: number | null;
+  ctcvr_auc: number | null;
+  cvr_auc_entire: number | null;
+  cvr_bias: number | null;
+  ctr_logloss: number | null;
+  cvr_logloss: number | null;
+  ctcvr_logloss: number | null;
+  ctr_pcoc: number | null;
+  cvr_pcoc: number | null;
+  ctcvr_pcoc: number | null;
+  ctr_gauc: number | null;
+  ctcvr_gauc: number | null;
+  /** Mean pCVR over impressions and mean true CVR (ground truth), the two halves of cvr_bias. */
+  mean_pcvr: number | null;
+  mean_true_cvr: number | null;
+}
+
+/** Plot data per task: ROC curve and reliability bins over the task's rows. */
+export interface FunnelCurves {
+  roc: Partial<Record<Task, RocPoint[]>>;
+  calibration: Partial<Record<Task, CalibrationBin[]>>;
+}
+
+class Growable<T extends Float32Array | Uint8Array | Int32Array> {
+  data: T;
+  length = 0;
+  constructor(private readonly Ctor: { new (n: number): T }) {
+    this.data = new Ctor(1024);
+  }
+  push(values: ArrayLike<number>, n: number): void {
+    if (this.length + n > this.data.length) {
+      const next = new this.Ctor(Math.max(this.data.length * 2, this.length + n));
+      next.set(this.data.subarray(0, this.length) as unknown as ArrayLike<number>);
+      this.data = next;
+    }
+    for (let i = 0; i < n; i++) this.data[this.length + i] = values[i]!;
+    this.length += n;
+  }
+  get values(): T {
+    return this.data.subarray(0, this.length) as T;
+  }
+}
+
+/** Accumulates, batch by batch, the predictions and what they are judged against. */
+export class PredictionCollector {
+  private readonly predictions = new Map<Task, Growable<Float32Array>>();
+  private readonly click = new Growable(Uint8Array);
+  private readonly conversion = new Growable(Uint8Array);
+  private readonly trueCvr = new Growable(Float32Array);
+  private readonly potential = new Growable(Uint8Array);
+  private readonly user = new Growable(Int32Array);
+  private truth = true;
+  private users = true;
+  private rows = 0;
+
+  /** Adds a batch's rows: its labels (and truth, user ids) and the model's predictions for them. */
+  add(batch: DataBatch, predictions: Readonly<Record<string, ArrayLike<number>>>): void {
+    const n = batch.size;
+    this.click.push(batch.click, n);
+    this.conversion.push(batch.conversion, n);
+    this.truth &&= batch.truth !== null;
+    if (batch.truth) {
+      this.trueCvr.push(batch.truth.cvr, n);
+      this.potential.push(batch.truth.conversion, n);
+    }
+    this.users &&= batch.userId !== null;
+    if (batch.userId) this.user.push(batch.userId, n);
+    for (const task of TASKS) {
+      const p = predictions[`p_${task}`];
+      if (!p) continue;
+      let g = this.predictions.get(task);
+      if (!g) {
+        if (this.rows > 0) continue; // a prediction missing from earlier batches stays missing
+        this.predictions.set(task, (g = new Growable(Float32Array)));
+      }
+      g.push(p, n);
+    }
+    this.rows += n;
+    for (const [task, g] of this.predictions) if (g.length !== this.rows) this.predictions.delete(task);
+  }
+
+  get size(): number {
+    return this.rows;
+  }
+
+  private rowsOf(task: Task): { scores: Float32Array; labels: Uint8Array; mask: Uint8Array | undefined } | null {
+    const g = this.predictions.get(task);
+    if (!g) return null;
+    return { scores: g.values, labels: task === "ctr" ? this.click.values : this.conversion.values, mask: task === "cvr" ? this.click.values : undefined };
+  }
+
+  metrics(): FunnelMetrics {
+    const click = this.click.values, conversion = this.conversion.values;
+    const fin = (x: number): number | null => (Number.isFinite(x) ? x : null);
+    const m: FunnelMetrics = {
+      impressions: this.rows, clicks: count(click), conversions: count(conversion),
+      ctr_auc: null, cvr_auc: null, ctcvr_auc: null, cvr_auc_entire: null, cvr_bias: null,
+      ctr_logloss: null, cvr_logloss: null, ctcvr_logloss: null, ctr_pcoc: null, cvr_pcoc: null, ctcvr_pcoc: null,
+      ctr_gauc: null, ctcvr_gauc: null, mean_pcvr: null, mean_true_cvr: null,
+    };
+    for (const task of TASKS) {
+      const r = this.rowsOf(task);
+      if (!r) continue;
+      m[`${task}_auc`] = fin(auc(r.scores, r.labels, r.mask));
+      m[`${task}_logloss`] = fin(logloss(r.scores, r.labels, r.mask));
+      m[`${task}_pcoc`] = fin(pcoc(r.scores, r.labels, r.mask));
+    }
+    const pcvr = this.predictions.get("cvr")?.values;
+    if (pcvr) m.mean_pcvr = fin(mean(pcvr));
+    if (this.truth && this.rows > 0) {
+      m.mean_true_cvr = fin(mean(this.trueCvr.values));
+      if (pcvr) {
+        m.cvr_auc_entire = fin(auc(pcvr, this.potential.values));
+        m.cvr_bias = m.mean_pcvr !== null && m.mean_true_cvr !== null ? m.mean_pcvr - m.mean_true_cvr : null;
+      }
+    }
+    if (this.users && this.rows > 0) {
+      const users = this.user.values;
+      const ctr = this.predictions.get("ctr")?.values;
+      const ctcvr = this.predictions.get("ctcvr")?.values;
+      if (ctr) m.ctr_gauc = fin(gauc(ctr, click, users).gauc);
+      if (ctcvr) m.ctcvr_gauc = fin(gauc(ctcvr, conversion, users).gauc);
+    }
+    return m;
+  }
+
+  curves(maxPoints = 200, bins = 10): FunnelCurves {
+    const out: FunnelCurves = { roc: {}, calibration: {} };
+    for (const task of TASKS) {
+      const r = this.rowsOf(task);
+      if (!r) continue;
+      out.roc[task] = rocCurve(r.scores, r.labels, r.mask, maxPoints);
+      out.calibration[task] = calibration(r.scores, r.labels, r.mask, bins);
+    }
+    return out;
+  }
+}
+
+function count(x: Uint8Array): number {
+  let n = 0;
+  for (let i = 0; i < x.length; i++) n += x[i]!;
+  return n;
+}
+
+/** The metrics a comparison table shows, in order, with their labels. */
+export const METRIC_COLUMNS: readonly { key: keyof FunnelMetrics; label: string }[] = [
+  { key: "ctr_auc", label: "CTR AUC" },
+  { key: "cvr_auc", label: "CVR AUC (clicked)" },
+  { key: "cvr_auc_entire", label: "CVR AUC (entire, true)" },
+  { key: "ctcvr_auc", label: "CTCVR AUC" },
+  { key: "cvr_bias", label: "CVR bias" },
+  { key: "ctr_logloss", label: "CTR logloss" },
+  { key: "cvr_logloss", label: "CVR logloss" },
+  { key: "ctcvr_logloss", label: "CTCVR logloss" },
+  { key: "ctr_pcoc", label: "CTR PCOC" },
+  { key: "cvr_pcoc", label: "CVR PCOC" },
+  { key: "ctcvr_pcoc", label: "CTCVR PCOC" },
+  { key: "ctr_gauc", label: "CTR GAUC" },
+  { key: "ctcvr_gauc", label: "CTCVR GAUC" },
+];
+
+export function formatMetric(v: number | null, key: string): string {
+  if (v === null) return "-";
+  if (key === "cvr_bias") return (v >= 0 ? "+" : "") + v.toFixed(4);
+  return v.toFixed(4);
+}

@@ -1,0 +1,132 @@
+/**
+ * `mtl demo`: the quick start on the built-in synthetic funnel (data with known truth, no files to
+ * bring). Trains the naive CVR baseline, ESMM and ESCM2 — those of them the registry has — on the
+ * same data with the same settings, compares them on the held-out impressions, exports the best
+ * (by CTCVR AUC: the score a ranker sorts by) as an inference model, and scores a few held-out
+ * records with the exported file through onnxruntime.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { openDataSource } from "../data/source.js";
+import { MtlError } from "../errors.js";
+import type { Batch as DataBatch, Layout } from "../features/batch.js";
+import type { FunnelMetrics } from "../metrics/funnel.js";
+import { MODELS } from "../models/index.js";
+import { idsInput, weightsInput, DENSE_INPUT, tableNeedsWeights } from "../models/inputs.js";
+import { encodeGraph } from "../onnx/serialize.js";
+import { Session, type Tensor } from "../runtime/session.js";
+import { VERSION } from "../version.js";
+import { defaultRunConfig } from "./config.js";
+import { buildInferenceGraph } from "./program.js";
+import { loadRun, trainRun, type RunEvent } from "./run.js";
+
+/** The demo's line-up: a role and the registry names that fill it, first found wins. */
+export const DEMO_LINEUP: readonly { role: string; names: readonly string[] }[] = [
+  { role: "naive CVR baseline", names: ["naive", "naive-cvr", "cvr-naive", "base"] },
+  { role: "ESMM", names: ["esmm"] },
+  { role: "ESCM2", names: ["escm2-dr", "escm2", "escm2-ipw"] },
+];
+
+export interface DemoOptions {
+  out: string;
+  rows: number;
+  bias: number;
+  seed: number;
+  epochs: number;
+  batchSize?: number;
+  lr?: number;
+  /** Model settings applied to every model (e.g. smaller towers for a quick test). */
+  modelConfig?: Record<string, unknown>;
+  onEvent?: (model: string, e: RunEvent) => void;
+  onMessage?: (line: string) => void;
+}
+
+export interface DemoResult {
+  data: string;
+  models: { name: string; role: string; runDir: string; seconds: number; metrics: FunnelMetrics }[];
+  missing: string[];
+  best: string;
+  exported: string;
+  scored: { sample: number; click: number; conversion: number; trueCvr: number | null; p_ctr: number | null; p_cvr: number | null; p_ctcvr: number | null }[];
+  seconds: number;
+}
+
+export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
+  const started = Date.now();
+  const say = opts.onMessage ?? (() => undefined);
+  const lineup = DEMO_LINEUP.map((l) => ({ role: l.role, name: l.names.find((n) => n in MODELS) ?? null }));
+  const missing = lineup.filter((l) => l.name === null).map((l) => l.role);
+  const chosen = lineup.filter((l): l is { role: string; name: string } => l.name !== null);
+  if (chosen.length === 0) throw new MtlError("E_CONFIG", "none of the demo's models is registered", { hint: `looked for ${DEMO_LINEUP.flatMap((l) => l.names).join(", ")}` });
+  if (missing.length) say(`not in this build, left out: ${missing.join(", ")}`);
+  mkdirSync(opts.out, { recursive: true });
+  const data = `synth:rows=${opts.rows},seed=${opts.seed},bias=${opts.bias}`;
+  const results: DemoResult["models"] = [];
+  for (const m of chosen) {
+    const config = defaultRunConfig();
+    config.model = m.name;
+    config.data.train = data;
+    config.modelConfig = { ...(opts.modelConfig ?? {}) };
+    config.training = {
+      ...config.training, epochs: opts.epochs, batchSize: opts.batchSize ?? 1024, lr: opts.lr ?? 0.001, seed: opts.seed,
+      validFraction: 0.2, checkpointEvery: 100_000, logEvery: 20,
+    };
+    const runDir = join(opts.out, m.name);
+    say(`training ${m.role} (${m.name}) on ${data} -> ${runDir}`);
+    const summary = await trainRun({ config, out: runDir, intraOpThreads: 1, onEvent: (e) => opts.onEvent?.(m.name, e) });
+    if (!summary.best) throw new MtlError("E_RUN", `the ${m.name} run has no validation metrics`);
+    results.push({ name: m.name, role: m.role, runDir, seconds: summary.seconds, metrics: summary.best.metrics });
+  }
+  // The best by CTCVR AUC; models without pCTCVR rank last.
+  const best = [...results].sort((a, b) => (b.metrics.ctcvr_auc ?? -1) - (a.metrics.ctcvr_auc ?? -1))[0]!;
+  const exported = join(opts.out, "model.onnx");
+  const { manifest, entry, config, state } = loadRun(best.runDir);
+  const graph = buildInferenceGraph(entry.definition, config, state);
+  graph.metadata.set("mtl.version", VERSION);
+  graph.metadata.set("mtl.schema", JSON.stringify(manifest.modelConfig["schema"]));
+  writeFileSync(exported, encodeGraph(graph));
+  say(`exported ${best.name} (best CTCVR AUC) to ${exported}`);
+
+  // Score a few held-out impressions with the exported file.
+  const source = await openDataSource(data);
+  let sample: DataBatch | null = null;
+  for await (const b of source.batches({ batchSize: 8, shuffle: false, validFraction: 0.2, part: "valid" })) {
+    sample = b;
+    break;
+  }
+  const session = await Session.create(exported);
+  const scored: DemoResult["scored"] = [];
+  try {
+    const feeds = inferenceFeeds(sample!, source.layout, session.inputNames);
+    const out = await session.run(feeds);
+    for (let r = 0; r < sample!.size; r++) {
+      const p = (k: string) => (out[k] ? Number(out[k].data[r]) : null);
+      scored.push({ sample: r, click: sample!.click[r]!, conversion: sample!.conversion[r]!, trueCvr: sample!.truth ? sample!.truth.cvr[r]! : null, p_ctr: p("p_ctr"), p_cvr: p("p_cvr"), p_ctcvr: p("p_ctcvr") });
+    }
+  } finally {
+    await session.release();
+    await source.close();
+  }
+  const result: DemoResult = { data, models: results, missing, best: best.name, exported, scored, seconds: (Date.now() - started) / 1000 };
+  writeFileSync(join(opts.out, "demo.json"), JSON.stringify(result, null, 2) + "\n");
+  return result;
+}
+
+/** An inference graph's feeds for a data batch: int64 ids per table, weights, dense (labels are not inputs). */
+export function inferenceFeeds(batch: DataBatch, layout: Layout, inputs: readonly string[]): Record<string, Tensor> {
+  const n = batch.size;
+  const feeds: Record<string, Tensor> = {};
+  layout.tables.forEach((t, i) => {
+    const ids = new BigInt64Array(n * t.width);
+    for (let j = 0; j < ids.length; j++) ids[j] = BigInt(batch.ids[i]![j]!);
+    feeds[idsInput(t.name)] = { dtype: "int64", dims: [n, t.width], data: ids };
+    if (tableNeedsWeights(t)) {
+      const w = new Float32Array(n * t.width);
+      const given = batch.weights[i];
+      for (let j = 0; j < w.length; j++) w[j] = given ? given[j]! : batch.ids[i]![j] === 0 ? 0 : 1;
+      feeds[weightsInput(t.name)] = { dtype: "float32", dims: [n, t.width], data: w };
+    }
+  });
+  if (layout.denseWidth > 0) feeds[DENSE_INPUT] = { dtype: "float32", dims: [n, layout.denseWidth], data: batch.dense.slice(0, n * layout.denseWidth) };
+  return Object.fromEntries(Object.entries(feeds).filter(([k]) => inputs.includes(k)));
+}
