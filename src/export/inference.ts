@@ -9,7 +9,7 @@
  * initializer exceeds `maxPieceBytes` (WebGPU's buffer limit); when the weights would push the file
  * over protobuf's 2 GB, initializers go to `<file>.data` as ONNX external data.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, join } from "node:path";
 import { MtlError } from "../errors.js";
 import { schemaHash, toSchemaJson, validateSchema, type FeatureSchema } from "../features/schema.js";
@@ -17,7 +17,8 @@ import { onnx } from "../onnx/proto.js";
 import { toModelProto } from "../onnx/serialize.js";
 import { getModel, type RegisteredModel } from "../models/index.js";
 import { buildInferenceGraph, describeModel } from "../train/program.js";
-import { initialState, TrainingState } from "../train/state.js";
+import { loadRun, readJson, RUN_FILES } from "../train/run.js";
+import { initialState, type TrainingState } from "../train/state.js";
 import { tablePieces, type TableStorage } from "../train/tables.js";
 import { HASHING, META_KEYS, MODEL_FORMAT } from "../scoring/metadata.js";
 import { VERSION } from "../version.js";
@@ -65,42 +66,6 @@ export interface InferenceExportResult {
   embeddingParameters: number;
   tables: TableReport[];
   fromCheckpoint: string | null;
-}
-
-interface RunDirectory {
-  model: string;
-  config: Record<string, unknown>;
-  state: TrainingState;
-  stateFile: string;
-  summary: unknown;
-}
-
-function readJson(file: string, what: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (err) {
-    throw new MtlError("E_IO", `cannot read ${what}: ${(err as Error).message}`, { where: { file } });
-  }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new MtlError("E_CONFIG", `${what} is not valid JSON: ${(err as Error).message}`, { where: { file } });
-  }
-}
-
-/** Reads a run directory written by `mtl train`. */
-export function readRunDirectory(dir: string): RunDirectory {
-  const runFile = join(dir, "run.json");
-  if (!existsSync(runFile)) throw new MtlError("E_IO", "no run.json: not an mtl run directory", { where: { file: dir }, hint: "pass the --out directory of `mtl train`" });
-  const run = readJson(runFile, "run.json") as { model?: unknown; modelConfig?: unknown };
-  if (typeof run.model !== "string") throw new MtlError("E_CONFIG", "run.json has no 'model' name", { where: { file: runFile, field: "model" } });
-  if (typeof run.modelConfig !== "object" || run.modelConfig === null) throw new MtlError("E_CONFIG", "run.json has no 'modelConfig' object", { where: { file: runFile, field: "modelConfig" } });
-  const stateFile = ["best.mtlstate", "checkpoint.mtlstate"].map((f) => join(dir, f)).find((f) => existsSync(f));
-  if (!stateFile) throw new MtlError("E_IO", "the run directory has no best.mtlstate or checkpoint.mtlstate", { where: { file: dir }, hint: "train first, or wait for the first checkpoint" });
-  const summaryFile = join(dir, "summary.json");
-  const summary = existsSync(summaryFile) ? readJson(summaryFile, "summary.json") : null;
-  return { model: run.model, config: run.modelConfig as Record<string, unknown>, state: TrainingState.load(stateFile), stateFile, summary };
 }
 
 /**
@@ -177,16 +142,18 @@ export function exportInferenceModel(out: string, opts: InferenceExportOptions):
   let summary: unknown = null;
   let configSource: string;
   if (opts.checkpoint !== undefined) {
-    const run = readRunDirectory(opts.checkpoint);
+    const models = typeof opts.model === "object" ? { [opts.model.definition.name]: opts.model } : undefined;
+    const run = loadRun(opts.checkpoint, models ? { models } : {});
     const named = typeof opts.model === "string" ? opts.model : opts.model?.definition.name;
-    if (named !== undefined && named !== run.model) {
-      throw new MtlError("E_CONFIG", `--model ${named} but the run trained '${run.model}'`, { where: { file: join(opts.checkpoint, "run.json"), field: "model" }, hint: "leave out --model to export the run's model" });
+    if (named !== undefined && named !== run.manifest.model) {
+      throw new MtlError("E_CONFIG", `--model ${named} but the run trained '${run.manifest.model}'`, { where: { file: join(opts.checkpoint, RUN_FILES.run), field: "model" }, hint: "leave out --model to export the run's model" });
     }
-    entry = typeof opts.model === "object" ? opts.model : getModel(run.model);
-    configSource = join(opts.checkpoint, "run.json");
-    config = entry.validate({ ...(entry.defaults as Record<string, unknown>), ...run.config }, configSource);
+    entry = run.entry;
+    configSource = join(opts.checkpoint, RUN_FILES.run);
+    config = run.config;
     state = run.state;
-    summary = run.summary;
+    const summaryFile = join(opts.checkpoint, RUN_FILES.summary);
+    summary = existsSync(summaryFile) ? readJson<unknown>(summaryFile, "summary.json") : null;
   } else {
     if (opts.model === undefined) throw new MtlError("E_USAGE", "name a model (--model) or a run directory (--checkpoint)");
     entry = typeof opts.model === "object" ? opts.model : getModel(opts.model);

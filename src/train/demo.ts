@@ -13,12 +13,10 @@ import type { Batch as DataBatch, Layout } from "../features/batch.js";
 import type { FunnelMetrics } from "../metrics/funnel.js";
 import { MODELS } from "../models/index.js";
 import { idsInput, weightsInput, DENSE_INPUT, tableNeedsWeights } from "../models/inputs.js";
-import { encodeGraph } from "../onnx/serialize.js";
+import { exportInferenceModel } from "../export/inference.js";
 import { Session, type Tensor } from "../runtime/session.js";
-import { VERSION } from "../version.js";
 import { defaultRunConfig } from "./config.js";
-import { buildInferenceGraph } from "./program.js";
-import { loadRun, trainRun, type RunEvent } from "./run.js";
+import { trainRun, type RunEvent } from "./run.js";
 
 /** The demo's line-up: a role and the registry names that fill it, first found wins. */
 export const DEMO_LINEUP: readonly { role: string; names: readonly string[] }[] = [
@@ -80,11 +78,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   // The best by CTCVR AUC; models without pCTCVR rank last.
   const best = [...results].sort((a, b) => (b.metrics.ctcvr_auc ?? -1) - (a.metrics.ctcvr_auc ?? -1))[0]!;
   const exported = join(opts.out, "model.onnx");
-  const { manifest, entry, config, state } = loadRun(best.runDir);
-  const graph = buildInferenceGraph(entry.definition, config, state);
-  graph.metadata.set("mtl.version", VERSION);
-  graph.metadata.set("mtl.schema", JSON.stringify(manifest.modelConfig["schema"]));
-  writeFileSync(exported, encodeGraph(graph));
+  // The self-describing scoring file (schema, hashing, training summary in its metadata) that
+  // `mtl run`, `mtl serve` and the browser page load.
+  exportInferenceModel(exported, { checkpoint: best.runDir });
   say(`exported ${best.name} (best CTCVR AUC) to ${exported}`);
 
   // Score a few held-out impressions with the exported file.
