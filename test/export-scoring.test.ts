@@ -118,7 +118,8 @@ test("--checkpoint: the run's weights, config and training summary are exported"
   const { mkdirSync } = await import("node:fs");
   mkdirSync(run, { recursive: true });
   state.save(join(run, "checkpoint.mtlstate"));
-  writeFileSync(join(run, "run.json"), JSON.stringify({ model: "esmm", modelConfig }));
+  // run.json as mtl train writes it: the resolved model config, the schema in its file format.
+  writeFileSync(join(run, "run.json"), JSON.stringify({ model: "esmm", modelConfig: { ...(config as Record<string, unknown>), schema: modelConfig.schema } }));
   writeFileSync(join(run, "summary.json"), JSON.stringify({ steps: 123, valid: { ctr_auc: 0.61 } }));
   const out = join(dir, "trained.onnx");
   const r = exportInferenceModel(out, { checkpoint: run });
@@ -128,7 +129,7 @@ test("--checkpoint: the run's weights, config and training summary are exported"
   const trained = await scores(out);
   trained.p_ctr.forEach((v, i) => assert.ok(v > fresh.p_ctr[i]!, "the trained bias raises every pCTR"));
   assert.throws(() => exportInferenceModel(out, { checkpoint: run, model: "two-tower" }), (e: unknown) => e instanceof MtlError && /--model two-tower but the run trained 'esmm'/.test(e.message));
-  assert.throws(() => exportInferenceModel(out, { checkpoint: dir }), (e: unknown) => e instanceof MtlError && /no run\.json/.test(e.message));
+  assert.throws(() => exportInferenceModel(out, { checkpoint: dir }), (e: unknown) => e instanceof MtlError && /cannot read run\.json/.test(e.message));
 });
 
 test("a file that is not an mtl scoring model is refused with a clear reason", async () => {

@@ -87,3 +87,11 @@ test("a training step on trainer feeds from a data batch updates only the rows i
   }
   await trainer.release();
 });
+
+test("a model config holding an already validated schema with dense features validates again (run.json round trips)", async () => {
+  const { getModel } = await import("../src/models/index.js");
+  const entry = getModel("esmm");
+  const once = entry.validate({ ...(entry.defaults as Record<string, unknown>), schema }, "test") as { schema: unknown };
+  const twice = entry.validate({ ...(entry.defaults as Record<string, unknown>), ...(once as Record<string, unknown>) }, "test") as { schema: unknown };
+  assert.deepEqual(twice.schema, schema);
+});

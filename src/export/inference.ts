@@ -12,7 +12,7 @@
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, join } from "node:path";
 import { MtlError } from "../errors.js";
-import { schemaHash, toSchemaJson, validateSchema, type FeatureSchema } from "../features/schema.js";
+import { isValidatedSchema, schemaHash, toSchemaJson, validateSchema, type FeatureSchema } from "../features/schema.js";
 import { onnx } from "../onnx/proto.js";
 import { toModelProto } from "../onnx/serialize.js";
 import { getModel, type RegisteredModel } from "../models/index.js";
@@ -76,9 +76,7 @@ export function schemaOfConfig(config: unknown, source: string): FeatureSchema |
   if (typeof config !== "object" || config === null) return null;
   const raw = (config as { schema?: unknown }).schema;
   if (raw === undefined || raw === null) return null;
-  const looksValidated = typeof raw === "object" && Array.isArray((raw as { features?: unknown }).features)
-    && (raw as { features: unknown[] }).features.some((f) => typeof f === "object" && f !== null && ("maxLen" in f || "hashBuckets" in f || "vocabSize" in f));
-  return validateSchema(looksValidated ? toSchemaJson(raw as FeatureSchema) : raw, `${source}: schema`);
+  return isValidatedSchema(raw) ? raw : validateSchema(raw, `${source}: schema`);
 }
 
 /**

@@ -107,6 +107,14 @@ export interface FeatureSchema {
   readonly listSeparator: string;
 }
 
+/**
+ * Whether `v` is a validated FeatureSchema (camelCase, e.g. `listSeparator`) rather than the schema
+ * file's JSON form (snake_case, `list_separator`, possibly absent).
+ */
+export function isValidatedSchema(v: unknown): v is FeatureSchema {
+  return typeof v === "object" && v !== null && "listSeparator" in v && Array.isArray((v as { features?: unknown }).features);
+}
+
 const KINDS: readonly FeatureKind[] = ["id", "ids", "weighted_ids", "dense"];
 const TRANSFORMS: readonly DenseTransform[] = ["none", "log1p", "standardize"];
 /** int32 ids: the largest table mtl's shards can index. */

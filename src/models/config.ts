@@ -5,7 +5,7 @@
  */
 import { MtlError } from "../errors.js";
 import { layoutOf, type Layout } from "../features/batch.js";
-import { defaultAliccpSchema, validateSchema, type FeatureSchema } from "../features/schema.js";
+import { defaultAliccpSchema, isValidatedSchema, validateSchema, type FeatureSchema } from "../features/schema.js";
 import type { ModelContext, ModelDefinition } from "../train/model.js";
 import { embedFeatures, embeddedWidth } from "./inputs.js";
 import type { Activation, LayerOptions } from "./layers.js";
@@ -68,11 +68,6 @@ export const COMMON_RULES: Readonly<Record<keyof CommonConfig, Rule>> = {
   batchNorm: boolean,
   dropout: rate,
 };
-
-/** Whether a schema object is the validated form (camelCase) rather than the JSON form (snake_case). */
-function isValidatedSchema(v: { features: readonly object[] }): v is FeatureSchema {
-  return v.features.every((f) => "maxLen" in f);
-}
 
 /**
  * Checks `config` (the user's keys merged over the defaults) against `rules`: unknown keys, missing
