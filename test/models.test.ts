@@ -113,7 +113,14 @@ test("registry: every model's defaults validate; unknown keys and bad values nam
 
 /** The TypeScript ESCM² on the tiny batch: predictions and every risk, from the paper's formulas. */
 /** `frozenWeights`: use these 1/ô instead of recomputing them (what the stop-gradient means for a derivative). */
-function escm2Reference(state: TrainingState, batch: TinyBatch, c: Escm2Config, frozenWeights?: number[]) {
+/** Values the stop-gradients hold fixed: 1/ô, and in alternating DR δ̂ (for R_err) and δ (for R_imp). */
+interface Frozen {
+  w: number[];
+  dHat?: number[];
+  delta?: number[];
+}
+
+function escm2Reference(state: TrainingState, batch: TinyBatch, c: Escm2Config, frozen?: Frozen) {
   const ref = new Ref(state);
   const x = ref.pooled(batch);
   const tasks = c.counterfactualMode === "DR" ? ["ctr", "cvr", "imputation"] : ["ctr", "cvr"];
@@ -128,7 +135,7 @@ function escm2Reference(state: TrainingState, batch: TinyBatch, c: Escm2Config, 
   const pCtcvr = pCtr.map((v, i) => v * pCvr[i]!);
   const o = batch.click;
   const delta = pCvr.map((v, i) => logLoss(v, batch.conversion[i]!)); // δ
-  const w = frozenWeights ?? pCtr.map((v) => Math.min(1 / Math.max(v, c.propensityFloor), c.propensityClip)); // 1/ô, clipped
+  const w = frozen?.w ?? pCtr.map((v) => Math.min(1 / Math.max(v, c.propensityFloor), c.propensityClip)); // 1/ô, clipped
   const ctr = mean(pCtr.map((v, i) => logLoss(v, o[i]!)));
   const ctcvr = mean(pCtcvr.map((v, i) => logLoss(v, batch.conversion[i]!)));
   const risks: Record<string, number> = {};
@@ -137,13 +144,15 @@ function escm2Reference(state: TrainingState, batch: TinyBatch, c: Escm2Config, 
     risks["cvr"] = c.ipwNormalization === "batch" ? mean(terms) : sum(terms) / Math.max(sum(o), 1);
   } else {
     const dHat = p["imputation"]!; // δ̂
-    risks["cvr_err"] = mean(o.map((oi, i) => dHat[i]! + oi * w[i]! * (delta[i]! - dHat[i]!)));
-    risks["cvr_imp"] = mean(o.map((oi, i) => oi * w[i]! * (delta[i]! - dHat[i]!) ** 2));
+    // Values are the same either way; `frozen` only matters to finite differences (the stop-gradients).
+    const dHatErr = frozen?.dHat ?? dHat, deltaImp = frozen?.delta ?? delta;
+    risks["cvr_err"] = mean(o.map((oi, i) => dHatErr[i]! + oi * w[i]! * (delta[i]! - dHatErr[i]!)));
+    risks["cvr_imp"] = mean(o.map((oi, i) => oi * w[i]! * (deltaImp[i]! - dHat[i]!) ** 2));
     risks["cvr"] = risks["cvr_err"]! + risks["cvr_imp"]!;
   }
   const loss = ctr + c.counterfactualWeight * risks["cvr"]! + c.globalWeight * ctcvr;
   const losses: Record<string, number> = { ctr, ctcvr, ...risks };
-  return { pCtr, pCvr, pCtcvr, w, losses, loss };
+  return { pCtr, pCvr, pCtcvr, w, dHat: p["imputation"], delta, losses, loss };
 }
 
 const escm2Tiny = (patch: Partial<Escm2Config>): Escm2Config => ({
@@ -487,13 +496,17 @@ async function gradientsMatchFiniteDifferences<C>(model: ModelDefinition<C>, con
   });
 }
 
-for (const mode of ["IPW", "DR"] as const) {
-  test(`ESCM² ${mode}: the training gradient equals finite differences of the TS loss with ô held fixed`, async () => {
-    const config = escm2Tiny({ backbone: "towers", counterfactualMode: mode, propensityClip: 2.5 });
+for (const [mode, drGradients] of [["IPW", "alternating"], ["DR", "alternating"], ["DR", "joint"]] as const) {
+  test(`ESCM² ${mode}${mode === "DR" ? ` (${drGradients})` : ""}: the training gradient equals finite differences of the TS loss with the stop-gradient values held fixed`, async () => {
+    const config = escm2Tiny({ backbone: "towers", counterfactualMode: mode, propensityClip: 2.5, drGradients });
     const tasks = mode === "DR" ? ["ctr", "cvr", "imputation"] : ["ctr", "cvr"];
-    let frozen: number[] | undefined;
+    let frozen: Frozen | undefined;
     await gradientsMatchFiniteDifferences(escm2, config, (state, batch) => {
-      frozen ??= escm2Reference(state, batch, config).w; // the unperturbed 1/ô: the stop-gradient
+      if (!frozen) {
+        // The unperturbed values the stop-gradients hold: 1/ô always; δ̂ and δ in alternating DR.
+        const r = escm2Reference(state, batch, config);
+        frozen = mode === "DR" && drGradients === "alternating" ? { w: r.w, dHat: r.dHat!, delta: r.delta } : { w: r.w };
+      }
       return escm2Reference(state, batch, config, frozen).loss;
     }, ["shared", ...tasks.flatMap((t) => [`${t}.0.weight`, `${t}.out.bias`])]);
   });

@@ -12,6 +12,13 @@
  *        R_DR  = R_err + R_imp
  *   L = L_ctr + λ_cf·R_cvr + λ_g·L_ctcvr              (the paper's final objective)
  *
+ * DR gradients (`drGradients`): "alternating" (default) trains as doubly robust joint learning does
+ * (Wang et al., ICML 2019): the CVR tower learns from R_err with δ̂ held fixed, the imputation tower
+ * from R_imp with δ held fixed. "joint" lets both risks reach both towers; then R_imp also pulls each
+ * clicked impression's δ toward the imputed δ̂ (a sigmoid, so bounded in (0, 1)), which raises pCVR on
+ * clicked negatives: measured on the synthetic funnel (bias 1, ESMM towers, seeds 1–2) the mean
+ * CVR bias was +0.21 with "joint" and +0.065 with "alternating" (ESMM: +0.058).
+ *
  * (Equation numbers are left out: they differ between the arXiv and SIGIR versions and were not
  * checked here; the symbols are the paper's.)
  *
@@ -38,6 +45,7 @@ import { binaryCrossEntropy, logLoss, weighted } from "./layers.js";
 
 export type CounterfactualMode = "IPW" | "DR";
 export type IpwNormalization = "batch" | "clicks";
+export type DrGradients = "alternating" | "joint";
 
 export interface Escm2Config extends CommonConfig {
   /** "DR" (doubly robust, with an imputation tower) or "IPW" (PaddleRec `counterfact_mode`). Default "DR". */
@@ -52,6 +60,8 @@ export interface Escm2Config extends CommonConfig {
   propensityClip: number;
   /** How the IPW risk is averaged: over the batch (the paper) or over its clicks (PaddleRec). Default "batch". */
   ipwNormalization: IpwNormalization;
+  /** DR only: "alternating" (each risk trains its own tower; see above) or "joint". Default "alternating". */
+  drGradients: DrGradients;
   /** "mmoe" (PaddleRec's ESCM2) or "towers" (ESMM's separate CTR/CVR towers on the shared embeddings). Default "mmoe". */
   backbone: "mmoe" | "towers";
   /** Towers of the "towers" backbone (PaddleRec `ctr_fc_sizes`). Default [256, 64]. */
@@ -68,7 +78,7 @@ export function escm2Defaults(): Escm2Config {
   return {
     ...commonDefaults(),
     counterfactualMode: "DR", counterfactualWeight: 0.5, globalWeight: 0.5,
-    propensityFloor: 1e-6, propensityClip: 15, ipwNormalization: "batch",
+    propensityFloor: 1e-6, propensityClip: 15, ipwNormalization: "batch", drGradients: "alternating",
     backbone: "mmoe", towerSizes: [256, 64], expertCount: 8, expertSizes: [16], mmoeTowerSizes: [8],
   };
 }
@@ -104,9 +114,12 @@ export function buildEscm2(ctx: ModelContext, config: Escm2Config): ModelOutputs
     losses["cvr"] = cvrRisk;
   } else {
     const deltaHat = p["imputation"]!; // δ̂ = ê, the imputed CVR loss
-    const e = ops.Sub(delta, deltaHat); // δ − δ̂
     const oOverOHat = ops.Mul(o, invPropensity); // o/ô
-    const errRisk = mean(ops.Add(deltaHat, ops.Mul(oOverOHat, e))); // R_err
+    const alternating = config.drGradients === "alternating";
+    const fixedDeltaHat = alternating ? stopGradient(deltaHat) : deltaHat; // δ̂, fixed for the CVR tower
+    const fixedDelta = alternating ? stopGradient(delta) : delta; // δ, fixed for the imputation tower
+    const errRisk = mean(ops.Add(fixedDeltaHat, ops.Mul(oOverOHat, ops.Sub(delta, fixedDeltaHat)))); // R_err
+    const e = ops.Sub(fixedDelta, deltaHat); // δ − δ̂
     const impRisk = mean(ops.Mul(oOverOHat, ops.Mul(e, e))); // R_imp
     cvrRisk = ops.Add(errRisk, impRisk); // R_DR
     Object.assign(losses, { cvr: cvrRisk, cvr_err: errRisk, cvr_imp: impRisk });
@@ -129,6 +142,7 @@ export const ESCM2_RULES = {
   propensityFloor: probability,
   propensityClip: positiveNumber,
   ipwNormalization: oneOf("batch", "clicks"),
+  drGradients: oneOf("alternating", "joint"),
   backbone: oneOf("mmoe", "towers"),
   towerSizes: layerSizes,
   expertCount: positiveInt,
