@@ -64,6 +64,6 @@ export { parseRunConfig, readRunConfig, applyFlags, applySchemaOverrides, defaul
 export { learningRate, checkSchedule, type LrSchedule } from "./train/schedule.js";
 export { trainRun, evaluatePass, loadRun, RUN_FILES, type LoadedRun, type TrainRunOptions, type RunEvent, type RunManifest, type RunProgress, type RunSummary } from "./train/run.js";
 export { evaluateRun, type EvalOptions, type EvalResult } from "./train/evaluate.js";
-export { runDemo, inferenceFeeds, DEMO_LINEUP, type DemoOptions, type DemoResult } from "./train/demo.js";
+export { runDemo, DEMO_LINEUP, type DemoOptions, type DemoResult } from "./train/demo.js";
 export { PredictionCollector, METRIC_COLUMNS, TASKS, type FunnelMetrics, type FunnelCurves, type Task } from "./metrics/funnel.js";
 export { buildReport } from "./report/html.js";

@@ -9,12 +9,12 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDataSource } from "../data/source.js";
 import { MtlError } from "../errors.js";
-import type { Batch as DataBatch, Layout } from "../features/batch.js";
+import type { Batch as DataBatch } from "../features/batch.js";
 import type { FunnelMetrics } from "../metrics/funnel.js";
 import { MODELS } from "../models/index.js";
-import { idsInput, weightsInput, DENSE_INPUT, tableNeedsWeights } from "../models/inputs.js";
+import { scoringFeeds } from "../scoring/feeds.js";
 import { exportInferenceModel } from "../export/inference.js";
-import { Session, type Tensor } from "../runtime/session.js";
+import { Session } from "../runtime/session.js";
 import { defaultRunConfig } from "./config.js";
 import { trainRun, type RunEvent } from "./run.js";
 
@@ -93,7 +93,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const session = await Session.create(exported);
   const scored: DemoResult["scored"] = [];
   try {
-    const feeds = inferenceFeeds(sample!, source.layout, session.inputNames);
+    const all = scoringFeeds(sample!, source.layout);
+    const feeds = Object.fromEntries(Object.entries(all).filter(([name]) => session.inputNames.includes(name)));
     const out = await session.run(feeds);
     for (let r = 0; r < sample!.size; r++) {
       const p = (k: string) => (out[k] ? Number(out[k].data[r]) : null);
@@ -109,20 +110,3 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
 }
 
 /** An inference graph's feeds for a data batch: int64 ids per table, weights, dense (labels are not inputs). */
-export function inferenceFeeds(batch: DataBatch, layout: Layout, inputs: readonly string[]): Record<string, Tensor> {
-  const n = batch.size;
-  const feeds: Record<string, Tensor> = {};
-  layout.tables.forEach((t, i) => {
-    const ids = new BigInt64Array(n * t.width);
-    for (let j = 0; j < ids.length; j++) ids[j] = BigInt(batch.ids[i]![j]!);
-    feeds[idsInput(t.name)] = { dtype: "int64", dims: [n, t.width], data: ids };
-    if (tableNeedsWeights(t)) {
-      const w = new Float32Array(n * t.width);
-      const given = batch.weights[i];
-      for (let j = 0; j < w.length; j++) w[j] = given ? given[j]! : batch.ids[i]![j] === 0 ? 0 : 1;
-      feeds[weightsInput(t.name)] = { dtype: "float32", dims: [n, t.width], data: w };
-    }
-  });
-  if (layout.denseWidth > 0) feeds[DENSE_INPUT] = { dtype: "float32", dims: [n, layout.denseWidth], data: batch.dense.slice(0, n * layout.denseWidth) };
-  return Object.fromEntries(Object.entries(feeds).filter(([k]) => inputs.includes(k)));
-}
