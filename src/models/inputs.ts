@@ -42,7 +42,7 @@ export function embeddedWidth(layout: Layout): number {
 }
 
 /** Sum over axis 2 of [batch, F, K, D] as Split + Sum (onnxruntime's middle-axis ReduceSum is ~4x slower on CPU). */
-function sumPool(x: Value, k: number): Value {
+export function sumPool(x: Value, k: number): Value {
   if (k === 1) return ops.Squeeze(x, [2]);
   return ops.Squeeze(ops.Sum(...ops.Split(x, { axis: 2, split: new Array<number>(k).fill(1) })), [2]);
 }

@@ -7,9 +7,9 @@
  * ESCM2, ...) come in the models issue and generalise this.
  */
 import * as ops from "../graph/ops.js";
-import type { Value } from "../graph/ir.js";
 import type { ModelContext, ModelDefinition, ModelOutputs, TableSpec } from "../train/model.js";
 import { binaryCrossEntropy, tower } from "./layers.js";
+import { sumPool } from "./inputs.js";
 
 export interface TwoTowerConfig {
   /** Rows of the shared embedding table (ids 0..vocabSize-1; 0 is padding when paddingRow0). */
@@ -35,12 +35,6 @@ export const ESMM_REFERENCE: TwoTowerConfig = {
 
 /** Binary cross-entropy, mean over the batch (moved to layers.ts; re-exported for existing callers). */
 export { binaryCrossEntropy };
-
-/** Sum over axis 2 of [batch, F, K, D] as Split + Sum (onnxruntime's middle-axis ReduceSum is ~4x slower on CPU). */
-function sumPool(x: Value, k: number): Value {
-  if (k === 1) return ops.Squeeze(x, [2]);
-  return ops.Squeeze(ops.Sum(...ops.Split(x, { axis: 2, split: new Array<number>(k).fill(1) })), [2]);
-}
 
 export function buildTwoTower(ctx: ModelContext, config: TwoTowerConfig): ModelOutputs {
   const { fields, idsPerField: k, embeddingDim: dim } = config;
