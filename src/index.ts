@@ -48,7 +48,7 @@ export {
   type OptimizerConfig, type OptimizerKind, type ResolvedOptimizer,
 } from "./optim/index.js";
 export * from "./train/index.js";
-export { exportTrainingArtifacts, TRAINING_FILES, type ExportTrainingOptions } from "./train/export.js";
+export { exportTrainingArtifacts, TRAINING_FILES, type ExportTrainingOptions } from "./export/training.js";
 export { twoTower, buildTwoTower, binaryCrossEntropy, ESMM_REFERENCE, type TwoTowerConfig } from "./models/two_tower.js";
 export { MODELS, getModel, type RegisteredModel } from "./models/index.js";
 export { esmm, buildEsmm, esmmDefaults, type EsmmConfig } from "./models/esmm.js";
@@ -60,10 +60,10 @@ export { funnelObjective, separateTowers, sharedBottom, mmoe, ple, type FunnelWe
 export { commonDefaults, validateConfig, type CommonConfig } from "./models/config.js";
 export * as layers from "./models/layers.js";
 export { Prng } from "./util/prng.js";
-export { parseRunConfig, readRunConfig, applyFlags, applySchemaOverrides, defaultRunConfig, DEFAULT_TRAINING, EARLY_STOPPING_METRICS, type RunConfig, type TrainingSettings } from "./train/config.js";
-export { learningRate, checkSchedule, type LrSchedule } from "./train/schedule.js";
-export { trainRun, evaluatePass, loadRun, RUN_FILES, type LoadedRun, type TrainRunOptions, type RunEvent, type RunManifest, type RunProgress, type RunSummary } from "./train/run.js";
-export { evaluateRun, type EvalOptions, type EvalResult } from "./train/evaluate.js";
-export { runDemo, DEMO_LINEUP, type DemoOptions, type DemoResult } from "./train/demo.js";
+export { parseRunConfig, readRunConfig, applyFlags, applySchemaOverrides, defaultRunConfig, DEFAULT_TRAINING, EARLY_STOPPING_METRICS, type RunConfig, type TrainingSettings } from "./flow/config.js";
+export { learningRate, checkSchedule, type LrSchedule } from "./flow/schedule.js";
+export { trainRun, evaluatePass, loadRun, RUN_FILES, type LoadedRun, type TrainRunOptions, type RunEvent, type RunManifest, type RunProgress, type RunSummary } from "./flow/run.js";
+export { evaluateRun, type EvalOptions, type EvalResult } from "./flow/evaluate.js";
+export { runDemo, DEMO_LINEUP, type DemoOptions, type DemoResult } from "./flow/demo.js";
 export { PredictionCollector, METRIC_COLUMNS, TASKS, type FunnelMetrics, type FunnelCurves, type Task } from "./metrics/funnel.js";
 export { buildReport } from "./report/html.js";

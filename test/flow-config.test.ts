@@ -1,8 +1,8 @@
 /** Run configs (YAML, PaddleRec keys, bad keys), learning-rate schedules, funnel metrics on a hand-made case. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseRunConfig, applyFlags, applySchemaOverrides, defaultRunConfig } from "../src/train/config.js";
-import { learningRate } from "../src/train/schedule.js";
+import { parseRunConfig, applyFlags, applySchemaOverrides, defaultRunConfig } from "../src/flow/config.js";
+import { learningRate } from "../src/flow/schedule.js";
 import { PredictionCollector } from "../src/metrics/funnel.js";
 import { defaultAliccpSchema } from "../src/features/schema.js";
 import { layoutOf, type Batch } from "../src/features/batch.js";

@@ -10,8 +10,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { defaultRunConfig, type RunConfig } from "../src/train/config.js";
-import { trainRun } from "../src/train/run.js";
+import { defaultRunConfig, type RunConfig } from "../src/flow/config.js";
+import { trainRun } from "../src/flow/run.js";
 import { TrainingState } from "../src/train/state.js";
 import { MtlError } from "../src/errors.js";
 import { TEST_MODELS } from "./helpers/tiny_model.js";
@@ -204,7 +204,7 @@ test("mtl demo on a small funnel: trains what is registered, prints the comparis
   assert.match(r.stdout, /CVR AUC \(entire, true\)/);
   assert.match(r.stdout, /best by CTCVR AUC: \S+; exported to/);
   assert.match(r.stderr, /demo: training ESMM/);
-  const demo = JSON.parse(readFileSync(join(dir, "demo.json"), "utf8")) as import("../src/train/demo.js").DemoResult;
+  const demo = JSON.parse(readFileSync(join(dir, "demo.json"), "utf8")) as import("../src/flow/demo.js").DemoResult;
   assert.ok(demo.models.some((m) => m.name === "esmm"));
   assert.ok(existsSync(join(dir, "model.onnx")));
   assert.equal(demo.scored.length, 8);
@@ -213,7 +213,7 @@ test("mtl demo on a small funnel: trains what is registered, prints the comparis
   const { Trainer } = await import("../src/train/trainer.js");
   const { buildEvalProgram } = await import("../src/train/program.js");
   const { trainerBatch } = await import("../src/train/batches.js");
-  const { lookupModel, modelConfigOf } = await import("../src/train/run.js");
+  const { lookupModel, modelConfigOf } = await import("../src/flow/run.js");
   const runDir = join(dir, demo.best);
   const manifest = JSON.parse(readFileSync(join(runDir, "run.json"), "utf8"));
   const entry = lookupModel(demo.best);
@@ -232,7 +232,7 @@ test("mtl demo on a small funnel: trains what is registered, prints the comparis
 });
 
 test("a bad model key in the config file is reported at its line; PaddleRec's model keys too", async () => {
-  const { parseRunConfig } = await import("../src/train/config.js");
+  const { parseRunConfig } = await import("../src/flow/config.js");
   const cases: [string, RegExp, number][] = [
     ["model: esmm\nmodelConfig:\n  towerSize: [8]\n", /unknown key 'towerSize' for model esmm/, 3],
     ["model: esmm\nhyper_parameters:\n  ctr_fc_sizes: [8, -1]\n", /'towerSizes' of model esmm must be a list of positive integers/, 3],

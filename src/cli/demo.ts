@@ -1,7 +1,7 @@
-/** `mtl demo`: a thin command over src/train/demo.ts that shows progress and prints the comparison. */
+/** `mtl demo`: a thin command over src/flow/demo.ts that shows progress and prints the comparison. */
 import { METRIC_COLUMNS, formatMetric } from "../metrics/funnel.js";
-import { runDemo } from "../train/demo.js";
-import type { RunEvent } from "../train/run.js";
+import { runDemo } from "../flow/demo.js";
+import type { RunEvent } from "../flow/run.js";
 import { table } from "./format.js";
 import { runProgress } from "./train.js";
 

@@ -5,7 +5,7 @@ import { getModel } from "../models/index.js";
 import { OPTIMIZER_KINDS, type OptimizerConfig, type OptimizerKind } from "../optim/index.js";
 import { exportInferenceModel } from "../export/inference.js";
 import { parseSchema, toSchemaJson } from "../features/schema.js";
-import { exportTrainingArtifacts } from "../train/export.js";
+import { exportTrainingArtifacts } from "../export/training.js";
 import { formatBytes, formatCount } from "./format.js";
 
 export interface ExportArgs {

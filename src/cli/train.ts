@@ -1,11 +1,11 @@
-/** `mtl train` and `mtl eval`: thin commands over src/train/run.ts and src/train/evaluate.ts. */
+/** `mtl train` and `mtl eval`: thin commands over src/flow/run.ts and src/flow/evaluate.ts. */
 import { writeFileSync } from "node:fs";
 import { MtlError } from "../errors.js";
 import { METRIC_COLUMNS, formatMetric, type FunnelMetrics } from "../metrics/funnel.js";
 import type { Device } from "../runtime/session.js";
-import { applyFlags, defaultRunConfig, readRunConfig, type RunConfig } from "../train/config.js";
-import { evaluateRun } from "../train/evaluate.js";
-import { trainRun, type RunEvent } from "../train/run.js";
+import { applyFlags, defaultRunConfig, readRunConfig, type RunConfig } from "../flow/config.js";
+import { evaluateRun } from "../flow/evaluate.js";
+import { trainRun, type RunEvent } from "../flow/run.js";
 import { formatCount, table } from "./format.js";
 
 export interface TrainArgs {

@@ -9,9 +9,9 @@ import { MtlError } from "../errors.js";
 import { encodeGraph } from "../onnx/serialize.js";
 import type { OptimizerConfig } from "../optim/index.js";
 import { VERSION } from "../version.js";
-import type { FloatDType, ModelDefinition } from "./model.js";
-import { buildEvalProgram, buildInferenceGraph, buildTrainingStep, describeModel } from "./program.js";
-import { initialState } from "./state.js";
+import type { FloatDType, ModelDefinition } from "../train/model.js";
+import { buildEvalProgram, buildInferenceGraph, buildTrainingStep, describeModel } from "../train/program.js";
+import { initialState } from "../train/state.js";
 
 export interface ExportTrainingOptions<C> {
   model: ModelDefinition<C>;

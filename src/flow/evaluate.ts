@@ -7,9 +7,9 @@ import { MtlError } from "../errors.js";
 import type { FunnelCurves, FunnelMetrics } from "../metrics/funnel.js";
 import type { RegisteredModel } from "../models/index.js";
 import type { Device } from "../runtime/session.js";
-import { buildEvalProgram } from "./program.js";
+import { buildEvalProgram } from "../train/program.js";
 import { evaluatePass, loadRun } from "./run.js";
-import { Trainer } from "./trainer.js";
+import { Trainer } from "../train/trainer.js";
 
 export interface EvalResult {
   run: string;

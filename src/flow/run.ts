@@ -30,12 +30,12 @@ import { getModel, type RegisteredModel } from "../models/index.js";
 import { resolveOptimizer, type OptimizerConfig } from "../optim/index.js";
 import type { Device } from "../runtime/session.js";
 import { VERSION } from "../version.js";
-import { trainerBatch } from "./batches.js";
+import { trainerBatch } from "../train/batches.js";
 import { applySchemaOverrides, higherIsBetter, type RunConfig, type TrainingSettings } from "./config.js";
-import { buildEvalProgram, buildTrainingStep, describeModel } from "./program.js";
+import { buildEvalProgram, buildTrainingStep, describeModel } from "../train/program.js";
 import { learningRate } from "./schedule.js";
-import { initialState, TrainingState } from "./state.js";
-import { Trainer } from "./trainer.js";
+import { initialState, TrainingState } from "../train/state.js";
+import { Trainer } from "../train/trainer.js";
 
 export const RUN_FILES = {
   run: "run.json", checkpoint: "checkpoint.mtlstate", progress: "progress.json", best: "best.mtlstate",
