@@ -65,7 +65,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
       (y) =>
         y
           .positional("model", { type: "string", demandOption: true, describe: "an .onnx file written by mtl export" })
-          .option("input", { alias: "i", type: "string", demandOption: true, describe: "data file (.gz read transparently)" })
+          .option("input", { alias: "i", type: "string", demandOption: true, describe: "data file: text (.gz read transparently) or a shard written by mtl data prepare" })
           .option("format", { type: "string", choices: ["aliccp", "csv", "jsonl"], describe: "input format (default: from the file name)" })
           .option("output", { alias: "o", type: "string", demandOption: true, describe: "predictions: .csv, or .jsonl (line, p_ctr, p_cvr, p_ctcvr per row)" })
           .option("batch-size", { type: "number", default: 8192, describe: "rows per session run" })
