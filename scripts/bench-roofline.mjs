@@ -2,7 +2,7 @@
 // onnxruntime-node (the model's first-layer shape and a square one, 1 and 2 threads), sequential
 // memory bandwidth (a 256 MiB copy), and the random-row rate of the trainer's own gather on a table
 // the size of the reference table with its Adam slots (737,946 rows x 36 floats).
-//   node scripts/bench-roofline.mjs [--json] [--quick]
+//   node scripts/bench-roofline.mjs [--json] [--quick] [--memory-only]
 // Not a test: prints measured numbers.
 import { parseArgs } from "node:util";
 import { Graph, tensor } from "../dist/src/graph/ir.js";
@@ -12,7 +12,7 @@ import { Session } from "../dist/src/runtime/session.js";
 import { gatherRows, scatterRows } from "../dist/src/train/sparse.js";
 import { Prng } from "../dist/src/util/prng.js";
 
-const { values } = parseArgs({ options: { json: { type: "boolean", default: false }, quick: { type: "boolean", default: false } } });
+const { values } = parseArgs({ options: { json: { type: "boolean", default: false }, quick: { type: "boolean", default: false }, "memory-only": { type: "boolean", default: false } } });
 const rows = [];
 const report = (r) => {
   rows.push(r);
@@ -29,7 +29,7 @@ const timeBest = async (fn, reps) => {
 };
 
 // 1. sgemm through onnxruntime: Y = X·W with W an initializer, as the towers' Gemms are.
-for (const [m, k, n] of [[1024, 276, 256], [2048, 2048, 2048]]) {
+for (const [m, k, n] of values["memory-only"] ? [] : [[1024, 276, 256], [2048, 2048, 2048]]) {
   const g = new Graph({ name: "sgemm" });
   const w = new Float32Array(k * n).map((_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
   g.output(ops.MatMul(g.input("x", "float32", [m, k]), g.initializer("w", tensor("float32", [k, n], w))), "y");

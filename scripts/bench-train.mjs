@@ -9,6 +9,7 @@
 // --ids uniform (default) draws every id uniformly: the worst case, ~66,000 distinct rows per batch.
 // --ids zipf draws ranks from Zipf(1.05) over the vocabulary (as popularity in click logs is), mapped
 // to rows by a fixed permutation so popular ids are scattered through the table.
+import { readdirSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { twoTower, ESMM_REFERENCE } from "../dist/src/models/two_tower.js";
 import { escm2, escm2Defaults } from "../dist/src/models/escm2.js";
@@ -70,28 +71,47 @@ const batches = Array.from({ length: 32 }, () => {
 const stream = function* (n) { for (let s = 0; s < n; s++) yield batches[s % batches.length]; };
 let loss = 0;
 const onStep = (r) => { loss = r.loss; };
+// CPU time per thread (Linux /proc): which side of the pipeline is heavier, robust to a loaded machine
+// where wall time is not. The main thread gathers/scatters rows; the session worker runs onnxruntime.
+const threadCpu = () => {
+  const out = new Map();
+  try {
+    for (const tid of readdirSync("/proc/self/task")) {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(tid, { name, ms: ((Number(f[11]) + Number(f[12])) * 1000) / 100 }); // utime + stime, in clock ticks of 10 ms
+    }
+  } catch {}
+  return out;
+};
+let cpuBefore = new Map();
 let secs;
 if (values.mode === "fit") {
   await trainer.fit(stream(warmup), { lr: 1e-3 });
+  cpuBefore = threadCpu();
   const start = performance.now();
   await trainer.fit(stream(steps), { lr: 1e-3, onStep });
   secs = (performance.now() - start) / 1000;
 } else {
   for (let s = 0; s < warmup; s++) await trainer.step(batches[s % batches.length], 1e-3);
+  cpuBefore = threadCpu();
   const start = performance.now();
   for (let s = 0; s < steps; s++) loss = (await trainer.step(batches[s % batches.length], 1e-3)).loss;
   secs = (performance.now() - start) / 1000;
 }
+const cpu = [...threadCpu()].map(([tid, t]) => ({ thread: tid === String(process.pid) ? "main" : `${t.name}:${tid}`, ms_per_step: (t.ms - (cpuBefore.get(tid)?.ms ?? 0)) / steps })).filter((t) => t.ms_per_step >= 0.5);
 const { fed, fetched } = trainer.lastStepBytes;
 const distinct = batches.reduce((t, b) => t + new Set(b[model.ids]).size, 0) / batches.length;
 log(`ids ${values.ids}: ${distinct.toFixed(0)} distinct rows per batch of ${B * n} ids`);
 log(`${values.mode}: batch ${B}, ${steps} steps in ${secs.toFixed(2)} s: ${(steps * B / secs).toFixed(0)} examples/s (${(secs / steps * 1000).toFixed(2)} ms/step), last loss ${loss.toFixed(4)}`);
+log(`CPU per step by thread: ${cpu.map((t) => `${t.thread} ${t.ms_per_step.toFixed(1)} ms`).join(", ")}`);
 log(`per step: ${(fed / 2 ** 20).toFixed(2)} MiB fed, ${(fetched / 2 ** 20).toFixed(2)} MiB fetched; threads ${values.threads}, opt level ${values["opt-level"]}; rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
 await trainer.release();
 if (values.json) {
   console.log(JSON.stringify({
     what: "train", model: values.model, ids: values.ids, mode: values.mode, batch: B, vocab: cfg.vocabSize, steps,
     examples_per_s: (steps * B) / secs, ms_per_step: (secs / steps) * 1000, loss, distinct_rows: distinct,
-    fed_mib: fed / 2 ** 20, fetched_mib: fetched / 2 ** 20, peak_rss_mib: process.resourceUsage().maxRSS / 1024,
+    cpu_ms_per_step: cpu, fed_mib: fed / 2 ** 20, fetched_mib: fetched / 2 ** 20, peak_rss_mib: process.resourceUsage().maxRSS / 1024,
   }));
 }

@@ -132,8 +132,11 @@ const torchRun = async (ref, argv) => {
   const r = await runTimed(ref.python, [join(root, "scripts", "bench_torch.py"), ...argv]);
   return { ...lastJson(r.out), wall: r.wall, rss_mib: r.rssMib };
 };
-const mtlTrain = async (argv) => {
-  const r = await runTimed(process.execPath, [join(root, "scripts", "bench-train.mjs"), "--json", ...argv]);
+// glibc >= 2.35 backs its large allocations (the table and its slots) with transparent huge pages
+// when asked to (THP "madvise" mode, Debian's default): fewer TLB misses on random rows.
+const HUGE_PAGES = { GLIBC_TUNABLES: "glibc.malloc.hugetlb=1" };
+const mtlTrain = async (argv, env) => {
+  const r = await runTimed(process.execPath, [join(root, "scripts", "bench-train.mjs"), "--json", ...argv], { env });
   return { ...lastJson(r.out), wall: r.wall, rss_mib: r.rssMib };
 };
 
@@ -185,6 +188,7 @@ async function trainSection() {
       const common = ["--model", model, "--ids", ids];
       const { runs, med } = await alternate(label, {
         mtl: () => mtlTrain([...common, "--steps", String(steps.mtl)]),
+        mtlHuge: () => mtlTrain([...common, "--steps", String(steps.mtl)], HUGE_PAGES),
         torch2: torch2 && (() => torchRun(torch2, ["train", ...common, "--steps", String(steps.torch)])),
         torch2dense: torch2 && (() => torchRun(torch2, ["train", ...common, "--table", "dense", "--steps", String(steps.dense), "--warmup", "2"])),
         torch1: torch1 && (() => torchRun(torch1, ["train", ...common, "--steps", String(steps.torch)])),
@@ -192,7 +196,7 @@ async function trainSection() {
       const rss = (k) => median(runs[k].map((x) => x.rss_mib ?? x.peak_rss_mib));
       addRow("train", {
         name: `train step, ${model === "esmm" ? "ESMM" : "ESCM2-DR"}, ${ids} ids`, unit: "examples/s",
-        mtl: med.mtl, torch2: med.torch2, torch2dense: med.torch2dense, torch1: med.torch1,
+        mtl: med.mtl, mtlHuge: med.mtlHuge, torch2: med.torch2, torch2dense: med.torch2dense, torch1: med.torch1,
         mtl_rss_mib: rss("mtl"), torch2_rss_mib: rss("torch2"), torch1_rss_mib: rss("torch1"),
         distinct_rows: runs.mtl[0]?.distinct_rows, fed_mib: runs.mtl[0]?.fed_mib, fetched_mib: runs.mtl[0]?.fetched_mib, runs,
       });
@@ -220,12 +224,12 @@ async function e2eSection() {
   for (const model of ["esmm", "escm2-dr"]) {
     log(`e2e: ${model}`);
     let n = 0;
-    const mtlJob = async () => {
+    const mtlJob = (env) => async () => {
       const out = join(work, `run-${model}-${n++}`);
       const argv = [bin, "train", "--train", shard, "--out", out, "--valid-fraction", "0", "--checkpoint-every", "1000000", "--log-every", "1000000", "--epochs", "1"];
       if (model === "esmm") argv.push("--model", "esmm");
       else argv.push("--config", escm2Config);
-      const r = await runTimed(process.execPath, argv);
+      const r = await runTimed(process.execPath, argv, { env });
       rmSync(out, { recursive: true, force: true });
       return { examples_per_s: rows / r.wall, wall: r.wall, rss_mib: r.rssMib };
     };
@@ -233,11 +237,11 @@ async function e2eSection() {
       const r = await torchRun(ref, ["shard", "--shard", shard, "--model", model]);
       return { ...r, examples_per_s: r.rows / r.wall, loop_examples_per_s: r.examples_per_s };
     };
-    const { runs, med } = await alternate(`e2e ${model}`, { mtl: mtlJob, torch2: torch2 && torchJob(torch2), torch1: torch1 && torchJob(torch1) });
+    const { runs, med } = await alternate(`e2e ${model}`, { mtl: mtlJob(), mtlHuge: mtlJob(HUGE_PAGES), torch2: torch2 && torchJob(torch2), torch1: torch1 && torchJob(torch1) });
     const rss = (k) => median(runs[k].map((x) => x.rss_mib));
     addRow("e2e", {
       name: `train end to end from a shard, ${model === "esmm" ? "ESMM" : "ESCM2-DR"} (${rows.toLocaleString("en-US")} rows, process wall time)`, unit: "examples/s",
-      mtl: med.mtl, torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: rss("mtl"), torch2_rss_mib: rss("torch2"), torch1_rss_mib: rss("torch1"), runs,
+      mtl: med.mtl, mtlHuge: med.mtlHuge, torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: rss("mtl"), torch2_rss_mib: rss("torch2"), torch1_rss_mib: rss("torch1"), runs,
     });
   }
 }
@@ -347,6 +351,8 @@ async function rooflineSection() {
   log("roofline: sgemm, memory");
   const r = await runTimed(process.execPath, [join(root, "scripts", "bench-roofline.mjs"), "--json", ...(quick ? ["--quick"] : [])]);
   results.roofline = JSON.parse(r.out.trim().split("\n").pop());
+  const huge = await runTimed(process.execPath, [join(root, "scripts", "bench-roofline.mjs"), "--json", "--memory-only", ...(quick ? ["--quick"] : [])], { env: HUGE_PAGES });
+  for (const row of JSON.parse(huge.out.trim().split("\n").pop())) results.roofline.push({ ...row, huge_pages: true });
   for (const ref of [torch2, torch1].filter(Boolean)) {
     const t = await runTimed(ref.python, [join(root, "scripts", "bench_torch.py"), "sgemm"]);
     for (const row of allJson(t.out)) results.roofline.push({ ...row, engine: `torch ${row.torch} (${row.blas})` });
@@ -368,8 +374,10 @@ function rooflineText() {
   const ortBig = find((x) => x.what === "sgemm" && x.engine === "onnxruntime" && x.m === 2048 && x.threads === 2);
   const t2 = find((x) => x.what === "sgemm" && x.m === 1024 && String(x.torch).startsWith("2"));
   const seq = find((x) => x.kind === "sequential copy");
-  const gather = find((x) => x.kind === "random row gather");
-  const scatter = find((x) => x.kind === "random row scatter");
+  const gather = find((x) => x.kind === "random row gather" && !x.huge_pages);
+  const scatter = find((x) => x.kind === "random row scatter" && !x.huge_pages);
+  const hugeGather = find((x) => x.kind === "random row gather" && x.huge_pages);
+  const hugeScatter = find((x) => x.kind === "random row scatter" && x.huge_pages);
   const lines = ["", "### Roofline", ""];
   lines.push("| | FLOPs/example (GEMMs) | mtl GFLOP/s | PyTorch 2 GFLOP/s |", "|---|---|---|---|");
   for (const row of results.rows.filter((r) => r.section === "train")) {
@@ -378,7 +386,7 @@ function rooflineText() {
   }
   lines.push("");
   if (ort1) lines.push(`- sgemm [1024×276]·[276×256], onnxruntime 1 thread: ${fmt(ort1.gflops, 1)} GFLOP/s; 2048³, 2 threads: ${fmt(ortBig?.gflops, 1)} GFLOP/s${t2 ? `; PyTorch ${t2.torch} (${t2.blas}) 2 threads at the model shape: ${fmt(t2.gflops, 1)} GFLOP/s` : ""}.`);
-  if (seq) lines.push(`- memory: sequential copy ${fmt(seq.gbps, 1)} GB/s (read + write); random 144-byte rows (weights + 2 Adam slots) from the 106 MB table: gather ${fmt(gather?.ns_per_row, 0)} ns/row, scatter ${fmt(scatter?.ns_per_row, 0)} ns/row (${fmt(gather?.gbps, 2)} / ${fmt(scatter?.gbps, 2)} GB/s).`);
+  if (seq) lines.push(`- memory: sequential copy ${fmt(seq.gbps, 1)} GB/s (read + write); random 144-byte rows (weights + 2 Adam slots) from the 106 MB table: gather ${fmt(gather?.ns_per_row, 0)} ns/row, scatter ${fmt(scatter?.ns_per_row, 0)} ns/row (${fmt(gather?.gbps, 2)} / ${fmt(scatter?.gbps, 2)} GB/s); with huge pages ${fmt(hugeGather?.ns_per_row, 0)} / ${fmt(hugeScatter?.ns_per_row, 0)} ns/row.`);
   const esmm = results.rows.find((r) => r.section === "train" && r.name.includes("ESMM") && r.name.includes("uniform"));
   if (esmm && gather && scatter && ort1) {
     const msStep = (1024 / esmm.mtl) * 1000;
@@ -393,6 +401,7 @@ function rooflineText() {
 function table() {
   const head = [
     `mtl ${JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version}`,
+    "mtl, huge pages",
     torch2 ? `PyTorch ${torch2.version} (sparse + SparseAdam)` : "PyTorch 2.x (not installed)",
     "mtl / PyTorch 2",
     torch2 ? `PyTorch ${torch2.version}, dense Adam` : "—",
@@ -405,7 +414,7 @@ function table() {
   for (const r of results.rows) {
     const digits = r.unit === "ms" || r.unit === "ms/step" ? 2 : 0;
     const rss = r.mtl_rss_mib ? `${fmt(r.mtl_rss_mib)} / ${fmt(r.torch2_rss_mib)}` : "";
-    lines.push(`| ${r.name} | ${r.unit} | ${fmt(r.mtl, digits)}${r.errors ? ` (${r.errors} errors)` : ""} | ${fmt(r.torch2, digits)} | ${rel(r, "torch2")} | ${fmt(r.torch2dense, digits)} | ${fmt(r.torch1, digits)} | ${rel(r, "torch1")} | ${rss} |`);
+    lines.push(`| ${r.name} | ${r.unit} | ${fmt(r.mtl, digits)}${r.errors ? ` (${r.errors} errors)` : ""} | ${fmt(r.mtlHuge, digits)}${r.mtlHuge && r.torch2 ? ` (${ratio(r.mtlHuge, r.torch2)})` : ""} | ${fmt(r.torch2, digits)} | ${rel(r, "torch2")} | ${fmt(r.torch2dense, digits)} | ${fmt(r.torch1, digits)} | ${rel(r, "torch1")} | ${rss} |`);
   }
   return lines.join("\n");
 }

@@ -203,7 +203,7 @@ def read_shard(path):
 def groups(path, row_groups, width):
     align = lambda n: (n + 7) & ~7
     data = np.memmap(path, dtype=np.uint8, mode="r")
-    for g in footer["rowGroups"]:
+    for g in row_groups:
         at, n = g["offset"], g["rows"]
         ids = np.frombuffer(data, np.int32, n * width, at).reshape(n, width)
         at += align(4 * width * n)

@@ -7,6 +7,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import * as ort from "onnxruntime-node";
+import { refreshRows, writeBackRows, type TableRows } from "./rows.js";
 import { MtlError } from "../errors.js";
 import { type DType, type TypedArray, dtypeOfArray } from "../graph/dtype.js";
 
@@ -107,8 +108,10 @@ export class Session {
   /**
    * Runs the model. Every graph input must be fed; `fetches` picks outputs (default: all).
    * Returns tensors that own their data (copied out of onnxruntime's buffers only when needed).
+   * `rows`: table rows refreshed into the feeds before the run and written back after it (rows.ts).
    */
-  async run(feeds: Readonly<Record<string, Tensor>>, fetches: readonly string[] = this.outputNames): Promise<Record<string, Tensor>> {
+  async run(feeds: Readonly<Record<string, Tensor>>, fetches: readonly string[] = this.outputNames, rows: readonly TableRows[] = []): Promise<Record<string, Tensor>> {
+    refreshRows(rows, feeds);
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const name of this.inputNames) {
       const t = feeds[name];
@@ -139,6 +142,7 @@ export class Session {
       const t = result[name]!;
       out[name] = { dtype: t.type as DType, dims: [...t.dims], data: t.data as TypedArray };
     }
+    writeBackRows(rows, out);
     return out;
   }
 

@@ -6,6 +6,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { MtlError } from "../errors.js";
+import type { TableRows } from "./rows.js";
 import type { SessionOptions, Tensor } from "./session.js";
 
 interface Pending {
@@ -62,8 +63,12 @@ export class WorkerSession {
    */
   run(
     feeds: Readonly<Record<string, Tensor>>,
-    opts: { fetches?: readonly string[]; transfer?: readonly ArrayBuffer[]; onInputs?: (buffers: ArrayBuffer[]) => void } = {},
+    opts: { fetches?: readonly string[]; transfer?: readonly ArrayBuffer[]; onInputs?: (buffers: ArrayBuffer[]) => void; rows?: readonly TableRows[] } = {},
   ): Promise<Record<string, Tensor>> {
+    for (const r of opts.rows ?? []) {
+      // A table on an ordinary ArrayBuffer would be copied into the worker, and its rows written back to the copy.
+      if (!(r.table.buffer instanceof SharedArrayBuffer)) return Promise.reject(new MtlError("E_WORKER", "a worker session writes rows back only into a table on a SharedArrayBuffer"));
+    }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) this.worker.ref();
@@ -74,7 +79,7 @@ export class WorkerSession {
         },
         reject,
       });
-      this.worker.postMessage({ kind: "run", id, feeds, fetches: opts.fetches ? [...opts.fetches] : undefined }, [...(opts.transfer ?? [])]);
+      this.worker.postMessage({ kind: "run", id, feeds, fetches: opts.fetches ? [...opts.fetches] : undefined, rows: opts.rows }, [...(opts.transfer ?? [])]);
     });
   }
 
