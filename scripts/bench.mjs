@@ -3,9 +3,9 @@
 // round so that load on the machine hits both alike; each cell is the median over the rounds.
 // Prints one Markdown table (and writes it with all raw measurements as JSON).
 //
-//   npm run bench                       # everything (~25 min on 2 cores)
+//   npm run bench                       # everything (~15 min on 2 quiet cores)
 //   npm run bench -- --quick            # fewer steps, rows and rounds (~6 min): checks the bench runs
-//   node scripts/bench.mjs --only train,e2e,score,serve,data,scaling,roofline --rounds 3 --out tmp/bench
+//   node scripts/bench.mjs --only train,e2e,score,serve,data,scaling,roofline --rounds 2 --e2e-rounds 1 --scaling-rounds 1 --out tmp/bench
 //
 // PyTorch references, each skipped with a message saying how to install it when missing:
 //   2.x  a virtual environment .bench-venv/ (made here when missing: python3 -m venv, then pip
@@ -27,6 +27,8 @@ const { values: args } = parseArgs({
     quick: { type: "boolean", default: false },
     only: { type: "string" },
     rounds: { type: "string" },
+    "e2e-rounds": { type: "string" },
+    "scaling-rounds": { type: "string" },
     out: { type: "string", default: join(root, "tmp", "bench") },
     torch2: { type: "string" },
     torch1: { type: "string", default: "/usr/bin/python3" },
@@ -34,12 +36,14 @@ const { values: args } = parseArgs({
   },
 });
 const quick = args.quick;
-const rounds = Number(args.rounds ?? (quick ? 1 : 3));
+const rounds = Number(args.rounds ?? (quick ? 1 : 2));
+const e2eRounds = Number(args["e2e-rounds"] ?? 1);
+const scalingRounds = Number(args["scaling-rounds"] ?? 1);
 const sections = new Set((args.only ?? "roofline,train,e2e,score,serve,data,scaling").split(","));
 const bin = join(root, "bin", "mtl.js");
 const work = mkdtempSync(join(tmpdir(), "mtl-bench-"));
 const log = (s) => process.stderr.write(`${s}\n`);
-const results = { machine: machine(), started: new Date().toISOString(), quick, rounds, rows: [] };
+const results = { machine: machine(), started: new Date().toISOString(), quick, rounds, e2eRounds, scalingRounds, rows: [] };
 
 function machine() {
   const c = cpus();
@@ -150,9 +154,9 @@ const median = (xs) => {
  * Runs each engine's job once per round, alternating engines within the round; returns per engine
  * the runs and the median of `key`. A failing job is recorded and skipped, not fatal.
  */
-async function alternate(label, engines, key = "examples_per_s") {
+async function alternate(label, engines, key = "examples_per_s", times = rounds) {
   const runs = Object.fromEntries(Object.keys(engines).map((k) => [k, []]));
-  for (let r = 0; r < rounds; r++) {
+  for (let r = 0; r < times; r++) {
     for (const [name, job] of Object.entries(engines)) {
       if (!job) continue;
       try {
@@ -177,7 +181,7 @@ function addRow(section, row) {
 
 // ---- sections ----------------------------------------------------------------------------------
 
-const steps = { mtl: quick ? 30 : 150, torch: quick ? 15 : 60, dense: quick ? 6 : 20 };
+const steps = { mtl: quick ? 30 : 100, torch: quick ? 15 : 40, dense: quick ? 6 : 10 };
 
 /** Training step rate: the reference ESMM and ESCM2-DR, uniform and Zipf(1.05) ids. */
 async function trainSection() {
@@ -209,7 +213,7 @@ async function ensureTrainShard() {
   if (trainShard) return trainShard;
   const { writeRandomShard } = await import(join(root, "scripts", "bench-lib.mjs"));
   trainShard = join(work, "train.shard");
-  const groups = quick ? 4 : 16; // 65,536 or 262,144 rows
+  const groups = quick ? 4 : 8; // 65,536 or 131,072 rows
   log(`writing a ${groups * 16384}-row shard of random ids ...`);
   await writeRandomShard(trainShard, { groups });
   return trainShard;
@@ -218,7 +222,7 @@ async function ensureTrainShard() {
 /** End to end: `mtl train` from a shard (process start, data loading, checkpoint included) vs PyTorch reading the same shard. */
 async function e2eSection() {
   const shard = await ensureTrainShard();
-  const rows = (quick ? 4 : 16) * 16384;
+  const rows = (quick ? 4 : 8) * 16384;
   const escm2Config = join(work, "escm2-dr.yaml");
   writeFileSync(escm2Config, "model: escm2\nmodelConfig: { counterfactualMode: DR, backbone: towers, towerSizes: [256, 64] }\n");
   for (const model of ["esmm", "escm2-dr"]) {
@@ -237,7 +241,7 @@ async function e2eSection() {
       const r = await torchRun(ref, ["shard", "--shard", shard, "--model", model]);
       return { ...r, examples_per_s: r.rows / r.wall, loop_examples_per_s: r.examples_per_s };
     };
-    const { runs, med } = await alternate(`e2e ${model}`, { mtl: mtlJob(), mtlHuge: mtlJob(HUGE_PAGES), torch2: torch2 && torchJob(torch2), torch1: torch1 && torchJob(torch1) });
+    const { runs, med } = await alternate(`e2e ${model}`, { mtl: mtlJob(), mtlHuge: mtlJob(HUGE_PAGES), torch2: torch2 && torchJob(torch2), torch1: torch1 && torchJob(torch1) }, "examples_per_s", e2eRounds);
     const rss = (k) => median(runs[k].map((x) => x.rss_mib));
     addRow("e2e", {
       name: `train end to end from a shard, ${model === "esmm" ? "ESMM" : "ESCM2-DR"} (${rows.toLocaleString("en-US")} rows, process wall time)`, unit: "examples/s",
@@ -311,13 +315,13 @@ async function dataSection() {
 
 /** Throughput vs batch size, step time vs vocabulary rows, peak RSS streaming 1M / 10M rows. */
 async function scalingSection() {
-  for (const batch of quick ? [256, 1024, 8192] : [256, 512, 1024, 2048, 4096, 8192]) {
+  for (const batch of quick ? [256, 1024, 8192] : [256, 1024, 4096, 8192]) {
     log(`scaling: batch ${batch}`);
     const s = (n) => String(Math.max(quick ? 4 : 8, Math.round((n * 1024) / batch)));
     const { med } = await alternate(`batch ${batch}`, {
       mtl: () => mtlTrain(["--batch", String(batch), "--steps", s(steps.mtl), "--warmup", "3"]),
       torch2: torch2 && (() => torchRun(torch2, ["train", "--batch", String(batch), "--steps", s(steps.torch), "--warmup", "2"])),
-    });
+    }, "examples_per_s", scalingRounds);
     addRow("scaling-batch", { name: `batch ${batch}, ESMM, uniform ids`, unit: "examples/s", mtl: med.mtl, torch2: med.torch2 });
   }
   for (const vocab of quick ? [10_000, 1_000_000, 10_000_000] : [10_000, 100_000, 1_000_000, 10_000_000]) {
@@ -325,7 +329,7 @@ async function scalingSection() {
     const { runs, med } = await alternate(`vocab ${vocab}`, {
       mtl: () => mtlTrain(["--vocab", String(vocab), "--steps", String(steps.mtl), "--warmup", "5"]),
       torch2: torch2 && (() => torchRun(torch2, ["train", "--vocab", String(vocab), "--steps", String(steps.torch)])),
-    }, "ms_per_step");
+    }, "ms_per_step", scalingRounds);
     addRow("scaling-vocab", { name: `vocabulary ${vocab.toLocaleString("en-US")} rows, ESMM, uniform ids`, unit: "ms/step", lowerIsBetter: true, mtl: med.mtl, torch2: med.torch2, distinct_rows: runs.mtl[0]?.distinct_rows, mtl_rss_mib: median(runs.mtl.map((x) => x.rss_mib)) });
   }
   const { writeRandomShard } = await import(join(root, "scripts", "bench-lib.mjs"));
@@ -433,7 +437,7 @@ try {
 results.finished = new Date().toISOString();
 results.machine.load_at_end = loadavg().map((x) => x.toFixed(2)).join(" ");
 const md = [
-  `mtl bench, ${results.finished}: ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.memory_gib} GiB, Node ${results.machine.node}; load average ${results.machine.load_at_start} at the start, ${results.machine.load_at_end} at the end; ${rounds} round(s), medians${quick ? " (--quick)" : ""}.`,
+  `mtl bench, ${results.finished}: ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.memory_gib} GiB, Node ${results.machine.node}; load average ${results.machine.load_at_start} at the start, ${results.machine.load_at_end} at the end; ${rounds} round(s) (end to end ${e2eRounds}, scaling ${scalingRounds}), medians${quick ? " (--quick)" : ""}; command \`node scripts/bench.mjs ${process.argv.slice(2).join(" ")}\`.`,
   "",
   table(),
   results.roofline ? rooflineText() : "",
