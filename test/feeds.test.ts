@@ -8,10 +8,10 @@ import { validateSchema, toSchemaJson } from "../src/features/schema.js";
 import { layoutOf } from "../src/features/batch.js";
 import { encodeRecords } from "../src/features/encode.js";
 import { getModel } from "../src/models/index.js";
-import { trainerBatch } from "../src/train/batches.js";
+import { stepFeeds } from "../src/models/feeds.js";
 import { buildTrainingStep, describeModel, initialState, Trainer } from "../src/train/index.js";
 import { exportInferenceModel } from "../src/export/inference.js";
-import { ModelScorer } from "../src/scoring/scorer.js";
+import { Scorer } from "../src/scoring/scorer.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mtl-feeds-"));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,14 +37,14 @@ test("a table of sum-pooled features with different max_len trains a step and sc
   const state = initialState(describeModel(entry.definition, config), optimizer, { seed: 1 });
   const trainer = await Trainer.create(state, { train: buildTrainingStep(entry.definition, config, { optimizer }) }, { worker: false });
   try {
-    const r = await trainer.step(trainerBatch(encodeRecords(layout, mixedRecords, { labels: true }), layout), 0.01);
+    const r = await trainer.step(stepFeeds(encodeRecords(layout, mixedRecords, { labels: true }), layout), 0.01);
     assert.ok(Number.isFinite(r.loss));
   } finally {
     await trainer.release();
   }
   const file = join(dir, "mixed.onnx");
   exportInferenceModel(file, { model: "esmm", seed: 3, config: { schema: toSchemaJson(mixedSchema), towerSizes: [4] } });
-  const scorer = await ModelScorer.open(file, { worker: false });
+  const scorer = await Scorer.open(file, { worker: false });
   try {
     const s = await scorer.score(encodeRecords(scorer.info.layout, mixedRecords, { labels: false }));
     assert.equal(s.p_ctcvr.length, mixedRecords.length);

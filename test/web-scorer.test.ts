@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WebScorer, MtlError } from "../src/web/index.js";
 import { encodeRecords } from "../src/features/encode.js";
-import { ModelScorer } from "../src/scoring/scorer.js";
+import { Scorer } from "../src/scoring/scorer.js";
 import { Graph, ops, encodeGraph } from "../src/index.js";
 import { CONTEXT_KEYS, exportScoringModel, scoringRecords } from "./helpers/scoring.js";
 
@@ -17,7 +17,7 @@ test("WebScorer (wasm) scores records and ranks candidates as onnxruntime-node d
   for (const opts of [{}, { fp16: true, maxPieceBytes: 200 }]) {
     const file = exportScoringModel(dir, "m.onnx", opts).file;
     const records = scoringRecords(64, 17);
-    const node = await ModelScorer.open(file, { worker: false });
+    const node = await Scorer.open(file, { worker: false });
     const want = await node.score(encodeRecords(node.info.layout, records as never, { labels: false }));
     await node.release();
     const web = await WebScorer.load(readFileSync(file));
@@ -42,7 +42,7 @@ test("WebScorer refuses a plain ONNX model and a file that is not ONNX, saying w
 });
 
 test("encodeCandidates (context encoded once, copied) gives the rows encodeRecords gives for the merged records", async () => {
-  const { encodeCandidates } = await import("../src/scoring/feeds.js");
+  const { encodeCandidates } = await import("../src/features/encode.js");
   const { layoutOf } = await import("../src/features/batch.js");
   const { scoringSchema } = await import("./helpers/scoring.js");
   const layout = layoutOf(scoringSchema());

@@ -26,7 +26,12 @@ export interface TableLayout {
   readonly dim: number;
   /** Columns of the table's id matrix (sum of its features' maxLen). */
   readonly width: number;
-  /** Whether the table has weighted_ids features (then the batch carries a weights matrix for it). */
+  /**
+   * Whether the data carries weight values for the table (it has weighted_ids features): then a
+   * batch holds a weights matrix for it, and shards store one. Whether the model graph takes
+   * weights is another question, answered by tableNeedsWeights (src/models/inputs.ts); the feeds
+   * derive 1 per id and 0 for padding where the data has none.
+   */
   readonly weighted: boolean;
   readonly features: readonly FeatureColumns[];
 }
@@ -237,4 +242,39 @@ export function copyRow(layout: Layout, src: Batch, from: number, dst: BatchBuil
     dst.truthConversion![to] = src.truth.conversion[from]!;
   }
   dst.sampleKey[to] = src.sampleKey[from]!;
+}
+
+/** Concatenate batches (one per request) into one, for one session run. */
+export function concatBatches(layout: Layout, batches: readonly Batch[]): Batch {
+  if (batches.length === 1) return batches[0]!;
+  const size = batches.reduce((s, b) => s + b.size, 0);
+  const ids = layout.tables.map((t, i) => {
+    const out = new Int32Array(size * t.width);
+    let at = 0;
+    for (const b of batches) {
+      out.set(b.ids[i]!.subarray(0, b.size * t.width), at);
+      at += b.size * t.width;
+    }
+    return out;
+  });
+  const weights = layout.tables.map((t, i) => {
+    if (!batches[0]!.weights[i]) return null;
+    const out = new Float32Array(size * t.width);
+    let at = 0;
+    for (const b of batches) {
+      out.set(b.weights[i]!.subarray(0, b.size * t.width), at);
+      at += b.size * t.width;
+    }
+    return out;
+  });
+  const dense = new Float32Array(size * layout.denseWidth);
+  let at = 0;
+  for (const b of batches) {
+    dense.set(b.dense.subarray(0, b.size * layout.denseWidth), at);
+    at += b.size * layout.denseWidth;
+  }
+  return {
+    size, ids, weights, dense,
+    click: new Uint8Array(size), conversion: new Uint8Array(size), truth: null, userId: null, sampleKey: new Uint32Array(size),
+  };
 }
