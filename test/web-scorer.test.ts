@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { WebScorer, MtlError } from "../src/web/index.js";
+import { WebScorer, MtlError, RequestError } from "../src/web/index.js";
 import { encodeRecords } from "../src/features/encode.js";
 import { Scorer } from "../src/scoring/scorer.js";
 import { Graph, ops, encodeGraph } from "../src/index.js";
@@ -12,6 +12,16 @@ import { CONTEXT_KEYS, exportScoringModel, scoringRecords } from "./helpers/scor
 
 const dir = mkdtempSync(join(tmpdir(), "mtl-web-scorer-"));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Runs f on a Node Scorer (this thread) of the file. */
+async function withScorer<T>(file: string, f: (s: Scorer) => Promise<T>): Promise<T> {
+  const s = await Scorer.open(file, { worker: false });
+  try {
+    return await f(s);
+  } finally {
+    await s.release();
+  }
+}
 
 test("WebScorer (wasm) scores records and ranks candidates as onnxruntime-node does, within 1e-6", async () => {
   for (const opts of [{}, { fp16: true, maxPieceBytes: 200 }]) {
@@ -29,6 +39,13 @@ test("WebScorer (wasm) scores records and ranks candidates as onnxruntime-node d
     const ranked = await web.rank(context as never, candidates as never);
     for (let i = 1; i < ranked.length; i++) assert.ok(ranked[i - 1]!.p_ctcvr >= ranked[i]!.p_ctcvr);
     assert.equal(ranked.length, 64);
+    // The same request body ranks in the browser as the Node Scorer (and so mtl serve) ranks it.
+    const answer = await web.scoreRequest({ context, candidates, rank: true, top_k: 5 });
+    assert.equal(answer.ranked_by, "p_ctcvr");
+    const nodeRanked = await withScorer(file, (s) => s.rank(context as never, candidates as never, "p_ctcvr", 5));
+    assert.deepEqual(answer.scores.map((r) => r.index), nodeRanked.map((r) => r.index));
+    answer.scores.forEach((r, i) => assert.ok(Math.abs(r.score! - nodeRanked[i]!.score!) <= 1e-6));
+    await assert.rejects(web.scoreRequest({ candidates: [] }), (e: unknown) => e instanceof RequestError && e.code === "bad_request");
     await web.release();
   }
 });
