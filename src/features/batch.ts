@@ -244,37 +244,24 @@ export function copyRow(layout: Layout, src: Batch, from: number, dst: BatchBuil
   dst.sampleKey[to] = src.sampleKey[from]!;
 }
 
-/** Concatenate batches (one per request) into one, for one session run. */
+/** Concatenate batches (one per request) into one, for one session run (labels and keys are not kept). */
 export function concatBatches(layout: Layout, batches: readonly Batch[]): Batch {
   if (batches.length === 1) return batches[0]!;
   const size = batches.reduce((s, b) => s + b.size, 0);
-  const ids = layout.tables.map((t, i) => {
-    const out = new Int32Array(size * t.width);
+  // Each batch's first `size * width` values of one column group, back to back.
+  const join = <T extends Int32Array | Float32Array>(out: T, width: number, part: (b: Batch) => T): T => {
     let at = 0;
     for (const b of batches) {
-      out.set(b.ids[i]!.subarray(0, b.size * t.width), at);
-      at += b.size * t.width;
+      out.set(part(b).subarray(0, b.size * width), at);
+      at += b.size * width;
     }
     return out;
-  });
-  const weights = layout.tables.map((t, i) => {
-    if (!batches[0]!.weights[i]) return null;
-    const out = new Float32Array(size * t.width);
-    let at = 0;
-    for (const b of batches) {
-      out.set(b.weights[i]!.subarray(0, b.size * t.width), at);
-      at += b.size * t.width;
-    }
-    return out;
-  });
-  const dense = new Float32Array(size * layout.denseWidth);
-  let at = 0;
-  for (const b of batches) {
-    dense.set(b.dense.subarray(0, b.size * layout.denseWidth), at);
-    at += b.size * layout.denseWidth;
-  }
+  };
   return {
-    size, ids, weights, dense,
+    size,
+    ids: layout.tables.map((t, i) => join(new Int32Array(size * t.width), t.width, (b) => b.ids[i]!)),
+    weights: layout.tables.map((t, i) => (batches[0]!.weights[i] ? join(new Float32Array(size * t.width), t.width, (b) => b.weights[i]!) : null)),
+    dense: join(new Float32Array(size * layout.denseWidth), layout.denseWidth, (b) => b.dense),
     click: new Uint8Array(size), conversion: new Uint8Array(size), truth: null, userId: null, sampleKey: new Uint32Array(size),
   };
 }
