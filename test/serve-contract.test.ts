@@ -60,3 +60,27 @@ test("ranking: request order unranked; best first with ties by position; formula
   assert.equal(rankName(formula), "p_ctcvr * bid");
   assert.equal(rankName("p_cvr"), "p_cvr");
 });
+
+test("the Node Scorer ranks a context's candidates as the server does, by a prediction or a formula, and names a missing formula field", async () => {
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { Scorer } = await import("../src/scoring/scorer.js");
+  const { MtlError } = await import("../src/errors.js");
+  const { exportScoringModel } = await import("./helpers/scoring.js");
+  const dir = mkdtempSync(join(tmpdir(), "mtl-scorer-"));
+  const scorer = await Scorer.open(exportScoringModel(dir).file, { worker: false });
+  try {
+    const candidates = ["i1", "i2", "i3", "i4"].map((item, i) => cand(item, { bid: i + 1 }));
+    const scores = await scorer.scoreCandidates(ctx, candidates);
+    const records = await scorer.scoreRecords(candidates.map((c) => ({ ...ctx, ...c })));
+    assert.deepEqual(Array.from(scores.p_ctcvr), Array.from(records.p_ctcvr), "context ∪ candidate scores as the merged record");
+    assert.deepEqual(await scorer.rank(ctx, candidates), rankCandidates(scores, candidates, "p_ctcvr"));
+    const formula = parseFormula("p_ctcvr * bid");
+    assert.deepEqual(await scorer.rank(ctx, candidates, formula, 2), rankCandidates(scores, candidates, formula, 2));
+    await assert.rejects(scorer.rank(ctx, [cand("i1")], formula), (e: unknown) => e instanceof MtlError && e.code === "E_USAGE" && /needs a number 'bid'.*candidates\[0\] has undefined/.test(e.message));
+  } finally {
+    await scorer.release();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

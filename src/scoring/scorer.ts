@@ -15,7 +15,7 @@ import type { Batch } from "../features/batch.js";
 import { encodeCandidates, encodeRecords, type RawValue } from "../features/encode.js";
 import { batchFeeds, PREDICTIONS, type Scores } from "../models/feeds.js";
 import { openSession, type ModelSession } from "../runtime/model-session.js";
-import { rankCandidates, type RankBy, type ScoredCandidate } from "../serve/ranking.js";
+import { missingFormulaField, rankCandidates, type RankBy, type ScoredCandidate } from "../serve/ranking.js";
 import { META_KEYS, readModelInfo, type ModelInfo } from "./metadata.js";
 
 export interface ScorerOptions {
@@ -87,6 +87,8 @@ export class Scorer {
 
   /** Candidates best first by a prediction (default p_ctcvr) or a formula (parseFormula), as `mtl serve` ranks them. */
   async rank(context: ScoringRecord, candidates: readonly ScoringRecord[], by: RankBy = "p_ctcvr", topK: number | null = null): Promise<ScoredCandidate[]> {
+    const missing = typeof by === "object" ? missingFormulaField(by, candidates) : null;
+    if (missing) throw new MtlError("E_USAGE", missing, { where: { file: this.file }, hint: "give every candidate the formula's fields as numbers" });
     return rankCandidates(await this.scoreCandidates(context, candidates), candidates, by, topK);
   }
 

@@ -25,10 +25,21 @@ export function rankName(by: RankBy): string {
   return typeof by === "string" ? by : by.text;
 }
 
+/** What stops a formula ranking these candidates (a field some candidate lacks as a finite number), or null. */
+export function missingFormulaField(formula: RankFormula, candidates: readonly Readonly<Record<string, unknown>>[]): string | null {
+  for (const f of formula.fields) {
+    for (let i = 0; i < candidates.length; i++) {
+      const v = candidates[i]![f];
+      if (typeof v !== "number" || !Number.isFinite(v)) return `the rank formula '${formula.text}' needs a number '${f}' in every candidate; candidates[${i}] has ${JSON.stringify(v)}`;
+    }
+  }
+  return null;
+}
+
 /**
  * Each candidate's scores in request order, or, with `by`, best first (ties by request order) with
  * each candidate's `score`, cut to the `topK` best when given. A formula reads its fields from the
- * candidates (the request contract has checked they are finite numbers).
+ * candidates: check them first with missingFormulaField.
  */
 export function rankCandidates(
   scores: Scores,

@@ -13,7 +13,7 @@ import { encodeCandidates, RowError, type RawValue } from "../features/encode.js
 import type { FeatureSchema } from "../features/schema.js";
 import { PREDICTIONS, type PredictionName } from "../models/feeds.js";
 import type { RankFormula } from "./formula.js";
-import type { RankBy } from "./ranking.js";
+import { missingFormulaField, type RankBy } from "./ranking.js";
 
 /** A request the contract refuses (or, in the server, any HTTP error): the status, a stable code, one line. */
 export class RequestError extends Error {
@@ -100,14 +100,8 @@ export function validateScoreRequest(body: unknown, schema: FeatureSchema, limit
       if (!valid(cand[k])) throw mistyped(cand[k], `candidates[${i}].${k}`);
     }
   }
-  if (rank !== null && typeof rank === "object") {
-    const formula = rank;
-    for (const f of formula.fields) {
-      candidates.forEach((c: Record<string, unknown>, i: number) => {
-        if (typeof c[f] !== "number" || !Number.isFinite(c[f])) throw new RequestError(400, "bad_request", `the rank formula '${formula.text}' needs a number '${f}' in every candidate; candidates[${i}] has ${JSON.stringify(c[f])}`);
-      });
-    }
-  }
+  const missing = rank !== null && typeof rank === "object" ? missingFormulaField(rank, candidates as Record<string, unknown>[]) : null;
+  if (missing) throw new RequestError(400, "bad_request", missing);
   return { context: context as Record<string, RawValue>, candidates: candidates as Record<string, RawValue>[], rank, topK };
 }
 
