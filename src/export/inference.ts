@@ -17,7 +17,7 @@ import { onnx } from "../onnx/proto.js";
 import { toModelProto } from "../onnx/serialize.js";
 import { getModel, type RegisteredModel } from "../models/index.js";
 import { buildInferenceGraph, describeModel } from "../train/program.js";
-import { loadRun, readJson, RUN_FILES } from "../flow/run.js";
+import { loadRun, readJson, RUN_FILES } from "../flow/rundir.js";
 import { initialState, type TrainingState } from "../train/state.js";
 import { tablePieces, type TableStorage } from "../train/tables.js";
 import { HASHING, META_KEYS, MODEL_FORMAT } from "../scoring/metadata.js";
