@@ -29,7 +29,7 @@ function tinyConfig(over: Partial<RunConfig["training"]> = {}, model = "tiny"): 
 
 function sameTensors(a: TrainingState, b: TrainingState, what: string): void {
   assert.equal(a.step, b.step, `${what}: step`);
-  assert.equal(a.rng, b.rng, `${what}: rng`);
+  assert.deepEqual(a.rng, b.rng, `${what}: rng`);
   assert.deepEqual([...a.tensors.keys()].sort(), [...b.tensors.keys()].sort(), `${what}: tensor names`);
   for (const [name, t] of a.tensors) {
     const u = b.tensors.get(name)!;

@@ -22,7 +22,7 @@ import type { Device } from "../runtime/session.js";
 import { VERSION } from "../version.js";
 import { trainerBatch } from "../train/batches.js";
 import { buildEvalProgram, buildTrainingStep, describeModel } from "../train/program.js";
-import { initialState, TrainingState } from "../train/state.js";
+import { initialState, STATE_FORMAT_VERSION, TrainingState } from "../train/state.js";
 import { Trainer } from "../train/trainer.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { applySchemaOverrides, higherIsBetter, type RunConfig, type TrainingSettings } from "./config.js";
@@ -175,6 +175,9 @@ function resumeRun(out: string, paths: RunPaths): RunStart {
     data: { train: manifest.data.train, ...(manifest.data.valid ? { valid: manifest.data.valid } : {}) }, schemaOverrides: manifest.schemaOverrides,
   };
   const state = TrainingState.load(paths.checkpoint);
+  if (state.formatVersion !== STATE_FORMAT_VERSION) {
+    throw new MtlError("E_CHECKPOINT", `${RUN_FILES.checkpoint} is state format version ${state.formatVersion}, whose dropout PRNG (mulberry32) this mtl no longer draws from; it continues runs from version ${STATE_FORMAT_VERSION} only`, { where: { file: paths.checkpoint }, hint: "start the run again in a new directory; eval, export and report still read this one" });
+  }
   const progress = state.info["progress"] as RunProgress;
   if (!progress) throw new MtlError("E_RUN", "the checkpoint has no run progress", { where: { file: paths.checkpoint } });
   // Finished but killed before summary.json: resuming just writes the summary.

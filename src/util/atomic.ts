@@ -68,7 +68,7 @@ export function writeFileAtomic(path: string, content: FileContent, what = "file
     if (fd !== null) closeSync(fd);
     rmSync(tmp, { force: true });
     if (err instanceof MtlError) throw err;
-    throw new MtlError("E_IO", `cannot write the ${what}: ${(err as Error).message}`, { where: { file: path }, cause: err });
+    throw new MtlError("E_IO", `cannot write the ${what}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { where: { file: path }, cause: err });
   }
   syncDirectoryOf(path);
   return pos;
