@@ -96,7 +96,6 @@ export class AliccpLineParser {
     if (s >= e) throw new RowError("empty_line", "the line is empty", { line }, "remove blank lines");
     const b = this.builder;
     const r = b.size;
-    const layout = b.layout;
     const nf = this.hashes.length;
     const counts = this.counts;
     counts.fill(0);
