@@ -89,7 +89,6 @@ interface RunData {
 
 /** What the steps of one run share. */
 interface Run {
-  out: string;
   paths: RunPaths;
   config: RunConfig;
   t: TrainingSettings;
@@ -130,7 +129,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
       const manifest = begun.manifest ?? writeManifest(paths, config, modelConfig, data);
       if (begun.manifest) trimMetrics(paths.metrics, begun.progress);
       run = {
-        out: opts.out, paths, config, t, manifest, data, state, trainer, progress: begun.progress,
+        paths, config, t, manifest, data, state, trainer, progress: begun.progress,
         emit: opts.onEvent ?? (() => undefined), signal: opts.signal,
         lastCheckpointStep: opts.resume ? begun.progress.step : null, lastValid: null, validRows: null,
       };
