@@ -15,9 +15,9 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const mtl = await import(join(root, "dist", "src", "index.js"));
-const { readAliccp, LineSplitter, openByteSource, ShardWriter, ShardReader, shardBatches, defaultAliccpSchema, ALICCP_FIELDS } = {
-  ...mtl,
-  ...(await import(join(root, "dist", "src", "data", "lines.js"))),
+const dist = (path) => import(join(root, "dist", "src", path));
+const { readAliccp, LineSplitter, openByteSource, ShardWriter, ShardReader, shardBatches, defaultAliccpSchema } = {
+  ...(await dist("data/aliccp.js")), ...(await dist("data/lines.js")), ...(await dist("data/shard.js")), ...(await dist("data/batcher.js")), ...(await dist("features/schema.js")),
 };
 
 const args = process.argv.slice(2);

@@ -6,7 +6,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const { ALICCP_FIELDS, ALICCP_VOCAB_SIZE, ShardWriter, defaultAliccpSchema } = await import(join(root, "dist", "src", "index.js"));
+const { ALICCP_FIELDS, ALICCP_VOCAB_SIZE, defaultAliccpSchema } = await import(join(root, "dist", "src", "features", "schema.js"));
+const { ShardWriter } = await import(join(root, "dist", "src", "data", "shard.js"));
 
 // Token counts per field as in PaddleRec's real Ali-CCP sample (line 1 of train_small.txt has 879
 // tokens: 150_14 191, 127_14 209, 109_14 117, 110_14 342, 210 3, the rest 0 or 1).

@@ -15,8 +15,8 @@ import { twoTower, ESMM_REFERENCE } from "../dist/src/models/two_tower.js";
 import { escm2, escm2Defaults } from "../dist/src/models/escm2.js";
 import { defaultAliccpSchema } from "../dist/src/features/schema.js";
 import { Trainer, buildTrainingStep, describeModel, initialState } from "../dist/src/train/index.js";
-import { Prng } from "../dist/src/util/prng.js";
-import { Rng, ZipfSampler } from "../dist/src/data/random.js";
+import { Rng } from "../dist/src/util/prng.js";
+import { ZipfSampler } from "../dist/src/data/random.js";
 
 const { values } = parseArgs({
   options: {
@@ -39,7 +39,7 @@ const cfg = { ...ESMM_REFERENCE, vocabSize: Number(values.vocab) };
 // The same shapes either way: ids [batch, 69] into one table, click and the CTCVR label.
 const model = values.model === "escm2-dr"
   ? { definition: escm2, config: { ...escm2Defaults(), counterfactualMode: "DR", backbone: "towers", towerSizes: cfg.towerSizes, schema: defaultAliccpSchema({ vocabSize: cfg.vocabSize }) }, ids: "ids.shared", buy: "conversion" }
-  : values.model === "esmm" ? { definition: twoTower, config: cfg, ids: "ids", buy: "buy" } : null;
+  : values.model === "esmm" ? { definition: twoTower, config: cfg, ids: "ids.embedding", buy: "conversion" } : null;
 if (!model) throw new Error(`--model must be esmm or escm2-dr, got ${values.model}`);
 const optimizer = { kind: "adam" };
 const t0 = performance.now();
@@ -52,7 +52,7 @@ const log = values.json ? () => undefined : console.log;
 log(`setup ${((performance.now() - t0) / 1000).toFixed(2)} s (graph ${program.graph.nodes.length} nodes, state ${(state.require(program.signature.tables[0].name).data.byteLength / 2 ** 20).toFixed(0)} MiB table+slots)`);
 
 // Pre-generate batches (data loading is not what this measures).
-const rng = new Prng(42);
+const rng = new Rng(42, 1);
 const n = cfg.fields * cfg.idsPerField;
 const zipf = values.ids === "zipf" ? new ZipfSampler(cfg.vocabSize - 1, 1.05) : null;
 const zrng = new Rng(42);
@@ -62,8 +62,8 @@ const batches = Array.from({ length: 32 }, () => {
   const ids = new Int32Array(B * n), click = new Float32Array(B), buy = new Float32Array(B);
   for (let i = 0; i < ids.length; i++) ids[i] = drawId();
   for (let b = 0; b < B; b++) {
-    click[b] = rng.uniform() < 0.2 ? 1 : 0;
-    buy[b] = click[b] && rng.uniform() < 0.1 ? 1 : 0;
+    click[b] = rng.next() < 0.2 ? 1 : 0;
+    buy[b] = click[b] && rng.next() < 0.1 ? 1 : 0;
   }
   return { [model.ids]: ids, click, [model.buy]: buy };
 });

@@ -338,7 +338,8 @@ async function scalingSection() {
     const file = join(work, "stream.shard");
     await writeRandomShard(file, { groups: rows / 16384, repeat: true });
     const r = await runTimed(process.execPath, ["--input-type=module", "-e", `
-      const { ShardReader, shardBatches } = await import(${JSON.stringify(join(root, "dist", "src", "index.js"))});
+      const { ShardReader } = await import(${JSON.stringify(join(root, "dist", "src", "data", "shard.js"))});
+      const { shardBatches } = await import(${JSON.stringify(join(root, "dist", "src", "data", "batcher.js"))});
       const s = await ShardReader.open(${JSON.stringify(file)});
       let n = 0; const t0 = performance.now();
       for await (const b of shardBatches(s, { batchSize: 1024, seed: 1 })) n += b.size;

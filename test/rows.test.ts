@@ -5,8 +5,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Graph, ops, encodeGraph, Session, MtlError } from "../src/index.js";
-import { WorkerSession } from "../src/runtime/worker-session.js";
+import { Graph, ops, encodeGraph, MtlError } from "../src/index.js";
+import { openSession } from "../src/runtime/model-session.js";
 import { gatherRows, refreshRows, writeBackRows, type TableRows } from "../src/runtime/rows.js";
 import type { Tensor } from "../src/runtime/session.js";
 
@@ -57,10 +57,10 @@ for (const kind of ["this thread", "a worker"] as const) {
     const ids = Int32Array.of(3, 1);
     const feeds = block(t, ids);
     t[1 * 4] = 99; // row 1 changed after the gather: refreshed from the table before the run
-    const s = kind === "a worker" ? await WorkerSession.create(stepModel()) : await Session.create(stepModel());
+    const s = await openSession(stepModel(), { worker: kind === "a worker" });
     try {
       const rows = [spec(t, ids, [1])];
-      const out = kind === "a worker" ? await (s as WorkerSession).run(feeds, { rows }) : await (s as Session).run(feeds, undefined, rows);
+      const out = await s.run(feeds, { rows });
       assert.deepEqual([...out["rows.new"]!.data], [31, 32, 100, 12]);
       assert.deepEqual([...t.subarray(4, 8)], [100, 12, 24, 26], "row 1 written back into the caller's memory");
       assert.deepEqual([...t.subarray(12, 16)], [31, 32, 64, 66]);
@@ -72,7 +72,7 @@ for (const kind of ["this thread", "a worker"] as const) {
 }
 
 test("a worker session refuses to write rows back into a table it would only get a copy of", async () => {
-  const s = await WorkerSession.create(stepModel());
+  const s = await openSession(stepModel(), { worker: true });
   try {
     const t = table(false);
     const ids = Int32Array.of(1);

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { encodeRecords } from "../src/features/encode.js";
 import { defaultAliccpSchema } from "../src/features/schema.js";
 import { ShardWriter } from "../src/data/shard.js";
-import { ModelScorer } from "../src/scoring/scorer.js";
+import { Scorer } from "../src/scoring/scorer.js";
 import { exportScoringModel, scoringRecords } from "./helpers/scoring.js";
 
 const bin = fileURLToPath(new URL("../../bin/mtl.js", import.meta.url));
@@ -30,7 +30,7 @@ function csv(rows: Record<string, unknown>[]): string {
 }
 
 async function expected(rows: Record<string, unknown>[]) {
-  const s = await ModelScorer.open(model, { worker: false });
+  const s = await Scorer.open(model, { worker: false });
   try {
     return await s.score(encodeRecords(s.info.layout, rows as never, { labels: false }));
   } finally {
@@ -62,7 +62,7 @@ test("mtl run scores a CSV file (in blocks) exactly as the library scores the sa
 });
 
 test("mtl run reads a shard (row groups split into blocks) and scores it exactly as the library scores the same records", async () => {
-  const scorer = await ModelScorer.open(model, { worker: false });
+  const scorer = await Scorer.open(model, { worker: false });
   const layout = scorer.info.layout;
   await scorer.release();
   const file = join(dir, "rows.shard");

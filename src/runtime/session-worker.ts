@@ -35,7 +35,7 @@ async function handle(req: Request): Promise<void> {
     }
   } else if (req.kind === "run") {
     try {
-      const out = await session!.run(req.feeds, req.fetches, req.rows);
+      const out = await session!.run(req.feeds, { fetches: req.fetches, rows: req.rows });
       const buffers = new Set<ArrayBuffer>();
       for (const t of Object.values(out)) if (t.data.buffer instanceof ArrayBuffer) buffers.add(t.data.buffer);
       // The inputs go back too, so the caller can reuse their memory instead of allocating anew.

@@ -10,6 +10,7 @@ import * as ort from "onnxruntime-node";
 import { refreshRows, writeBackRows, type TableRows } from "./rows.js";
 import { MtlError } from "../errors.js";
 import { type DType, type TypedArray, dtypeOfArray } from "../graph/dtype.js";
+import type { ModelSession, RunOptions } from "./model-session.js";
 
 export type Device = "cpu" | "cuda";
 
@@ -60,7 +61,8 @@ export function cudaInstalled(): boolean {
   return false;
 }
 
-export class Session {
+/** A session on this thread (see ModelSession; openSession picks this or a WorkerSession). */
+export class Session implements ModelSession {
   private constructor(
     private readonly inner: ort.InferenceSession,
     readonly device: Device,
@@ -106,11 +108,14 @@ export class Session {
   }
 
   /**
-   * Runs the model. Every graph input must be fed; `fetches` picks outputs (default: all).
+   * Runs the model. Every graph input must be fed; `opts.fetches` picks outputs (default: all).
    * Returns tensors that own their data (copied out of onnxruntime's buffers only when needed).
-   * `rows`: table rows refreshed into the feeds before the run and written back after it (rows.ts).
+   * On this thread nothing moves: the `transfer` buffers go straight back through `onInputs`.
+   * `opts.rows`: table rows refreshed into the feeds before the run and written back after it (rows.ts).
    */
-  async run(feeds: Readonly<Record<string, Tensor>>, fetches: readonly string[] = this.outputNames, rows: readonly TableRows[] = []): Promise<Record<string, Tensor>> {
+  async run(feeds: Readonly<Record<string, Tensor>>, opts: RunOptions = {}): Promise<Record<string, Tensor>> {
+    const fetches = opts.fetches ?? this.outputNames;
+    const rows = opts.rows ?? [];
     refreshRows(rows, feeds);
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const name of this.inputNames) {
@@ -143,6 +148,7 @@ export class Session {
       out[name] = { dtype: t.type as DType, dims: [...t.dims], data: t.data as TypedArray };
     }
     writeBackRows(rows, out);
+    opts.onInputs?.([...(opts.transfer ?? [])]);
     return out;
   }
 

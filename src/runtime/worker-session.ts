@@ -1,12 +1,13 @@
 /**
  * An onnxruntime session in a worker thread. onnxruntime-node runs a model synchronously on the
  * calling thread, so the trainer runs its step here to keep the main thread free for the next
- * batch's row gathering and the last batch's row scatter. Same run() contract as Session; the
- * buffers named in `transfer` move to the worker (the caller must not use them afterwards).
+ * batch's row gathering and the last batch's row scatter. The same ModelSession contract as Session;
+ * the buffers named in `transfer` move to the worker (the caller must not use them until they come
+ * back through `onInputs`).
  */
 import { Worker } from "node:worker_threads";
 import { MtlError } from "../errors.js";
-import type { TableRows } from "./rows.js";
+import type { ModelSession, RunOptions } from "./model-session.js";
 import type { SessionOptions, Tensor } from "./session.js";
 
 interface Pending {
@@ -20,7 +21,7 @@ function toError(e: WorkerError): MtlError {
   return new MtlError(e.code, e.message, { hint: e.hint, where: e.file ? { file: e.file } : {} });
 }
 
-export class WorkerSession {
+export class WorkerSession implements ModelSession {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
 
@@ -61,10 +62,7 @@ export class WorkerSession {
    * Runs the model in the worker. The input buffers come back (the feeds' memory, now owned by the
    * caller again) through `onInputs`, for reuse.
    */
-  run(
-    feeds: Readonly<Record<string, Tensor>>,
-    opts: { fetches?: readonly string[]; transfer?: readonly ArrayBuffer[]; onInputs?: (buffers: ArrayBuffer[]) => void; rows?: readonly TableRows[] } = {},
-  ): Promise<Record<string, Tensor>> {
+  run(feeds: Readonly<Record<string, Tensor>>, opts: RunOptions = {}): Promise<Record<string, Tensor>> {
     for (const r of opts.rows ?? []) {
       // A table on an ordinary ArrayBuffer would be copied into the worker, and its rows written back to the copy.
       if (!(r.table.buffer instanceof SharedArrayBuffer)) return Promise.reject(new MtlError("E_WORKER", "a worker session writes rows back only into a table on a SharedArrayBuffer"));

@@ -7,15 +7,16 @@
  * The output is written under a temporary name and renamed when complete: a failed run leaves no
  * half-written predictions behind.
  */
-import { createWriteStream, renameSync, rmSync, type WriteStream } from "node:fs";
+import { createWriteStream, rmSync, type WriteStream } from "node:fs";
 import { MtlError } from "../errors.js";
+import { commitFile, temporaryPath } from "../util/atomic.js";
 import type { Batch, ReadBlock } from "../features/batch.js";
 import type { FeatureSchema } from "../features/schema.js";
 import { readData, guessFormat } from "../data/open.js";
 import { newStats, type DataFormat, type ReadProgress, type ReadStats } from "../data/reader.js";
 import { isShardFile, ShardReader } from "../data/shard.js";
-import type { Scores } from "./feeds.js";
-import type { ModelScorer } from "./scorer.js";
+import type { Scores } from "../models/feeds.js";
+import type { Scorer } from "./scorer.js";
 
 export type PredictionFormat = "csv" | "jsonl";
 
@@ -120,7 +121,7 @@ async function readShardBlocks(file: string, schema: FeatureSchema, blockRows: n
   return { stats, blocks };
 }
 
-export async function scoreFile(scorer: ModelScorer, opts: ScoreFileOptions): Promise<ScoreFileResult> {
+export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise<ScoreFileResult> {
   const outFormat = opts.outputFormat ?? predictionFormatOf(opts.output);
   const blockRows = opts.batchSize ?? 8192;
   const onProgress = (p: ReadProgress) => opts.onProgress?.({ ...p, scored });
@@ -129,7 +130,7 @@ export async function scoreFile(scorer: ModelScorer, opts: ScoreFileOptions): Pr
     : readData(opts.input, opts.format ?? guessFormat(opts.input), {
       schema: scorer.info.schema, skipBad: opts.skipBad ?? false, blockRows, lineNumbers: true, labels: false, truthFile: null, onProgress,
     });
-  const tmp = `${opts.output}.partial-${process.pid}`;
+  const tmp = temporaryPath(opts.output, "partial");
   const out = createWriteStream(tmp);
   const opened = new Promise<void>((resolve, reject) => {
     out.once("open", () => resolve());
@@ -162,7 +163,7 @@ export async function scoreFile(scorer: ModelScorer, opts: ScoreFileOptions): Pr
     }
     await flush();
     await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    renameSync(tmp, opts.output);
+    commitFile(tmp, opts.output);
   } catch (err) {
     out.destroy();
     rmSync(tmp, { force: true });
