@@ -10,7 +10,7 @@ import * as ops from "../dist/src/graph/ops.js";
 import { encodeGraph } from "../dist/src/onnx/serialize.js";
 import { Session } from "../dist/src/runtime/session.js";
 import { gatherRows, scatterRows } from "../dist/src/train/sparse.js";
-import { Prng } from "../dist/src/util/prng.js";
+import { Rng } from "../dist/src/util/prng.js";
 
 const { values } = parseArgs({ options: { json: { type: "boolean", default: false }, quick: { type: "boolean", default: false }, "memory-only": { type: "boolean", default: false } } });
 const rows = [];
@@ -61,7 +61,7 @@ for (const [m, k, n] of values["memory-only"] ? [] : [[1024, 276, 256], [2048, 2
 {
   const tableRows = 737_946, dim = 12, stride = 36, unique = 67_000;
   const table = new Float32Array(tableRows * stride).fill(0.5);
-  const rng = new Prng(7);
+  const rng = new Rng(7);
   const seen = new Uint8Array(tableRows);
   const ids = new Int32Array(unique);
   for (let u = 0; u < unique;) {

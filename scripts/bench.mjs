@@ -33,6 +33,9 @@ const { values: args } = parseArgs({
     torch2: { type: "string" },
     torch1: { type: "string", default: "/usr/bin/python3" },
     "no-install": { type: "boolean", default: false },
+    // Another built mtl checkout (e.g. the main branch, with this bench-train.mjs copied into its
+    // scripts/): its training step runs as one more engine of the train rows, for A/B of a change.
+    baseline: { type: "string" },
   },
 });
 const quick = args.quick;
@@ -139,8 +142,8 @@ const torchRun = async (ref, argv) => {
 // glibc >= 2.35 backs its large allocations (the table and its slots) with transparent huge pages
 // when asked to (THP "madvise" mode, Debian's default): fewer TLB misses on random rows.
 const HUGE_PAGES = { GLIBC_TUNABLES: "glibc.malloc.hugetlb=1" };
-const mtlTrain = async (argv, env) => {
-  const r = await runTimed(process.execPath, [join(root, "scripts", "bench-train.mjs"), "--json", ...argv], { env });
+const mtlTrain = async (argv, env, checkout = root) => {
+  const r = await runTimed(process.execPath, [join(checkout, "scripts", "bench-train.mjs"), "--json", ...argv], { env });
   return { ...lastJson(r.out), wall: r.wall, rss_mib: r.rssMib };
 };
 
@@ -193,14 +196,18 @@ async function trainSection() {
       const { runs, med } = await alternate(label, {
         mtl: () => mtlTrain([...common, "--steps", String(steps.mtl)]),
         mtlHuge: () => mtlTrain([...common, "--steps", String(steps.mtl)], HUGE_PAGES),
+        mtlBaseline: args.baseline && (() => mtlTrain([...common, "--steps", String(steps.mtl)], undefined, args.baseline)),
+        // onnxruntime on 2 threads in the worker: the main thread's row work then shares a core with it.
+        mtlThreads2: model === "esmm" && (() => mtlTrain([...common, "--steps", String(steps.mtl), "--threads", "2"])),
         torch2: torch2 && (() => torchRun(torch2, ["train", ...common, "--steps", String(steps.torch)])),
-        torch2dense: torch2 && (() => torchRun(torch2, ["train", ...common, "--table", "dense", "--steps", String(steps.dense), "--warmup", "2"])),
+        // The dense table is the slow recipe (Adam over all 737,946 rows each step): uniform ids only.
+        torch2dense: torch2 && ids === "uniform" && (() => torchRun(torch2, ["train", ...common, "--table", "dense", "--steps", String(steps.dense), "--warmup", "2"])),
         torch1: torch1 && (() => torchRun(torch1, ["train", ...common, "--steps", String(steps.torch)])),
       });
       const rss = (k) => median(runs[k].map((x) => x.rss_mib ?? x.peak_rss_mib));
       addRow("train", {
         name: `train step, ${model === "esmm" ? "ESMM" : "ESCM2-DR"}, ${ids} ids`, unit: "examples/s",
-        mtl: med.mtl, mtlHuge: med.mtlHuge, torch2: med.torch2, torch2dense: med.torch2dense, torch1: med.torch1,
+        mtl: med.mtl, mtlHuge: med.mtlHuge, mtlBaseline: med.mtlBaseline, mtlThreads2: med.mtlThreads2, torch2: med.torch2, torch2dense: med.torch2dense, torch1: med.torch1,
         mtl_rss_mib: rss("mtl"), torch2_rss_mib: rss("torch2"), torch1_rss_mib: rss("torch1"),
         distinct_rows: runs.mtl[0]?.distinct_rows, fed_mib: runs.mtl[0]?.fed_mib, fetched_mib: runs.mtl[0]?.fetched_mib, runs,
       });
@@ -266,9 +273,9 @@ async function scoreSection() {
   const text = join(work, "score.txt");
   const textRows = quick ? 10_000 : 50_000;
   await writeAliccpText(text, textRows, { distinct: textRows });
-  const runScore = (input) => async () => {
+  const runScore = (input, threads = 1) => async () => {
     const out = join(work, "pred.csv");
-    const r = await runTimed(process.execPath, [bin, "run", onnx, "--input", input, "-o", out, "--batch-size", "1024"]);
+    const r = await runTimed(process.execPath, [bin, "run", onnx, "--input", input, "-o", out, "--batch-size", "1024", "--threads", String(threads)]);
     rmSync(out, { force: true });
     const m = /: ([\d,]+) rows\/s/.exec(r.out);
     return { examples_per_s: m ? Number(m[1].replaceAll(",", "")) : NaN, wall: r.wall, rss_mib: r.rssMib };
@@ -276,9 +283,10 @@ async function scoreSection() {
   const fwd = (ref) => async () => torchRun(ref, ["forward", "--batch", "1024", "--steps", quick ? "30" : "150"]);
   log("score: batch 1024");
   const { runs, med } = await alternate("score", {
-    shard: runScore(shard), text: runScore(text), torch2: torch2 && fwd(torch2), torch1: torch1 && fwd(torch1),
+    shard: runScore(shard), shard2: runScore(shard, 2), text: runScore(text), torch2: torch2 && fwd(torch2), torch1: torch1 && fwd(torch1),
   });
-  addRow("score", { name: "score, batch 1024: `mtl run` from a shard vs PyTorch forward", unit: "examples/s", mtl: med.shard, torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: median(runs.shard.map((x) => x.rss_mib)), runs: { shard: runs.shard, torch2: runs.torch2, torch1: runs.torch1 } });
+  addRow("score", { name: "score, batch 1024: `mtl run` from a shard (1 onnxruntime thread) vs PyTorch forward (2 threads)", unit: "examples/s", mtl: med.shard, torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: median(runs.shard.map((x) => x.rss_mib)), runs: { shard: runs.shard, torch2: runs.torch2, torch1: runs.torch1 } });
+  addRow("score", { name: "… `mtl run --threads 2` from a shard", unit: "examples/s", mtl: med.shard2, torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: median(runs.shard2.map((x) => x.rss_mib)), runs: { shard2: runs.shard2 } });
   addRow("score", { name: "score, batch 1024: `mtl run` from Ali-CCP text (879-token lines) vs PyTorch forward", unit: "examples/s", mtl: med.text, torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: median(runs.text.map((x) => x.rss_mib)), runs: { text: runs.text } });
 }
 
@@ -330,7 +338,11 @@ async function scalingSection() {
       mtl: () => mtlTrain(["--vocab", String(vocab), "--steps", String(steps.mtl), "--warmup", "5"]),
       torch2: torch2 && (() => torchRun(torch2, ["train", "--vocab", String(vocab), "--steps", String(steps.torch)])),
     }, "ms_per_step", scalingRounds);
-    addRow("scaling-vocab", { name: `vocabulary ${vocab.toLocaleString("en-US")} rows, ESMM, uniform ids`, unit: "ms/step", lowerIsBetter: true, mtl: med.mtl, torch2: med.torch2, distinct_rows: runs.mtl[0]?.distinct_rows, mtl_rss_mib: median(runs.mtl.map((x) => x.rss_mib)) });
+    const distinct = runs.mtl[0]?.distinct_rows;
+    addRow("scaling-vocab", {
+      name: `vocabulary ${vocab.toLocaleString("en-US")} rows, ESMM, uniform ids (${fmt(distinct)} distinct rows a batch)`, unit: "ms/step", lowerIsBetter: true,
+      mtl: med.mtl, torch2: med.torch2, distinct_rows: distinct, mtl_rss_mib: median(runs.mtl.map((x) => x.rss_mib)), torch2_rss_mib: median(runs.torch2.map((x) => x.rss_mib)),
+    });
   }
   const { writeRandomShard } = await import(join(root, "scripts", "bench-lib.mjs"));
   for (const rows of quick ? [262_144, 1_048_576] : [1_048_576, 10_485_760]) {
@@ -403,6 +415,27 @@ function rooflineText() {
   return lines.join("\n");
 }
 
+/** CPU ms per step of the main thread and of the busiest other thread (the session worker), median over runs. */
+function threadSplit(runs) {
+  if (!runs?.length) return "—";
+  const main = median(runs.map((r) => r.cpu_ms_per_step?.find((t) => t.thread === "main")?.ms_per_step));
+  const worker = median(runs.map((r) => Math.max(...(r.cpu_ms_per_step ?? []).filter((t) => t.thread !== "main").map((t) => t.ms_per_step))));
+  return `${fmt(main, 1)} / ${fmt(worker, 1)}`;
+}
+
+/** The training rows' thread split, and the A/B against --baseline when given. */
+function splitText() {
+  const rows = results.rows.filter((r) => r.section === "train");
+  if (!rows.length) return "";
+  const base = rows.some((r) => r.mtlBaseline);
+  const lines = ["", "### Training step: where the CPU goes", "", `CPU ms per step, main thread / session worker (Linux per-thread counters, 10 ms ticks; robust to load where wall time is not)${base ? `, and the same step in the baseline checkout ${args.baseline}` : ""}:`, ""];
+  lines.push(`| | mtl | mtl, huge pages | mtl, 2 onnxruntime threads: examples/s |${base ? " baseline | baseline examples/s | mtl / baseline |" : ""}`, `|---|---|---|---|${base ? "---|---|---|" : ""}`);
+  for (const r of rows) {
+    lines.push(`| ${r.name} | ${threadSplit(r.runs.mtl)} | ${threadSplit(r.runs.mtlHuge)} | ${fmt(r.mtlThreads2)} |${base ? ` ${threadSplit(r.runs.mtlBaseline)} | ${fmt(r.mtlBaseline)} | ${ratio(r.mtl, r.mtlBaseline)} |` : ""}`);
+  }
+  return lines.join("\n");
+}
+
 function table() {
   const head = [
     `mtl ${JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version}`,
@@ -441,6 +474,7 @@ const md = [
   `mtl bench, ${results.finished}: ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.memory_gib} GiB, Node ${results.machine.node}; load average ${results.machine.load_at_start} at the start, ${results.machine.load_at_end} at the end; ${rounds} round(s) (end to end ${e2eRounds}, scaling ${scalingRounds}), medians${quick ? " (--quick)" : ""}; command \`node scripts/bench.mjs ${process.argv.slice(2).join(" ")}\`.`,
   "",
   table(),
+  splitText(),
   results.roofline ? rooflineText() : "",
 ].join("\n");
 mkdirSync(dirname(args.out), { recursive: true });
