@@ -47,6 +47,25 @@ for (const [m, k, n] of values["memory-only"] ? [] : [[1024, 276, 256], [2048, 2
   }
 }
 
+// Does onnxruntime-node copy input tensors? Feed a big array to a graph that reads one element of it:
+// if the feed were copied, a run would cost the copy (256 MiB at several GB/s: tens of ms).
+if (!values["memory-only"]) {
+  const g = new Graph({ name: "input_copy" });
+  g.output(ops.Gather(g.input("x", "float32", ["n"]), g.initializer("i", tensor("int64", [1], BigInt64Array.of(0n)))), "y");
+  const session = await Session.create(encodeGraph(g), { intraOpThreads: 1 });
+  for (const mib of [1, 256]) {
+    const data = new Float32Array((mib * 2 ** 20) / 4);
+    const feeds = { x: { dtype: "float32", dims: [data.length], data } };
+    for (let i = 0; i < 3; i++) await session.run(feeds);
+    const reps = 20;
+    const secs = await timeBest(async () => {
+      for (let i = 0; i < reps; i++) await session.run(feeds);
+    }, 3);
+    report({ what: "input copy", engine: "onnxruntime-node", input_mib: mib, ms_per_run: (secs / reps) * 1000 });
+  }
+  await session.release();
+}
+
 // 2. Sequential bandwidth: copy 256 MiB (bytes read + bytes written per second).
 {
   const n = (values.quick ? 64 : 256) * 2 ** 20 / 4;

@@ -32,9 +32,12 @@ const { values } = parseArgs({
     model: { type: "string", default: "esmm" }, // esmm (the two-tower reference) | escm2-dr
     vocab: { type: "string", default: String(ESMM_REFERENCE.vocabSize) },
     json: { type: "boolean", default: false },
+    // Stop the measured steps after this many seconds (a loaded machine); the rate is per step done.
+    "max-seconds": { type: "string", default: "0" },
   },
 });
-const steps = Number(values.steps), warmup = Number(values.warmup), B = Number(values.batch);
+let steps = Number(values.steps);
+const warmup = Number(values.warmup), B = Number(values.batch);
 const cfg = { ...ESMM_REFERENCE, vocabSize: Number(values.vocab) };
 // The same shapes either way: ids [batch, 69] into one table, click and the CTCVR label.
 const model = values.model === "escm2-dr"
@@ -68,7 +71,10 @@ const batches = Array.from({ length: 32 }, () => {
   return { [model.ids]: ids, click, [model.buy]: buy };
 });
 
-const stream = function* (n) { for (let s = 0; s < n; s++) yield batches[s % batches.length]; };
+const maxMs = Number(values["max-seconds"]) * 1000;
+let measuredFrom = 0, done = 0;
+const overTime = () => maxMs > 0 && measuredFrom > 0 && performance.now() - measuredFrom > maxMs;
+const stream = function* (n) { for (let s = 0; s < n && !overTime(); s++, done++) yield batches[s % batches.length]; };
 let loss = 0;
 const onStep = (r) => { loss = r.loss; };
 // CPU time per thread (Linux /proc): which side of the pipeline is heavier, robust to a loaded machine
@@ -90,15 +96,19 @@ let secs;
 if (values.mode === "fit") {
   await trainer.fit(stream(warmup), { lr: 1e-3 });
   cpuBefore = threadCpu();
-  const start = performance.now();
+  const start = (measuredFrom = performance.now());
+  done = 0;
   await trainer.fit(stream(steps), { lr: 1e-3, onStep });
   secs = (performance.now() - start) / 1000;
+  steps = done;
 } else {
   for (let s = 0; s < warmup; s++) await trainer.step(batches[s % batches.length], 1e-3);
   cpuBefore = threadCpu();
-  const start = performance.now();
-  for (let s = 0; s < steps; s++) loss = (await trainer.step(batches[s % batches.length], 1e-3)).loss;
+  const start = (measuredFrom = performance.now());
+  let s = 0;
+  for (; s < steps && !overTime(); s++) loss = (await trainer.step(batches[s % batches.length], 1e-3)).loss;
   secs = (performance.now() - start) / 1000;
+  steps = s;
 }
 const cpu = [...threadCpu()].map(([tid, t]) => ({ thread: tid === String(process.pid) ? "main" : `${t.name}:${tid}`, ms_per_step: (t.ms - (cpuBefore.get(tid)?.ms ?? 0)) / steps })).filter((t) => t.ms_per_step >= 0.5);
 const { fed, fetched } = trainer.lastStepBytes;

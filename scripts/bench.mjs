@@ -12,8 +12,8 @@
 //        install torch==2.13.0+cpu numpy from the configured index), or --torch2 /path/to/python;
 //   1.13 Debian's python3-torch under /usr/bin/python3 (apt-get install python3-torch
 //        libopenblas0-pthread: without OpenBLAS, Debian's torch uses the reference BLAS, ~3 GFLOP/s).
-// Both run with 2 threads (the machine's 2 cores); mtl runs onnxruntime on 1 thread in its worker
-// and the row gathering on the main thread: 2 cores each.
+// Both run with 2 threads (the machine's 2 cores; OMP_WAIT_POLICY=PASSIVE unless --omp-active);
+// mtl runs onnxruntime on 1 thread in its worker and the row work on the main thread: 2 cores each.
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
@@ -36,6 +36,11 @@ const { values: args } = parseArgs({
     // Another built mtl checkout (e.g. the main branch, with this bench-train.mjs copied into its
     // scripts/): its training step runs as one more engine of the train rows, for A/B of a change.
     baseline: { type: "string" },
+    // PyTorch's OpenMP threads spin while waiting by default: on a loaded machine its 2-thread step
+    // then runs ~7x slower than on 1 thread (measured). Passive waiting is its best setting there.
+    "omp-active": { type: "boolean", default: false },
+    // Per job, stop the measured steps after this many seconds (the rate is per step done).
+    "max-seconds": { type: "string", default: "6" },
   },
 });
 const quick = args.quick;
@@ -46,7 +51,8 @@ const sections = new Set((args.only ?? "roofline,train,e2e,score,serve,data,scal
 const bin = join(root, "bin", "mtl.js");
 const work = mkdtempSync(join(tmpdir(), "mtl-bench-"));
 const log = (s) => process.stderr.write(`${s}\n`);
-const results = { machine: machine(), started: new Date().toISOString(), quick, rounds, e2eRounds, scalingRounds, rows: [] };
+const TORCH_ENV = args["omp-active"] ? {} : { OMP_WAIT_POLICY: "PASSIVE" };
+const results = { machine: machine(), started: new Date().toISOString(), quick, rounds, e2eRounds, scalingRounds, torch_env: TORCH_ENV, rows: [] };
 
 function machine() {
   const c = cpus();
@@ -135,15 +141,16 @@ const torch2 = findTorch2();
 const torch1 = findTorch1();
 results.torch = { "2": torch2?.version ?? null, "1": torch1?.version ?? null };
 
+const limit = ["--max-seconds", args["max-seconds"]];
 const torchRun = async (ref, argv) => {
-  const r = await runTimed(ref.python, [join(root, "scripts", "bench_torch.py"), ...argv]);
+  const r = await runTimed(ref.python, [join(root, "scripts", "bench_torch.py"), ...argv, ...limit], { env: TORCH_ENV });
   return { ...lastJson(r.out), wall: r.wall, rss_mib: r.rssMib };
 };
 // glibc >= 2.35 backs its large allocations (the table and its slots) with transparent huge pages
 // when asked to (THP "madvise" mode, Debian's default): fewer TLB misses on random rows.
 const HUGE_PAGES = { GLIBC_TUNABLES: "glibc.malloc.hugetlb=1" };
 const mtlTrain = async (argv, env, checkout = root) => {
-  const r = await runTimed(process.execPath, [join(checkout, "scripts", "bench-train.mjs"), "--json", ...argv], { env });
+  const r = await runTimed(process.execPath, [join(checkout, "scripts", "bench-train.mjs"), "--json", ...argv, ...limit], { env });
   return { ...lastJson(r.out), wall: r.wall, rss_mib: r.rssMib };
 };
 
@@ -196,12 +203,12 @@ async function trainSection() {
       const { runs, med } = await alternate(label, {
         mtl: () => mtlTrain([...common, "--steps", String(steps.mtl)]),
         mtlHuge: () => mtlTrain([...common, "--steps", String(steps.mtl)], HUGE_PAGES),
-        mtlBaseline: args.baseline && (() => mtlTrain([...common, "--steps", String(steps.mtl)], undefined, args.baseline)),
+        mtlBaseline: args.baseline && model === "esmm" && (() => mtlTrain([...common, "--steps", String(steps.mtl)], undefined, args.baseline)),
         // onnxruntime on 2 threads in the worker: the main thread's row work then shares a core with it.
-        mtlThreads2: model === "esmm" && (() => mtlTrain([...common, "--steps", String(steps.mtl), "--threads", "2"])),
+        mtlThreads2: model === "esmm" && ids === "uniform" && (() => mtlTrain([...common, "--steps", String(steps.mtl), "--threads", "2"])),
         torch2: torch2 && (() => torchRun(torch2, ["train", ...common, "--steps", String(steps.torch)])),
-        // The dense table is the slow recipe (Adam over all 737,946 rows each step): uniform ids only.
-        torch2dense: torch2 && ids === "uniform" && (() => torchRun(torch2, ["train", ...common, "--table", "dense", "--steps", String(steps.dense), "--warmup", "2"])),
+        // The dense table is the slow recipe (Adam over all 737,946 rows each step): the ESMM uniform row only.
+        torch2dense: torch2 && ids === "uniform" && model === "esmm" && (() => torchRun(torch2, ["train", ...common, "--table", "dense", "--steps", String(steps.dense), "--warmup", "2"])),
         torch1: torch1 && (() => torchRun(torch1, ["train", ...common, "--steps", String(steps.torch)])),
       });
       const rss = (k) => median(runs[k].map((x) => x.rss_mib ?? x.peak_rss_mib));
@@ -220,7 +227,7 @@ async function ensureTrainShard() {
   if (trainShard) return trainShard;
   const { writeRandomShard } = await import(join(root, "scripts", "bench-lib.mjs"));
   trainShard = join(work, "train.shard");
-  const groups = quick ? 4 : 8; // 65,536 or 131,072 rows
+  const groups = 4; // 65,536 rows
   log(`writing a ${groups * 16384}-row shard of random ids ...`);
   await writeRandomShard(trainShard, { groups });
   return trainShard;
@@ -229,7 +236,7 @@ async function ensureTrainShard() {
 /** End to end: `mtl train` from a shard (process start, data loading, checkpoint included) vs PyTorch reading the same shard. */
 async function e2eSection() {
   const shard = await ensureTrainShard();
-  const rows = (quick ? 4 : 8) * 16384;
+  const rows = 4 * 16384;
   const escm2Config = join(work, "escm2-dr.yaml");
   writeFileSync(escm2Config, "model: escm2\nmodelConfig: { counterfactualMode: DR, backbone: towers, towerSizes: [256, 64] }\n");
   for (const model of ["esmm", "escm2-dr"]) {
@@ -299,13 +306,13 @@ async function serveSection() {
   };
   const fwd100 = (ref) => async () => torchRun(ref, ["forward", "--batch", "100", "--steps", quick ? "200" : "1000", "--warmup", "20"]);
   log("serve: 1 context x 100 candidates");
-  const single = await alternate("serve c=1", { mtl: load(1, quick ? 500 : 3000), torch2: torch2 && fwd100(torch2), torch1: torch1 && fwd100(torch1) }, "p99_ms");
+  const single = await alternate("serve c=1", { mtl: load(1, quick ? 500 : 2000), torch2: torch2 && fwd100(torch2), torch1: torch1 && fwd100(torch1) }, "p99_ms");
   const p50 = (k) => median(single.runs[k].map((x) => x.p50_ms));
   const p99 = (k) => median(single.runs[k].map((x) => x.p99_ms));
   addRow("serve", { name: "1 request of 1 context × 100 candidates, latency p50 (mtl: HTTP round trip; PyTorch: forward only)", unit: "ms", lowerIsBetter: true, mtl: p50("mtl"), torch2: p50("torch2"), torch1: p50("torch1") });
   addRow("serve", { name: "… latency p99", unit: "ms", lowerIsBetter: true, mtl: p99("mtl"), torch2: p99("torch2"), torch1: p99("torch1"), runs: single.runs });
   for (const c of [4, 64]) {
-    const { runs } = await alternate(`serve c=${c}`, { mtl: load(c, quick ? 2000 : 20000) }, "rps");
+    const { runs } = await alternate(`serve c=${c}`, { mtl: load(c, quick ? 2000 : c === 4 ? 5000 : 10000) }, "rps");
     const m = (key) => median(runs.mtl.map((x) => x[key]));
     addRow("serve", { name: `mtl serve at concurrency ${c}: requests/s`, unit: "requests/s", mtl: m("rps"), errors: runs.mtl.reduce((t, x) => t + x.errors, 0), runs });
     addRow("serve", { name: `mtl serve at concurrency ${c}: p99 latency`, unit: "ms", lowerIsBetter: true, mtl: m("p99_ms") });
@@ -371,7 +378,7 @@ async function rooflineSection() {
   const huge = await runTimed(process.execPath, [join(root, "scripts", "bench-roofline.mjs"), "--json", "--memory-only", ...(quick ? ["--quick"] : [])], { env: HUGE_PAGES });
   for (const row of JSON.parse(huge.out.trim().split("\n").pop())) results.roofline.push({ ...row, huge_pages: true });
   for (const ref of [torch2, torch1].filter(Boolean)) {
-    const t = await runTimed(ref.python, [join(root, "scripts", "bench_torch.py"), "sgemm"]);
+    const t = await runTimed(ref.python, [join(root, "scripts", "bench_torch.py"), "sgemm"], { env: TORCH_ENV });
     for (const row of allJson(t.out)) results.roofline.push({ ...row, engine: `torch ${row.torch} (${row.blas})` });
   }
 }
@@ -404,6 +411,8 @@ function rooflineText() {
   lines.push("");
   if (ort1) lines.push(`- sgemm [1024×276]·[276×256], onnxruntime 1 thread: ${fmt(ort1.gflops, 1)} GFLOP/s; 2048³, 2 threads: ${fmt(ortBig?.gflops, 1)} GFLOP/s${t2 ? `; PyTorch ${t2.torch} (${t2.blas}) 2 threads at the model shape: ${fmt(t2.gflops, 1)} GFLOP/s` : ""}.`);
   if (seq) lines.push(`- memory: sequential copy ${fmt(seq.gbps, 1)} GB/s (read + write); random 144-byte rows (weights + 2 Adam slots) from the 106 MB table: gather ${fmt(gather?.ns_per_row, 0)} ns/row, scatter ${fmt(scatter?.ns_per_row, 0)} ns/row (${fmt(gather?.gbps, 2)} / ${fmt(scatter?.gbps, 2)} GB/s); with huge pages ${fmt(hugeGather?.ns_per_row, 0)} / ${fmt(hugeScatter?.ns_per_row, 0)} ns/row.`);
+  const copies = roof.filter((x) => x.what === "input copy");
+  if (copies.length) lines.push(`- onnxruntime-node input copies: a run reading one element of a fed array takes ${copies.map((c) => `${fmt(c.ms_per_run, 3)} ms with ${c.input_mib} MiB fed`).join(", ")}: feeds are not copied.`);
   const esmm = results.rows.find((r) => r.section === "train" && r.name.includes("ESMM") && r.name.includes("uniform"));
   if (esmm && gather && scatter && ort1) {
     const msStep = (1024 / esmm.mtl) * 1000;

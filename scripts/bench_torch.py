@@ -122,6 +122,11 @@ def train_step(net, opts, loss_fn, ids, click, buy):
     return loss
 
 
+def over_time(a, t0):
+    """--max-seconds: a loaded machine stops the measured loop early (the rate is still per step done)."""
+    return a.max_seconds > 0 and time.perf_counter() - t0 > a.max_seconds
+
+
 def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -147,12 +152,14 @@ def cmd_train(a):
     for s in range(a.warmup):
         train_step(net, opts, loss_fn, *batches[s % len(batches)])
     t0 = time.perf_counter()
-    for s in range(a.steps):
-        loss = train_step(net, opts, loss_fn, *batches[s % len(batches)])
+    steps = 0
+    while steps < a.steps and not over_time(a, t0):
+        loss = train_step(net, opts, loss_fn, *batches[steps % len(batches)])
+        steps += 1
     secs = time.perf_counter() - t0
     distinct = float(np.mean([len(np.unique(b[0].numpy())) for b in batches[:8]]))
-    emit(dict(what="train", model=a.model, ids=a.ids, table=a.table, batch=a.batch, vocab=a.vocab, steps=a.steps,
-              examples_per_s=a.steps * a.batch / secs, ms_per_step=1000 * secs / a.steps, loss=loss.item(), distinct_rows=distinct))
+    emit(dict(what="train", model=a.model, ids=a.ids, table=a.table, batch=a.batch, vocab=a.vocab, steps=steps,
+              examples_per_s=steps * a.batch / secs, ms_per_step=1000 * secs / steps, loss=loss.item(), distinct_rows=distinct))
 
 
 def cmd_forward(a):
@@ -165,14 +172,17 @@ def cmd_forward(a):
         for s in range(a.warmup):
             net(batches[s % len(batches)][0])
         t0 = time.perf_counter()
-        for s in range(a.steps):
+        steps = 0
+        while steps < a.steps and not over_time(a, t0):
             t = time.perf_counter()
-            p = net(batches[s % len(batches)][0])
+            p = net(batches[steps % len(batches)][0])
             _ = p[0] * p[1]  # pCTCVR, as the exported model computes it
-            times[s] = time.perf_counter() - t
+            times[steps] = time.perf_counter() - t
+            steps += 1
         secs = time.perf_counter() - t0
-    emit(dict(what="forward", model="esmm", batch=a.batch, vocab=a.vocab, steps=a.steps,
-              examples_per_s=a.steps * a.batch / secs, ms_per_step=1000 * secs / a.steps,
+        times = times[:steps]
+    emit(dict(what="forward", model="esmm", batch=a.batch, vocab=a.vocab, steps=steps,
+              examples_per_s=steps * a.batch / secs, ms_per_step=1000 * secs / steps,
               p50_ms=1000 * float(np.quantile(times, 0.5)), p99_ms=1000 * float(np.quantile(times, 0.99))))
 
 
@@ -231,9 +241,9 @@ def cmd_shard(a):
             y = torch.from_numpy(conv[pick].astype(np.float32))
             train_step(net, opts, loss_fn, x, c, y)
             rows += a.batch
-            if a.max_rows and rows >= a.max_rows:
+            if (a.max_rows and rows >= a.max_rows) or over_time(a, t0):
                 break
-        if a.max_rows and rows >= a.max_rows:
+        if (a.max_rows and rows >= a.max_rows) or over_time(a, t0):
             break
     secs = time.perf_counter() - t0
     emit(dict(what="shard", model=a.model, table=a.table, batch=a.batch, rows=rows, examples_per_s=rows / secs,
@@ -267,6 +277,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--shard")
     p.add_argument("--max-rows", type=int, default=0)
+    p.add_argument("--max-seconds", type=float, default=0)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
