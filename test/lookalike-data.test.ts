@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { defaultLookalikeSchema, LOOKALIKE_AD, LOOKALIKE_USER_DYNAMIC, LOOKALIKE_USER_STATIC, layoutOf, readJsonl, schemaHash, parseSchema, toSchemaJson } from "../src/index.js";
+import { defaultLookalikeSchema, LOOKALIKE_MAX_IDXS, LOOKALIKE_AD, LOOKALIKE_USER_DYNAMIC, LOOKALIKE_USER_STATIC, layoutOf, readJsonl, schemaHash, parseSchema, toSchemaJson } from "../src/index.js";
 import { ShardReader, ShardWriter } from "../src/data/shard.js";
 import { rebatch } from "../src/data/batcher.js";
 import { stepFeeds } from "../src/models/feeds.js";
@@ -27,6 +27,11 @@ test("the look-alike schema: PaddleRec's fields in order, max_idx + 2 rows per t
   assert.equal(schema.task, "aid");
   assert.deepEqual(parseSchema(JSON.stringify(toSchemaJson(schema))), schema);
   assert.ok(layoutOf(defaultLookalikeSchema({ dim: 8 })).tables.every((t) => t.dim === 8));
+  // PaddleRec's config.yaml max_idxs, and a user's own
+  assert.deepEqual(LOOKALIKE_MAX_IDXS, [[3, 2, 855, 5, 7, 2, 1], [124, 82, 12, 263312, 49780, 10002, 9984], [78, 137, 14, 39, 32, 3]]);
+  const own = layoutOf(defaultLookalikeSchema({ maxIdxs: [[1, 1, 1, 1, 1, 1, 1], [9, 9, 9, 9, 9, 9, 9], [4, 4, 4, 4, 4, 4]] }));
+  assert.deepEqual(own.tables.map((t) => t.rows), [...new Array(7).fill(3), ...new Array(7).fill(11), ...new Array(6).fill(6)]);
+  assert.throws(() => defaultLookalikeSchema({ maxIdxs: [[1], [2], [3]] }), /max_idxs must be three lists of 7, 7, 6/);
 });
 
 /** An independent encoder of one sample line: row = raw + 1 for the first `length` values of a list. */

@@ -53,6 +53,8 @@ test("a look-alike world: Zipf campaign sizes, hot iff candidates >= T·scale, h
   assert.ok(lines.every((r) => (r.interest1 as number[]).length === 10 && (r.kw1 as number[]).length === 5 && typeof r.true_p === "number"));
   assert.ok(lines.some((r) => r.label === 0) && lines.some((r) => r.label === 1));
   assert.ok(lines.some((r) => r.house === 0), "raw id 0 occurs (a real value)");
+  // knowing the campaign is worth something: the campaign-blind truth ranks worse than the true p
+  for (const g of ["hot", "cold"] as const) assert.ok(s.oracleAuc[g] > s.campaignBlindAuc[g] + 0.02, `${g}: ${s.oracleAuc[g]} vs ${s.campaignBlindAuc[g]}`);
 });
 
 test("the look-alike world is deterministic given the seed, and a seed changes it", async () => {

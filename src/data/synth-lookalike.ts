@@ -99,6 +99,12 @@ export interface LookalikeSynthSummary {
   readonly files: Readonly<Record<string, number>>;
   /** AUC of the true p over the held-out candidate rows (the ceiling a model can reach), per group. */
   readonly oracleAuc: { readonly hot: number; readonly cold: number };
+  /**
+   * AUC over the same rows of the campaign-blind truth: a user's true p averaged over all campaigns
+   * (the best a model that ignores the campaign can rank by). The gap to oracleAuc is what
+   * knowing the campaign is worth.
+   */
+  readonly campaignBlindAuc: { readonly hot: number; readonly cold: number };
   readonly campaigns: readonly CampaignInfo[];
 }
 
@@ -266,6 +272,18 @@ export class LookalikeWorld {
     return { users, trueP, labels };
   }
 
+  /** A user's true p averaged over every campaign (eq. 4 without knowing c). */
+  campaignBlindP(user: number): number {
+    const d = this.factors;
+    let sum = 0;
+    for (let c = 0; c < this.campaigns.length; c++) {
+      let dot = 0;
+      for (let j = 0; j < d; j++) dot += this.latent[user * d + j]! * this.campaignVec[c * d + j]!;
+      sum += sigmoid(this.campaignBias[c]! + 2 * dot);
+    }
+    return sum / this.campaigns.length;
+  }
+
   /** One row as a JSON line, keys in the real data's order (then `true_p`). */
   formatRow(aid: number, user: number, label: number, trueP: number): string {
     const o: Record<string, number | number[]> = { label, aid };
@@ -316,7 +334,7 @@ export async function writeLookalikeSynth(dir: string, opts: LookalikeSynthOptio
   const streams = new Map<(typeof keys)[number], WriteStream>();
   const lines: Record<string, number> = {};
   const total = world.campaigns.reduce((s, c) => s + c.candidates, 0);
-  const scored = { hot: { p: [] as number[], y: [] as number[] }, cold: { p: [] as number[], y: [] as number[] } };
+  const scored = { hot: { p: [] as number[], blind: [] as number[], y: [] as number[] }, cold: { p: [] as number[], blind: [] as number[], y: [] as number[] } };
   const infos: CampaignInfo[] = [];
   let rows = 0, positives = 0;
   try {
@@ -345,6 +363,7 @@ export async function writeLookalikeSynth(dir: string, opts: LookalikeSynthOptio
         pos += labels[i]!;
         if (test && i >= seedRows) {
           scored[c.group].p.push(trueP[i]!);
+          scored[c.group].blind.push(world.campaignBlindP(users[i]!));
           scored[c.group].y.push(labels[i]!);
         }
         if (chunk.length === 4096) {
@@ -366,10 +385,13 @@ export async function writeLookalikeSynth(dir: string, opts: LookalikeSynthOptio
     await Promise.all(keys.map((k) => rm(join(dir, `${LOOKALIKE_FILES[k]}.partial`), { force: true })));
     throw err;
   }
-  const oracle = (g: "hot" | "cold") => (scored[g].y.length ? auc(Float64Array.from(scored[g].p), Uint8Array.from(scored[g].y)) : NaN);
+  const oracle = (g: "hot" | "cold", by: "p" | "blind") => (scored[g].y.length ? auc(Float64Array.from(scored[g][by]), Uint8Array.from(scored[g].y)) : NaN);
   const summary: LookalikeSynthSummary = {
     seed: world.seed, scale: world.scale, hotThreshold: world.hotThreshold, paperHotThreshold: PAPER_HOT_THRESHOLD,
-    rows, positives, files: lines, oracleAuc: { hot: oracle("hot"), cold: oracle("cold") }, campaigns: infos,
+    rows, positives, files: lines,
+    oracleAuc: { hot: oracle("hot", "p"), cold: oracle("cold", "p") },
+    campaignBlindAuc: { hot: oracle("hot", "blind"), cold: oracle("cold", "blind") },
+    campaigns: infos,
   };
   const info = join(dir, LOOKALIKE_FILES.campaigns);
   await writeFile(`${info}.partial`, JSON.stringify(summary, null, 1) + "\n");
