@@ -14,7 +14,6 @@
  * embeddings. The single label goes to `Batch.click` (labels.conversion is null), the task id to
  * `Batch.task`.
  */
-import { MtlError } from "../errors.js";
 import { validateSchema, type FeatureSchema } from "./schema.js";
 
 /** Static user fields (PaddleRec's static_context_col) and their max ids (max_idxs[0]). */
@@ -44,26 +43,22 @@ export const LOOKALIKE_MAX_IDXS: readonly (readonly number[])[] = [
 ];
 
 /**
- * The built-in look-alike schema (see the module comment). `dim` overrides the embedding size of
- * every field (PaddleRec's `embed_dim`); `maxIdxs` the max id of every field, in PaddleRec's
- * `max_idxs` form: [[7 static user], [7 dynamic user], [6 ad]].
+ * The built-in look-alike schema (see the module comment); `dim` overrides the embedding size of
+ * every field (PaddleRec's `embed_dim`). A config's `max_idxs` resizes any schema's tables
+ * (src/flow/config.ts), this one included.
  */
-export function defaultLookalikeSchema(opts: { dim?: number; maxIdxs?: readonly (readonly number[])[] } = {}): FeatureSchema {
+export function defaultLookalikeSchema(opts: { dim?: number } = {}): FeatureSchema {
   const dim = opts.dim ?? LOOKALIKE_DIM;
-  const maxIdxs = opts.maxIdxs ?? LOOKALIKE_MAX_IDXS;
-  const groups = [LOOKALIKE_USER_STATIC.length, LOOKALIKE_USER_DYNAMIC.length, LOOKALIKE_AD.length];
-  if (!Array.isArray(maxIdxs) || maxIdxs.length !== 3 || maxIdxs.some((g, i) => !Array.isArray(g) || g.length !== groups[i] || g.some((m) => !Number.isInteger(m) || m < 0)))
-    throw new MtlError("E_CONFIG", `max_idxs must be three lists of ${groups.join(", ")} non-negative integers (static user, dynamic user, ad fields), got ${JSON.stringify(maxIdxs)}`, { where: { field: "max_idxs" }, hint: `PaddleRec's MetaHeac default: ${JSON.stringify(LOOKALIKE_MAX_IDXS)}` });
-  const single = (group: number) => ([name]: readonly [string, number], i: number) => ({ name, kind: "id" as const, vocab_size: maxIdxs[group]![i]! + 1, padding_id: null, dim });
+  const single = ([name, maxIdx]: readonly [string, number]) => ({ name, kind: "id" as const, vocab_size: maxIdx + 1, padding_id: null, dim });
   return validateSchema({
     version: 1,
     name: "lookalike",
     features: [
-      ...LOOKALIKE_USER_STATIC.map(single(0)),
-      ...LOOKALIKE_USER_DYNAMIC.map(([name, , maxLen], i) => ({
-        name, kind: "ids" as const, max_len: maxLen, pooling: "mean" as const, length: `${name}_length`, vocab_size: maxIdxs[1]![i]! + 1, padding_id: null, dim,
+      ...LOOKALIKE_USER_STATIC.map(single),
+      ...LOOKALIKE_USER_DYNAMIC.map(([name, maxIdx, maxLen]) => ({
+        name, kind: "ids" as const, max_len: maxLen, pooling: "mean" as const, length: `${name}_length`, vocab_size: maxIdx + 1, padding_id: null, dim,
       })),
-      ...LOOKALIKE_AD.map(single(2)),
+      ...LOOKALIKE_AD.map(single),
     ],
     labels: { click: LOOKALIKE_LABEL, conversion: null },
     task: LOOKALIKE_TASK,
