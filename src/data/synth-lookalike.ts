@@ -32,14 +32,16 @@
  * held out; each held-out campaign's rows split into a seed part (default the first half) and a
  * candidate part.
  */
-import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, rm, stat } from "node:fs/promises";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { once } from "node:events";
 import { join } from "node:path";
 import { MtlError } from "../errors.js";
 import { LOOKALIKE_AD, LOOKALIKE_USER_DYNAMIC, LOOKALIKE_USER_STATIC } from "../features/lookalike.js";
 import { auc } from "../metrics/binary.js";
-import { Rng, ZipfSampler } from "./random.js";
+import { commitFile, temporaryPath, writeJsonAtomic } from "../util/atomic.js";
+import { Rng } from "../util/prng.js";
+import { ZipfSampler } from "./random.js";
 
 /** The paper's hot/cold threshold on a campaign's candidates, at full size. */
 export const PAPER_HOT_THRESHOLD = 4000;
@@ -315,8 +317,8 @@ async function writeLine(out: WriteStream, s: string): Promise<void> {
 /**
  * Write a look-alike world into directory `dir` (created; refused when it already holds these files,
  * so nothing is overwritten): the five JSONL files of LOOKALIKE_FILES and campaigns.json (the
- * summary with every campaign's split). Each file is written under a `.partial` name and renamed
- * when complete.
+ * summary with every campaign's split). Each file is written to a temporary sibling and committed
+ * (fsync, rename) when complete (src/util/atomic.ts).
  */
 export async function writeLookalikeSynth(dir: string, opts: LookalikeSynthOptions & { onProgress?: (rows: number, total: number) => void } = {}): Promise<LookalikeSynthSummary> {
   const world = new LookalikeWorld(opts);
@@ -339,7 +341,7 @@ export async function writeLookalikeSynth(dir: string, opts: LookalikeSynthOptio
   let rows = 0, positives = 0;
   try {
     for (const k of keys) {
-      const s = createWriteStream(join(dir, `${LOOKALIKE_FILES[k]}.partial`), { highWaterMark: 1 << 20 });
+      const s = createWriteStream(temporaryPath(join(dir, LOOKALIKE_FILES[k]), "partial"), { highWaterMark: 1 << 20 });
       streams.set(k, s);
       await once(s, "open");
       lines[LOOKALIKE_FILES[k]] = 0;
@@ -379,10 +381,10 @@ export async function writeLookalikeSynth(dir: string, opts: LookalikeSynthOptio
     }
     for (const s of streams.values()) s.end();
     await Promise.all([...streams.values()].map((s) => once(s, "finish")));
-    for (const k of keys) await rename(join(dir, `${LOOKALIKE_FILES[k]}.partial`), join(dir, LOOKALIKE_FILES[k]));
+    for (const k of keys) commitFile(temporaryPath(join(dir, LOOKALIKE_FILES[k]), "partial"), join(dir, LOOKALIKE_FILES[k]));
   } catch (err) {
     for (const s of streams.values()) s.destroy();
-    await Promise.all(keys.map((k) => rm(join(dir, `${LOOKALIKE_FILES[k]}.partial`), { force: true })));
+    await Promise.all(keys.map((k) => rm(temporaryPath(join(dir, LOOKALIKE_FILES[k]), "partial"), { force: true })));
     throw err;
   }
   const oracle = (g: "hot" | "cold", by: "p" | "blind") => (scored[g].y.length ? auc(Float64Array.from(scored[g][by]), Uint8Array.from(scored[g].y)) : NaN);
@@ -393,8 +395,6 @@ export async function writeLookalikeSynth(dir: string, opts: LookalikeSynthOptio
     campaignBlindAuc: { hot: oracle("hot", "blind"), cold: oracle("cold", "blind") },
     campaigns: infos,
   };
-  const info = join(dir, LOOKALIKE_FILES.campaigns);
-  await writeFile(`${info}.partial`, JSON.stringify(summary, null, 1) + "\n");
-  await rename(`${info}.partial`, info);
+  writeJsonAtomic(join(dir, LOOKALIKE_FILES.campaigns), summary, "campaign summary");
   return summary;
 }
