@@ -31,9 +31,10 @@ import { resolveOptimizer, type OptimizerConfig } from "../optim/index.js";
 import type { Device } from "../runtime/session.js";
 import { VERSION } from "../version.js";
 import { trainerBatch } from "../train/batches.js";
-import { applySchemaOverrides, higherIsBetter, type RunConfig, type TrainingSettings } from "./config.js";
+import { applySchemaOverrides, higherIsBetter, resolveEarlyStoppingMetric, type RunConfig, type TrainingSettings } from "./config.js";
 import { buildEvalProgram, buildTrainingStep, describeModel } from "../train/program.js";
 import { learningRate } from "./schedule.js";
+import { checkPaddleRecSchema } from "./paddlerec.js";
 import { initialState, TrainingState } from "../train/state.js";
 import { Trainer } from "../train/trainer.js";
 
@@ -55,6 +56,8 @@ export interface RunProgress {
   bestStep: number | null;
   /** Epochs in a row without improvement of the early-stopping metric. */
   badEpochs: number;
+  /** The metric bestValue is of: the early-stopping metric, or "loss" where it could not be computed. */
+  bestMetric?: string;
   finished: "completed" | "early_stopped" | null;
   /** Sums over the steps since the last step record and since the epoch began: resumed runs log the same numbers. */
   window: { loss: number; losses: Record<string, number>; steps: number; examples: number };
@@ -70,7 +73,8 @@ export interface RunManifest {
   modelConfig: Record<string, unknown>;
   optimizer: ReturnType<typeof resolveOptimizer>;
   training: TrainingSettings;
-  data: { train: string; valid: string | null; validFraction: number; trainRows: number | null };
+  /** `test`: the config's test data (PaddleRec's test_data_dir), evaluated after training; null when none. */
+  data: { train: string; valid: string | null; test?: string | null; validFraction: number; trainRows: number | null };
   schemaOverrides: RunConfig["schemaOverrides"];
   createdAt: string;
 }
@@ -94,6 +98,8 @@ export type RunEvent =
   | { kind: "evaluating"; epoch: number }
   | { kind: "epoch"; epoch: number; step: number; trainLoss: number; valid: FunnelMetrics | null; validLoss: number | null; improved: boolean }
   | { kind: "checkpoint"; step: number; path: string }
+  /** Something the user should know that does not stop the run (one line). */
+  | { kind: "warning"; message: string }
   | { kind: "done"; summary: RunSummary };
 
 export interface TrainRunOptions {
@@ -181,6 +187,7 @@ async function openTrainData(config: RunConfig, train: string, schemaFromRun: Fe
       source = await openDataSource(train, { schema: adjusted });
     }
   }
+  checkPaddleRecSchema(source.layout.schema, config.paddleRec, config.source?.file);
   return { source, schema: source.layout.schema };
 }
 
@@ -236,11 +243,12 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
     }
     progress = { epoch: 0, batchInEpoch: 0, step: 0, examples: 0, bestValue: null, bestEpoch: null, bestStep: null, badEpochs: 0, finished: null, window: { loss: 0, losses: {}, steps: 0, examples: 0 }, epochLoss: 0, epochSteps: 0 };
   }
-  const t = config.training;
+  let t = config.training;
   // Files by absolute path in run.json: a resume or an eval from another directory finds them.
   const absolute = (spec: string | undefined) => (spec === undefined || spec.startsWith("synth:") ? spec : resolve(spec));
-  config = { ...config, data: { ...config.data, train: absolute(config.data.train), valid: absolute(config.data.valid) } };
+  config = { ...config, data: { ...config.data, train: absolute(config.data.train), valid: absolute(config.data.valid), test: absolute(config.data.test) } };
   if (config.data.valid === undefined) delete config.data.valid;
+  if (config.data.test === undefined) delete config.data.test;
   const train = config.data.train;
   if (!train) throw new MtlError("E_USAGE", "no training data", { hint: "pass --train <file|synth:rows=N,...> or set data.train in the config" });
   const entry = lookupModel(config.model, opts.models);
@@ -266,9 +274,12 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
   }
   const optimizer = config.optimizer;
   state ??= initialState(describeModel(entry.definition, modelConfig), optimizer, { seed: t.seed });
+  const evalProgram = buildEvalProgram(entry.definition, modelConfig);
+  // "auto" follows the model: a CTR-only model watches ctr_auc, never ctcvr_auc.
+  t = { ...t, earlyStoppingMetric: resolveEarlyStoppingMetric(t.earlyStoppingMetric, evalProgram.signature.predictions) };
   const trainer = await Trainer.create(state, {
     train: buildTrainingStep(entry.definition, modelConfig, { optimizer, ...(t.clipNorm !== undefined ? { clipNorm: t.clipNorm } : {}) }),
-    eval: buildEvalProgram(entry.definition, modelConfig),
+    eval: evalProgram,
   }, { ...(opts.device ? { device: opts.device } : {}), intraOpThreads: opts.intraOpThreads ?? 1 });
 
   // Written once the programs load (a bad device or model leaves no half-made run behind).
@@ -277,7 +288,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
       mtlVersion: VERSION, model: config.model,
       modelConfig: { ...(modelConfig as Record<string, unknown>), schema: toSchemaJson(schema) },
       optimizer: resolveOptimizer(config.optimizer), training: t,
-      data: { train, valid: config.data.valid ?? null, validFraction, trainRows: trainSource.rows },
+      data: { train, valid: config.data.valid ?? null, test: config.data.test ?? null, validFraction, trainRows: trainSource.rows },
       schemaOverrides: config.schemaOverrides, createdAt: new Date().toISOString(),
     };
     writeJsonAtomic(paths.run, manifest);
@@ -386,16 +397,20 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
       if (hasValid) {
         emit({ kind: "evaluating", epoch });
         const res = await evaluatePass(trainer, layout, evalBatches());
-        valid = res.collector.metrics();
+        valid = res.collector.metrics({ threshold: t.classificationThreshold ?? 0.5 });
         validLoss = res.loss;
         validRows = res.collector.size;
-        const value = t.earlyStoppingMetric === "loss" ? validLoss : (valid[t.earlyStoppingMetric as keyof FunnelMetrics] as number | null);
-        if (value === null) {
-          throw new MtlError("E_CONFIG", `the early-stopping metric '${t.earlyStoppingMetric}' is not available for model ${config.model} on this data`, { where: { field: "training.earlyStoppingMetric" }, hint: "choose one the model predicts (e.g. ctr_auc for a CTR-only model, or loss)" });
-        }
-        improved = progress.bestValue === null || (higherIsBetter(t.earlyStoppingMetric) ? value > progress.bestValue : value < progress.bestValue);
+        // A metric these rows cannot give (one class in the split) or the model does not predict:
+        // this epoch is judged by the validation loss instead, said once per epoch; never a failure.
+        const watched = validationValue(t.earlyStoppingMetric, valid, validLoss);
+        if (watched.fallback) emit({ kind: "warning", message: `epoch ${epoch + 1}: ${watched.fallback}; ${watched.value === null ? "no best state this epoch" : "early stopping and the best state use the validation loss this epoch"}` });
+        const metric = watched.metric;
+        const value = watched.value;
+        if (progress.bestMetric !== undefined && progress.bestMetric !== metric) progress.bestValue = null; // values of two metrics do not compare
+        progress.bestMetric = metric;
+        improved = value !== null && (progress.bestValue === null || (higherIsBetter(metric) ? value > progress.bestValue : value < progress.bestValue));
         if (improved) {
-          progress.bestValue = value;
+          progress.bestValue = value!;
           progress.bestEpoch = epoch + 1;
           progress.bestStep = state.step;
           progress.badEpochs = 0;
@@ -425,19 +440,34 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
   }
 
   let best: RunSummary["best"] = null;
+  let bestMetric = t.earlyStoppingMetric;
   if (existsSync(paths.best)) {
     const b = TrainingState.load(paths.best);
     const p = b.info["progress"] as RunProgress;
     best = { epoch: p.bestEpoch!, step: p.bestStep!, value: p.bestValue!, metrics: b.info["validMetrics"] as FunnelMetrics };
+    bestMetric = p.bestMetric ?? bestMetric;
   }
   const summary: RunSummary = {
     status: interrupted ? "interrupted" : progress.finished ?? "completed", steps: progress.step, epochs: progress.epoch, examples: progress.examples,
     seconds: (Date.now() - started) / 1000,
-    data: { ...manifest.data, validRows }, earlyStoppingMetric: t.earlyStoppingMetric, best, lastValid,
+    data: { ...manifest.data, validRows }, earlyStoppingMetric: bestMetric, best, lastValid,
   };
   if (!interrupted) writeJsonAtomic(paths.summary, summary);
   emit({ kind: "done", summary });
   return summary;
+}
+
+/**
+ * The early-stopping value of an epoch: the metric, or the validation loss when the metric cannot be
+ * computed on the validation rows (one class) or the model does not predict it; `fallback` says why.
+ */
+export function validationValue(metric: string, valid: FunnelMetrics, validLoss: number | null): { metric: string; value: number | null; fallback: string | null } {
+  if (metric === "loss") return { metric, value: validLoss, fallback: null };
+  const value = valid[metric as keyof FunnelMetrics] as number | null | undefined;
+  if (typeof value === "number") return { metric, value, fallback: null };
+  if (valid.impressions === 0) return { metric: "loss", value: null, fallback: `the validation set has no rows, so neither ${metric} nor the loss can be computed` };
+  const why = valid.not_computable?.[metric] ?? "the model does not predict it";
+  return { metric: "loss", value: validLoss, fallback: `${metric} cannot be computed on the validation set (${why})` };
 }
 
 function nanError(what: string, step: number, lastGood: number | null, path: string): MtlError {

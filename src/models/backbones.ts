@@ -18,8 +18,8 @@ import { type Activation, type LayerOptions, binaryCrossEntropy, experts, masked
 export type TaskProbabilities = Record<string, Value>;
 
 /** One MLP tower per task on the same input (ESMM's CTR and CVR towers). */
-export function separateTowers(ctx: ModelContext, x: Activation, tasks: readonly string[], towerSizes: readonly number[], opts: LayerOptions): TaskProbabilities {
-  return Object.fromEntries(tasks.map((task) => [task, tower(ctx, task, x, towerSizes, opts)]));
+export function separateTowers(ctx: ModelContext, x: Activation, tasks: readonly string[], towerSizes: readonly number[] | ((task: string) => readonly number[]), opts: LayerOptions): TaskProbabilities {
+  return Object.fromEntries(tasks.map((task) => [task, tower(ctx, task, x, typeof towerSizes === "function" ? towerSizes(task) : towerSizes, opts)]));
 }
 
 /** Shared-Bottom (Caruana 1997): one shared MLP, then a tower per task. */

@@ -8,7 +8,7 @@ import { layoutOf, type Layout } from "../features/batch.js";
 import { defaultAliccpSchema, isValidatedSchema, validateSchema, type FeatureSchema } from "../features/schema.js";
 import type { ModelContext, ModelDefinition } from "../train/model.js";
 import { embedFeatures, embeddedWidth } from "./inputs.js";
-import type { Activation, LayerOptions } from "./layers.js";
+import { BATCH_NORM_PLACEMENTS, type Activation, type BatchNormPlacement, type LayerOptions } from "./layers.js";
 
 export interface RegisteredModel<C = unknown> {
   definition: ModelDefinition<C>;
@@ -27,10 +27,10 @@ export interface CommonConfig extends LayerOptions {
   paddingRow0: boolean;
   /** Embeddings start uniform in [-embeddingInit, embeddingInit]. Default 0.05. */
   embeddingInit: number;
-  /** BatchNorm after each hidden Gemm. Default false (PaddleRec's towers have none). */
-  batchNorm: boolean;
-  /** Dropout after each hidden ReLU. Default 0. */
-  dropout: number;
+  /** BatchNorm in each hidden layer: false, true (= "before-activation"), or a placement (layers.ts). Default false (PaddleRec's towers have none). */
+  batchNorm: boolean | BatchNormPlacement;
+  /** Dropout at the end of each hidden layer: one rate, or one per layer. Default 0. */
+  dropout: number | number[];
 }
 
 export function commonDefaults(): CommonConfig {
@@ -65,9 +65,12 @@ export const COMMON_RULES: Readonly<Record<keyof CommonConfig, Rule>> = {
   schema: schemaRule,
   paddingRow0: boolean,
   embeddingInit: positiveNumber,
-  batchNorm: boolean,
-  dropout: rate,
+  batchNorm: (v) => (typeof v === "boolean" || BATCH_NORM_PLACEMENTS.includes(v as BatchNormPlacement) ? null : `true, false or one of ${BATCH_NORM_PLACEMENTS.map((p) => JSON.stringify(p)).join(", ")}`),
+  dropout: (v) => (rate(v) === null || (Array.isArray(v) && v.length > 0 && v.every((r) => rate(r) === null)) ? null : "a rate in [0, 1) or a non-empty list of them (one per hidden layer)"),
 };
+
+/** Sizes of a second tower that defaults to the first: a list, or null for "the same as towerSizes". */
+export const optionalLayerSizes: Rule = (v) => (v === null || layerSizes(v) === null ? null : "a list of positive integers, or null (the same as towerSizes)");
 
 /**
  * Checks `config` (the user's keys merged over the defaults) against `rules`: unknown keys, missing

@@ -4,15 +4,34 @@
  * the batch, BCE over a mask, per-impression log-loss). Model files compose these and read like the
  * paper's figure; nothing below is repeated in a model file.
  */
+import { MtlError } from "../errors.js";
 import * as ops from "../graph/ops.js";
 import type { Value } from "../graph/ir.js";
 import type { ModelContext } from "../train/model.js";
 
-/** Per hidden layer: BatchNorm after the Gemm (before ReLU) and/or Dropout after the ReLU. */
+/**
+ * Where BatchNorm sits in a hidden layer: "before-activation" Gemm → BN → ReLU (true means this),
+ * "after-activation" Gemm → ReLU → BN, "no-activation" Gemm → BN with no ReLU (the PyTorch
+ * notebook's Linear → BatchNorm → Dropout towers). Dropout always comes last.
+ */
+export type BatchNormPlacement = "before-activation" | "after-activation" | "no-activation";
+export const BATCH_NORM_PLACEMENTS: readonly BatchNormPlacement[] = ["before-activation", "after-activation", "no-activation"];
+
+/** Per hidden layer: BatchNorm (placement above) and Dropout at the end of the layer. */
 export interface LayerOptions {
-  batchNorm?: boolean;
-  /** Dropout rate after each hidden layer's ReLU (0 = none). */
-  dropout?: number;
+  /** false: none; true: "before-activation". */
+  batchNorm?: boolean | BatchNormPlacement;
+  /** Dropout rate at the end of each hidden layer (0 = none), or one rate per layer (PyTorch's `dropouts=[0.5, 0.5]`). */
+  dropout?: number | readonly number[];
+}
+
+/** The dropout rate of hidden layer `i` of an MLP `name` of `layers` layers. */
+export function dropoutRate(dropout: LayerOptions["dropout"], i: number, layers: number, name: string): number {
+  if (dropout === undefined || typeof dropout === "number") return dropout ?? 0;
+  if (dropout.length < layers) {
+    throw new MtlError("E_CONFIG", `'dropout' lists ${dropout.length} rates, but ${name} has ${layers} hidden layers`, { where: { field: "dropout" }, hint: "give one rate per hidden layer of the deepest MLP, or one number for all" });
+  }
+  return dropout[i]!;
 }
 
 /** A [batch, width] activation and its width (the builder's shapes carry "batch" symbolically). */
@@ -44,15 +63,18 @@ export function batchNorm(ctx: ModelContext, name: string, x: Value, units: numb
   return y!;
 }
 
-/** Hidden layers `${name}.${i}`: Gemm → [BatchNorm] → ReLU → [Dropout], one per entry of `sizes`. */
+/** Hidden layers `${name}.${i}`: Gemm → ReLU with BatchNorm placed as asked → [Dropout], one per entry of `sizes`. */
 export function mlp(ctx: ModelContext, name: string, x: Activation, sizes: readonly number[], opts: LayerOptions = {}): Activation {
   let h = x;
+  const placement: BatchNormPlacement | null = opts.batchNorm === true ? "before-activation" : opts.batchNorm || null;
   sizes.forEach((units, i) => {
     const layer = `${name}.${i}`;
     let v = linear(ctx, layer, h, units).value;
-    if (opts.batchNorm) v = batchNorm(ctx, `${layer}.bn`, v, units);
-    v = ops.Relu(v);
-    if (opts.dropout) v = ctx.dropout(`${layer}.dropout`, v, opts.dropout);
+    if (placement === "before-activation" || placement === "no-activation") v = batchNorm(ctx, `${layer}.bn`, v, units);
+    if (placement !== "no-activation") v = ops.Relu(v);
+    if (placement === "after-activation") v = batchNorm(ctx, `${layer}.bn`, v, units);
+    const rate = dropoutRate(opts.dropout, i, sizes.length, name);
+    if (rate) v = ctx.dropout(`${layer}.dropout`, v, rate);
     h = { value: v, width: units };
   });
   return h;
