@@ -88,7 +88,7 @@ export function dataFiles(spec: string): string[] {
   if (isDirectory(spec)) {
     const names = readdirSync(spec).filter((n) => !n.startsWith("."));
     const files = withoutSidecars(names).sort(byName).map((n) => join(spec, n)).filter(isFile);
-    if (!files.length) throw new MtlError("E_IO", "the data directory holds no files", { where: { file: spec }, hint: "point at a directory of data files (Ali-CCP text, CSV, JSONL, .gz, shards)" });
+    if (!files.length) throw new MtlError("E_IO", "the data directory holds no files", { where: { file: spec }, hint: "point at a directory of data files: Ali-CCP text, CSV, JSONL, .gz or shards" });
     return files;
   }
   if (!isFile(spec) && isGlob(spec)) {
