@@ -45,6 +45,8 @@ export interface Layout {
   readonly denseWidth: number;
   /** Where the user key lives: the first column of the user_id feature. */
   readonly userId: { readonly table: number; readonly column: number } | null;
+  /** The crossed features (schema `cross`) and the columns of the features each crosses. */
+  readonly crosses: readonly { readonly cross: FeatureColumns; readonly sources: readonly FeatureColumns[] }[];
 }
 
 export function layoutOf(schema: FeatureSchema): Layout {
@@ -78,7 +80,55 @@ export function layoutOf(schema: FeatureSchema): Layout {
     const c = idFeatures.find((x) => x.feature.name === schema.userId)!;
     userId = { table: c.table, column: c.offset };
   }
-  return { schema, tables: building, idFeatures, dense, denseWidth, userId };
+  const crosses = idFeatures.filter((c) => c.feature.cross).map((c) => ({ cross: c, sources: c.feature.cross!.map((name) => idFeatures.find((s) => s.feature.name === name)!) }));
+  return { schema, tables: building, idFeatures, dense, denseWidth, userId, crosses };
+}
+
+/**
+ * Fills every crossed feature's columns of rows [0, n) from the ids of the features it crosses (TF's
+ * crossed_column, on ids): each combination of one non-padding id per source, in order (the first
+ * source varying slowest), up to max_len, becomes 1 + hash(position-salted ids) mod hash_buckets.
+ * A row where any source has no id has no cross ids. A pure function of the sources' ids, so a
+ * row copied between batches gets the same cross again.
+ */
+export function crossIds(layout: Layout, ids: readonly Int32Array[], n: number): void {
+  for (const { cross, sources } of layout.crosses) {
+    const f = cross.feature;
+    const buckets = f.hashBuckets!;
+    const cw = layout.tables[cross.table]!.width;
+    const out = ids[cross.table]!;
+    const present: number[][] = sources.map(() => []);
+    for (let r = 0; r < n; r++) {
+      const base = r * cw + cross.offset;
+      out.fill(0, base, base + f.maxLen);
+      let combos = 1;
+      sources.forEach((s, k) => {
+        const w = layout.tables[s.table]!.width;
+        const src = ids[s.table]!;
+        const list = present[k]!;
+        list.length = 0;
+        for (let j = 0; j < s.feature.maxLen; j++) {
+          const id = src[r * w + s.offset + j]!;
+          if (id !== 0) list.push(id);
+        }
+        combos *= list.length;
+      });
+      const count = Math.min(combos, f.maxLen);
+      for (let c = 0; c < count; c++) {
+        // combination c in mixed radix over the sources' id counts (last source fastest)
+        let rest = c;
+        let h = 0x811c9dc5;
+        for (let k = sources.length - 1; k >= 0; k--) {
+          const list = present[k]!;
+          const id = list[rest % list.length]!;
+          rest = Math.floor(rest / list.length);
+          h = Math.imul(h ^ (id + Math.imul(k + 1, 0x9e3779b1)), 16777619) >>> 0;
+          h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 0;
+        }
+        out[base + c] = 1 + (h % buckets);
+      }
+    }
+  }
 }
 
 /** The user key of each of `n` rows (the first id of the schema's user_id feature), or null without one. */
@@ -192,6 +242,7 @@ export class BatchBuilder {
   take(): ReadBlock {
     const n = this.size;
     const { tables, denseWidth, idFeatures } = this.layout;
+    if (this.layout.crosses.length) crossIds(this.layout, this.ids, n);
     const ids = tables.map((t, i) => this.ids[i]!.slice(0, n * t.width));
     const user = userKeys(this.layout, ids, n);
     const block: ReadBlock = {

@@ -204,6 +204,7 @@ export function encodeRecord(b: BatchBuilder, get: (source: string) => RawValue 
   for (let i = 0; i < nf; i++) {
     const c = layout.idFeatures[i]!;
     const f = c.feature;
+    if (f.cross) continue; // filled from its sources when the batch is taken
     const v = need(f.source, f.name, f.optional);
     const weights = f.weightSource ? need(f.weightSource, f.name, f.optional) : null;
     const length = f.lengthSource !== null && v !== undefined ? need(f.lengthSource, f.name, false)! : null;
