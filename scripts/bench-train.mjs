@@ -49,7 +49,7 @@ const batches = Array.from({ length: 32 }, () => {
     click[b] = rng.uniform() < 0.2 ? 1 : 0;
     buy[b] = click[b] && rng.uniform() < 0.1 ? 1 : 0;
   }
-  return { ids, click, buy };
+  return { "ids.embedding": ids, click, conversion: buy };
 });
 
 const stream = function* (n) { for (let s = 0; s < n; s++) yield batches[s % batches.length]; };
@@ -68,7 +68,7 @@ if (values.mode === "fit") {
   secs = (performance.now() - start) / 1000;
 }
 const { fed, fetched } = trainer.lastStepBytes;
-const distinct = batches.reduce((t, b) => t + new Set(b.ids).size, 0) / batches.length;
+const distinct = batches.reduce((t, b) => t + new Set(b["ids.embedding"]).size, 0) / batches.length;
 console.log(`ids ${values.ids}: ${distinct.toFixed(0)} distinct rows per batch of ${B * n} ids`);
 console.log(`${values.mode}: batch ${B}, ${steps} steps in ${secs.toFixed(2)} s: ${(steps * B / secs).toFixed(0)} examples/s (${(secs / steps * 1000).toFixed(2)} ms/step), last loss ${loss.toFixed(4)}`);
 console.log(`per step: ${(fed / 2 ** 20).toFixed(2)} MiB fed, ${(fetched / 2 ** 20).toFixed(2)} MiB fetched; threads ${values.threads}, opt level ${values["opt-level"]}; rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);

@@ -1,8 +1,15 @@
 import type { TwoTowerConfig } from "../src/models/two_tower.js";
 import { Prng } from "../src/util/prng.js";
 
+/** The two-tower's step feeds (the input contract's names): ids of its one table, and the two labels. */
+export type TwoTowerFeeds = {
+  "ids.embedding": Int32Array;
+  click: Float32Array;
+  conversion: Float32Array;
+};
+
 /** Seeded batches; ids include padding zeros and repeats. A learnable signal: click depends on field 0's first id. */
-export function makeBatch(seed: number, B: number, cfg: TwoTowerConfig): { ids: Int32Array; click: Float32Array; buy: Float32Array } {
+export function makeBatch(seed: number, B: number, cfg: TwoTowerConfig): TwoTowerFeeds {
   const rng = new Prng(seed);
   const n = cfg.fields * cfg.idsPerField;
   const ids = new Int32Array(B * n), click = new Float32Array(B), buy = new Float32Array(B);
@@ -12,6 +19,6 @@ export function makeBatch(seed: number, B: number, cfg: TwoTowerConfig): { ids: 
     click[b] = rng.uniform() < signal ? 1 : 0;
     buy[b] = click[b] && ids[b * n + 1]! % 2 === 0 && rng.uniform() < 0.7 ? 1 : 0;
   }
-  return { ids, click, buy };
+  return { "ids.embedding": ids, click, conversion: buy };
 }
 

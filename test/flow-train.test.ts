@@ -260,7 +260,7 @@ test("mtl demo on a small funnel: trains what is registered, prints the comparis
   const { openDataSource } = await import("../src/data/source.js");
   const { Trainer } = await import("../src/train/trainer.js");
   const { buildEvalProgram } = await import("../src/train/program.js");
-  const { trainerBatch } = await import("../src/train/batches.js");
+  const { stepFeeds } = await import("../src/models/feeds.js");
   const { lookupModel, modelConfigOf } = await import("../src/flow/run.js");
   const runDir = join(dir, demo.best);
   const manifest = JSON.parse(readFileSync(join(runDir, "run.json"), "utf8"));
@@ -269,7 +269,7 @@ test("mtl demo on a small funnel: trains what is registered, prints the comparis
   const trainer = await Trainer.create(TrainingState.load(join(runDir, "best.mtlstate")), { eval: buildEvalProgram(entry.definition, config) }, { intraOpThreads: 1 });
   const source = await openDataSource(demo.data);
   for await (const b of source.batches({ batchSize: 8, shuffle: false, validFraction: 0.2, part: "valid" })) {
-    const res = await trainer.evaluate(trainerBatch(b, source.layout));
+    const res = await trainer.evaluate(stepFeeds(b, source.layout));
     demo.scored.forEach((s, i) => {
       assert.equal(s.click, b.click[i]);
       for (const k of ["p_ctr", "p_cvr", "p_ctcvr"] as const) assert.ok(Math.abs(s[k]! - res.predictions[k]![i]!) < 1e-6, `${k} row ${i}: ${s[k]} vs ${res.predictions[k]![i]}`);

@@ -82,9 +82,9 @@ export async function gradCheck(spec: GradCheck): Promise<GradCheckResult> {
       const orig = x[i]!;
       const h = dtype === "float64" ? 1e-6 * Math.max(1, Math.abs(orig)) : 1e-2;
       x[i] = orig + h;
-      const plus = Number((await session.run(feeds, ["loss"]))["loss"]!.data[0]);
+      const plus = Number((await session.run(feeds, { fetches: ["loss"] }))["loss"]!.data[0]);
       x[i] = orig - h;
-      const minus = Number((await session.run(feeds, ["loss"]))["loss"]!.data[0]);
+      const minus = Number((await session.run(feeds, { fetches: ["loss"] }))["loss"]!.data[0]);
       x[i] = orig;
       numeric[i] = (plus - minus) / (2 * h);
     }

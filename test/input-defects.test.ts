@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { BatchBuilder, encodeRecord, encodeRecords, layoutOf, parseSchema, toSchemaJson, schemaHash, validateSchema, RowError, defaultAliccpSchema } from "../src/index.js";
 import { embedFeatures } from "../src/models/inputs.js";
-import { trainerBatch } from "../src/train/batches.js";
+import { stepFeeds as trainerBatch } from "../src/models/feeds.js";
 import { buildTrainingStep, describeModel, initialState, Trainer, type ModelDefinition } from "../src/train/index.js";
 import * as ops from "../src/graph/ops.js";
 import type { FeatureSchema } from "../src/features/schema.js";

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { defaultLookalikeSchema, LOOKALIKE_AD, LOOKALIKE_USER_DYNAMIC, LOOKALIKE_USER_STATIC, layoutOf, readJsonl, schemaHash, parseSchema, toSchemaJson } from "../src/index.js";
 import { ShardReader, ShardWriter } from "../src/data/shard.js";
 import { rebatch } from "../src/data/batcher.js";
-import { trainerBatch } from "../src/train/batches.js";
+import { stepFeeds as trainerBatch } from "../src/models/feeds.js";
 import type { Batch } from "../src/features/batch.js";
 import { readAll, SHARED_DATA, tempDir } from "./helpers/data.js";
 

@@ -12,9 +12,8 @@ import { MtlError } from "../errors.js";
 import type { Batch as DataBatch } from "../features/batch.js";
 import type { FunnelMetrics } from "../metrics/funnel.js";
 import { MODELS } from "../models/index.js";
-import { scoringFeeds } from "../scoring/feeds.js";
 import { exportInferenceModel } from "../export/inference.js";
-import { Session } from "../runtime/session.js";
+import { Scorer } from "../scoring/scorer.js";
 import { defaultRunConfig } from "./config.js";
 import { trainRun, type RunEvent } from "./run.js";
 
@@ -90,18 +89,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     sample = b;
     break;
   }
-  const session = await Session.create(exported);
+  // The exported file's schema is the synthetic source's, so its batches score as they are.
+  const scorer = await Scorer.open(exported, { worker: false });
   const scored: DemoResult["scored"] = [];
   try {
-    const all = scoringFeeds(sample!, source.layout);
-    const feeds = Object.fromEntries(Object.entries(all).filter(([name]) => session.inputNames.includes(name)));
-    const out = await session.run(feeds);
+    const s = await scorer.score(sample!);
     for (let r = 0; r < sample!.size; r++) {
-      const p = (k: string) => (out[k] ? Number(out[k].data[r]) : null);
-      scored.push({ sample: r, click: sample!.click[r]!, conversion: sample!.conversion[r]!, trueCvr: sample!.truth ? sample!.truth.cvr[r]! : null, p_ctr: p("p_ctr"), p_cvr: p("p_cvr"), p_ctcvr: p("p_ctcvr") });
+      scored.push({ sample: r, click: sample!.click[r]!, conversion: sample!.conversion[r]!, trueCvr: sample!.truth ? sample!.truth.cvr[r]! : null, p_ctr: s.p_ctr[r]!, p_cvr: s.p_cvr[r]!, p_ctcvr: s.p_ctcvr[r]! });
     }
   } finally {
-    await session.release();
+    await scorer.release();
     await source.close();
   }
   const result: DemoResult = { data, models: results, missing, best: best.name, exported, scored, seconds: (Date.now() - started) / 1000 };
@@ -109,4 +106,3 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   return result;
 }
 
-/** An inference graph's feeds for a data batch: int64 ids per table, weights, dense (labels are not inputs). */

@@ -30,7 +30,7 @@ import { getModel, type RegisteredModel } from "../models/index.js";
 import { resolveOptimizer, type OptimizerConfig } from "../optim/index.js";
 import type { Device } from "../runtime/session.js";
 import { VERSION } from "../version.js";
-import { trainerBatch } from "../train/batches.js";
+import { stepFeeds } from "../models/feeds.js";
 import { applySchemaOverrides, higherIsBetter, resolveEarlyStoppingMetric, type RunConfig, type TrainingSettings } from "./config.js";
 import { buildEvalProgram, buildTrainingStep, describeModel } from "../train/program.js";
 import { learningRate } from "./schedule.js";
@@ -204,7 +204,7 @@ export async function evaluatePass(trainer: Trainer, layout: Layout, batches: As
   const collector = new PredictionCollector();
   let lossSum = 0, rows = 0;
   for await (const b of batches) {
-    const r = await trainer.evaluate(trainerBatch(b, layout));
+    const r = await trainer.evaluate(stepFeeds(b, layout));
     collector.add(b, r.predictions);
     lossSum += r.loss * b.size;
     rows += b.size;
@@ -352,7 +352,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
             }
             taken++;
             sizes.push(r.value.size);
-            yield trainerBatch(r.value, layout);
+            yield stepFeeds(r.value, layout);
           }
         }
         const firstStep = state.step + 1;

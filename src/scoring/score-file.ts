@@ -11,8 +11,8 @@ import { MtlError } from "../errors.js";
 import type { ReadBlock } from "../features/batch.js";
 import { readData, guessFormat } from "../data/open.js";
 import type { DataFormat, ReadProgress, ReadStats } from "../data/reader.js";
-import type { Scores } from "./feeds.js";
-import type { ModelScorer } from "./scorer.js";
+import type { Scores } from "../models/feeds.js";
+import type { Scorer } from "./scorer.js";
 
 export type PredictionFormat = "csv" | "jsonl";
 
@@ -65,7 +65,7 @@ function write(out: WriteStream, text: string): Promise<void> {
   });
 }
 
-export async function scoreFile(scorer: ModelScorer, opts: ScoreFileOptions): Promise<ScoreFileResult> {
+export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise<ScoreFileResult> {
   const format = opts.format ?? guessFormat(opts.input);
   const outFormat = opts.outputFormat ?? predictionFormatOf(opts.output);
   const reader = readData(opts.input, format, {

@@ -132,6 +132,8 @@ class Recorder implements ModelContext {
         this.tableLookups[t] = storeTable(this.graph, table, tableWeights(data, table), this.dtype, this.tableStorage);
         this.rowSlots.push([]);
       } else {
+        // Each table's block has its own symbolic row count: onnxruntime plans buffers by dim name,
+        // so two tables sharing one ("rows") could be given one buffer for different shapes.
         this.rowValues.push(this.graph.input(rowsName(table.name), this.dtype, [rowsDim(table.name), table.dim]));
         const slots = this.mode === "train" ? this.slotNames : [];
         this.rowSlots.push(slots.map((s) => this.graph.input(slotName(rowsName(table.name), s), this.dtype, [rowsDim(table.name), table.dim])));
