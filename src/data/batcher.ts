@@ -63,8 +63,8 @@ export async function* shardBatches(shards: ShardReader | readonly ShardReader[]
   yield* rebatch(list[0]!.layout, groups(), { ...opts, truth: list.every((s) => s.truth) });
 }
 
-/** Per-row scalars of a window packed row-major: click, conversion, sample key, true CTR, true CVR, potential conversion, task. */
-const PACK = 7;
+/** Per-row scalars of a window packed row-major: click, conversion, sample key, true CTR, true CVR, potential conversion, task, sample weight. */
+const PACK = 8;
 
 /**
  * Copy window rows perm[start..start+count) into dst (row k is row refs[2k + 1] of
@@ -95,6 +95,7 @@ function gatherRows(layout: Layout, pending: readonly Batch[], refs: Int32Array,
     dst.conversion[i] = pack[p + 1]!;
     dst.sampleKey[i] = pack[p + 2]!;
     if (task) task[i] = pack[p + 6]!;
+    if (dst.sampleWeight) dst.sampleWeight[i] = pack[p + 7]!;
     if (truth) {
       dst.truthCtr![i] = pack[p + 3]!;
       dst.truthCvr![i] = pack[p + 4]!;
@@ -142,6 +143,7 @@ export async function* rebatch(layout: Layout, source: AsyncIterable<Batch> | It
           pack[p + 5] = b.truth.conversion[r]!;
         }
         if (b.task) pack[p + 6] = b.task[r]!;
+        pack[p + 7] = b.sampleWeight ? b.sampleWeight[r]! : 1;
         n++;
       }
     }

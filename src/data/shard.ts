@@ -88,6 +88,9 @@ export class ShardWriter {
   }
 
   static async create(file: string, schema: FeatureSchema, opts: { truth: boolean }): Promise<ShardWriter> {
+    if (schema.sampleWeight !== null) {
+      throw new MtlError("E_SCHEMA", "shards do not store sample weights yet", { where: { field: "sample_weight" }, hint: "train on the CSV/JSONL file itself (a directory of them works too)" });
+    }
     const partial = `${file}.partial`;
     let fh: FileHandle;
     try {

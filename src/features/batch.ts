@@ -180,6 +180,8 @@ export interface Batch {
   /** fnv1a32 of the sample id: the train/valid split key. */
   readonly sampleKey: Uint32Array;
   /** The task id of each row (the schema's `task` column: look-alike's campaign `aid`); null when the schema names none. */
+  /** Per-row sample weights (the schema's sample_weight column); absent or null: every row weighs 1. */
+  readonly sampleWeight?: Float32Array | null;
   readonly task: Int32Array | null;
 }
 
@@ -205,6 +207,7 @@ export class BatchBuilder {
   truthConversion: Uint8Array | null;
   sampleKey: Uint32Array;
   task: Int32Array | null;
+  sampleWeight: Float32Array | null;
   rawIdCounts: Int32Array | null;
   lines: Float64Array | null;
 
@@ -221,6 +224,7 @@ export class BatchBuilder {
     this.truthConversion = opts.truth ? new Uint8Array(capacity) : null;
     this.sampleKey = new Uint32Array(capacity);
     this.task = layout.schema.task !== null ? new Int32Array(capacity) : null;
+    this.sampleWeight = layout.schema.sampleWeight !== null ? new Float32Array(capacity) : null;
     this.rawIdCounts = opts.rawIdCounts ? new Int32Array(capacity * layout.idFeatures.length) : null;
     this.lines = opts.lineNumbers ? new Float64Array(capacity) : null;
   }
@@ -261,6 +265,7 @@ export class BatchBuilder {
       userId: user,
       sampleKey: this.sampleKey.slice(0, n),
       task: this.task?.slice(0, n) ?? null,
+      sampleWeight: this.sampleWeight?.slice(0, n) ?? null,
       rawIdCounts: this.rawIdCounts?.slice(0, n * idFeatures.length) ?? null,
       lines: this.lines?.slice(0, n) ?? null,
     };
@@ -299,6 +304,7 @@ export function copyRow(layout: Layout, src: Batch, from: number, dst: BatchBuil
   }
   dst.sampleKey[to] = src.sampleKey[from]!;
   if (dst.task && src.task) dst.task[to] = src.task[from]!;
+  if (dst.sampleWeight) dst.sampleWeight[to] = src.sampleWeight?.[from] ?? 1;
 }
 
 /** Concatenate batches (one per request) into one, for one session run (labels and keys are not kept). */

@@ -96,6 +96,8 @@ export interface SchemaInput {
   list_separator?: string;
   /** Default embedding dim for features that name none; default 8. */
   default_dim?: number;
+  /** Column of each row's sample weight (a number ≥ 0) for every loss term (PyTorch's BCELoss weight, Keras' sample_weight). */
+  sample_weight?: string;
   /** Element-wise products of pooled embeddings appended to the input (the Keras ESMM article's adid × device): lists of ≥ 2 id features of one dim. */
   products?: string[][];
 }
@@ -149,6 +151,8 @@ export interface FeatureSchema {
   readonly userId: string | null;
   readonly truth: { readonly ctr: string; readonly cvr: string; readonly conversion: string } | null;
   readonly listSeparator: string;
+  /** The sample-weight column, or null (every row weighs 1). */
+  readonly sampleWeight: string | null;
   /** Element-wise products of pooled embeddings appended to the model input, each a list of id feature names. */
   readonly products: readonly (readonly string[])[];
 }
@@ -192,7 +196,7 @@ function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], whe
 }
 
 const FEATURE_KEYS = ["name", "kind", "source", "weight_source", "max_len", "pooling", "vocab_size", "hash_buckets", "table", "dim", "size", "transform", "mean", "std", "optional", "length", "padding_id", "cross"] as const;
-const SCHEMA_KEYS = ["version", "name", "features", "labels", "sample_id", "user_id", "truth", "list_separator", "default_dim", "task", "products"] as const;
+const SCHEMA_KEYS = ["version", "name", "features", "labels", "sample_id", "user_id", "truth", "list_separator", "default_dim", "task", "products", "sample_weight"] as const;
 
 /** Rows an id feature needs in its table: vocab_size (+ 1 when raw 0 is real), or hash_buckets + 1. */
 export function featureRows(f: IdFeature): number {
@@ -332,6 +336,7 @@ export function validateSchema(input: unknown, file?: string): FeatureSchema {
     listSeparator,
     task,
     products,
+    sampleWeight: optString(input.sample_weight, "sample_weight", file) ?? null,
   };
 }
 
@@ -371,6 +376,7 @@ export function toSchemaJson(s: FeatureSchema): SchemaInput {
     list_separator: s.listSeparator,
     ...(s.task !== null ? { task: s.task } : {}),
     ...(s.products.length ? { products: s.products.map((p) => [...p]) } : {}),
+    ...(s.sampleWeight !== null ? { sample_weight: s.sampleWeight } : {}),
   };
 }
 

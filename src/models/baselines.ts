@@ -13,7 +13,7 @@
  */
 import type { ModelContext, ModelDefinition, ModelOutputs } from "../train/model.js";
 import { funnelObjective, separateTowers } from "./backbones.js";
-import { COMMON_RULES, commonDefaults, embeddedInput, layerSizes, nonNegativeNumber, optionalLayerSizes, registered, type CommonConfig } from "./config.js";
+import { COMMON_RULES, commonDefaults, embeddedInput, layerSizes, lossOptions, nonNegativeNumber, optionalLayerSizes, registered, type CommonConfig } from "./config.js";
 import { CLICK_INPUT, labelInputs } from "./inputs.js";
 import { binaryCrossEntropy, tower } from "./layers.js";
 
@@ -36,7 +36,7 @@ export function buildNaive(ctx: ModelContext, config: NaiveConfig): ModelOutputs
   const x = embeddedInput(ctx, config);
   const labels = labelInputs(ctx);
   const p = separateTowers(ctx, x, ["ctr", "cvr"], (task) => (task === "ctr" ? config.towerSizes : config.cvrTowerSizes ?? config.towerSizes), config);
-  return funnelObjective(p["ctr"]!, p["cvr"]!, labels, { ctrWeight: config.ctrWeight, cvrWeight: config.cvrWeight, ctcvrWeight: 0 });
+  return funnelObjective(p["ctr"]!, p["cvr"]!, labels, { ctrWeight: config.ctrWeight, cvrWeight: config.cvrWeight, ctcvrWeight: 0 }, lossOptions(ctx, config));
 }
 
 export const naive: ModelDefinition<NaiveConfig> = { name: "naive", build: buildNaive };
@@ -57,7 +57,7 @@ export function buildCtrOnly(ctx: ModelContext, config: CtrOnlyConfig): ModelOut
   const x = embeddedInput(ctx, config);
   const click = ctx.input(CLICK_INPUT, ctx.dtype, ["batch"]);
   const pCtr = tower(ctx, "ctr", x, config.towerSizes, config);
-  const ctrLoss = binaryCrossEntropy(pCtr, click);
+  const ctrLoss = binaryCrossEntropy(pCtr, click, lossOptions(ctx, config));
   return { predictions: { p_ctr: pCtr }, losses: { ctr: ctrLoss }, loss: ctrLoss };
 }
 

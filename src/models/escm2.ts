@@ -39,9 +39,9 @@ import type { Value } from "../graph/ir.js";
 import { stopGradient } from "../autodiff/index.js";
 import type { ModelContext, ModelDefinition, ModelOutputs } from "../train/model.js";
 import { mmoe, separateTowers } from "./backbones.js";
-import { COMMON_RULES, commonDefaults, embeddedInput, layerSizes, nonEmptyLayerSizes, nonNegativeNumber, oneOf, optionalLayerSizes, positiveInt, positiveNumber, probability, registered, type CommonConfig } from "./config.js";
+import { COMMON_RULES, commonDefaults, embeddedInput, layerSizes, nonEmptyLayerSizes, nonNegativeNumber, oneOf, optionalLayerSizes, positiveInt, positiveNumber, probability, registered, type CommonConfig, lossOptions } from "./config.js";
 import { labelInputs } from "./inputs.js";
-import { binaryCrossEntropy, logLoss, weighted } from "./layers.js";
+import { binaryCrossEntropy, logLoss, weighted, reduceLoss } from "./layers.js";
 
 export type CounterfactualMode = "IPW" | "DR";
 export type IpwNormalization = "batch" | "clicks";
@@ -101,18 +101,19 @@ export function buildEscm2(ctx: ModelContext, config: Escm2Config): ModelOutputs
   const pCtr = p["ctr"]!, pCvr = p["cvr"]!;
   const pCtcvr = ops.Mul(pCtr, pCvr); // ESMM eq. 1
 
-  const ctrLoss = binaryCrossEntropy(pCtr, o); // L_ctr
-  const ctcvrLoss = binaryCrossEntropy(pCtcvr, conversion); // L_ctcvr
+  const loss = lossOptions(ctx, config); // sample weights and the reduction, in every term
+  const ctrLoss = binaryCrossEntropy(pCtr, o, loss); // L_ctr
+  const ctcvrLoss = binaryCrossEntropy(pCtcvr, conversion, loss); // L_ctcvr
   const delta = logLoss(pCvr, conversion); // δ, per impression
   const invPropensity = inversePropensity(pCtr, config.propensityFloor, config.propensityClip); // 1/ô
-  const mean = (v: Value) => ops.ReduceMean(v, { keepdims: 0 });
+  const mean = (v: Value) => reduceLoss(v, loss); // 1/|D| Σ (or Σ with reduction "sum")
   const losses: Record<string, Value> = { ctr: ctrLoss };
   let cvrRisk: Value;
   if (config.counterfactualMode === "IPW") {
     const weightedLoss = ops.Mul(ops.Mul(o, delta), invPropensity); // o·δ/ô
     cvrRisk = config.ipwNormalization === "batch"
       ? mean(weightedLoss) // R_IPS
-      : ops.Div(ops.ReduceSum(weightedLoss, { keepdims: 0 }), ops.Max(ops.ReduceSum(o, { keepdims: 0 }), 1)); // PaddleRec: ÷ clicks
+      : reduceLoss(ops.Mul(delta, invPropensity), loss, o); // PaddleRec: Σ o·δ/ô ÷ clicks
     losses["cvr"] = cvrRisk;
   } else {
     const deltaHat = p["imputation"]!; // δ̂ = ê, the imputed CVR loss

@@ -9,7 +9,7 @@
  * Defaults are PaddleRec's models/multitask/esmm: towers 256→64 (`ctr_fc_sizes`), unit weights.
  */
 import type { ModelContext, ModelDefinition, ModelOutputs } from "../train/model.js";
-import { COMMON_RULES, commonDefaults, embeddedInput, layerSizes, nonNegativeNumber, optionalLayerSizes, registered, type CommonConfig } from "./config.js";
+import { COMMON_RULES, commonDefaults, embeddedInput, layerSizes, lossOptions, nonNegativeNumber, optionalLayerSizes, registered, type CommonConfig } from "./config.js";
 import { labelInputs } from "./inputs.js";
 import { funnelObjective } from "./backbones.js";
 import { tower } from "./layers.js";
@@ -36,7 +36,7 @@ export function buildEsmm(ctx: ModelContext, config: EsmmConfig): ModelOutputs {
   const pCvr = tower(ctx, "cvr", x, config.cvrTowerSizes ?? config.towerSizes, config);
   // pCTCVR = pCTR × pCVR (eq. 1); L = w_ctr·BCE(pCTR, click) + w_ctcvr·BCE(pCTCVR, conversion) (eq. 3):
   // the funnel objective with no clicked-only CVR term (cvrWeight 0), so the CVR tower learns only through pCTCVR.
-  return funnelObjective(pCtr, pCvr, labels, { ctrWeight: config.ctrWeight, cvrWeight: 0, ctcvrWeight: config.ctcvrWeight });
+  return funnelObjective(pCtr, pCvr, labels, { ctrWeight: config.ctrWeight, cvrWeight: 0, ctcvrWeight: config.ctcvrWeight }, lossOptions(ctx, config));
 }
 
 export const esmm: ModelDefinition<EsmmConfig> = { name: "esmm", build: buildEsmm };

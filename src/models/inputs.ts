@@ -25,6 +25,8 @@ export const weightsInput = (table: string): string => `weights.${table}`;
 export const DENSE_INPUT = "dense";
 export const CLICK_INPUT = "click";
 export const CONVERSION_INPUT = "conversion";
+/** Per-row sample weights [batch] of training and eval programs, present when the schema names a sample_weight column. */
+export const SAMPLE_WEIGHT_INPUT = "sample_weight";
 
 export interface EmbeddingOptions {
   /** Row 0 of every table is padding: zero, never updated (PaddleRec's padding_idx=0). Default true. */

@@ -113,18 +113,41 @@ export function logLoss(p: Value, label: Value, eps = PROBABILITY_EPS): Value {
   return ops.Neg(ops.Add(ops.Mul(label, ops.Log(q)), ops.Mul(ops.Sub(1, label), ops.Log(ops.Sub(1, q)))));
 }
 
-/** Binary cross-entropy on probabilities, mean over the batch; p is clipped to [eps, 1 - eps]. */
-export function binaryCrossEntropy(p: Value, label: Value, eps = PROBABILITY_EPS): Value {
-  return ops.ReduceMean(logLoss(p, label, eps), { keepdims: 0 });
+/** How a loss term reduces its per-example values over a batch (PyTorch's `reduction`). */
+export type Reduction = "mean" | "sum";
+
+/** Per-row sample weights (the `sample_weight` input, [batch]) and the reduction of every loss term. */
+export interface LossOptions {
+  weight?: Value;
+  /** Default "mean". */
+  reduction?: Reduction;
 }
 
 /**
- * BCE averaged over the examples where mask = 1 (e.g. the clicked impressions): Σ mask·ℓ / Σ mask.
- * A batch without any such example gives 0 (the denominator is held at least 1), not NaN.
+ * A batch's loss term from per-example values ℓ: Σ w·m·ℓ, divided ("mean") by the row count, or by
+ * Σ m when masked (at least 1, so a batch without masked rows gives 0, not NaN), or not at all
+ * ("sum"). w (sample weights) and m (mask) default to 1. Weighted means divide by rows, not by Σ w,
+ * as PyTorch's BCELoss(weight) and Keras' sample_weight do.
  */
-export function maskedBinaryCrossEntropy(p: Value, label: Value, mask: Value, eps = PROBABILITY_EPS): Value {
-  const total = ops.ReduceSum(ops.Mul(mask, logLoss(p, label, eps)), { keepdims: 0 });
-  return ops.Div(total, ops.Max(ops.ReduceSum(mask, { keepdims: 0 }), 1));
+export function reduceLoss(perExample: Value, opts: LossOptions = {}, mask?: Value): Value {
+  let v = opts.weight ? ops.Mul(opts.weight, perExample) : perExample;
+  if (mask) v = ops.Mul(mask, v);
+  if (opts.reduction === "sum") return ops.ReduceSum(v, { keepdims: 0 });
+  if (!mask) return ops.ReduceMean(v, { keepdims: 0 });
+  return ops.Div(ops.ReduceSum(v, { keepdims: 0 }), ops.Max(ops.ReduceSum(mask, { keepdims: 0 }), 1));
+}
+
+/** Binary cross-entropy on probabilities over the batch (mean by default; see reduceLoss); p is clipped to [eps, 1 - eps]. */
+export function binaryCrossEntropy(p: Value, label: Value, opts: LossOptions = {}): Value {
+  return reduceLoss(logLoss(p, label), opts);
+}
+
+/**
+ * BCE over the examples where mask = 1 (e.g. the clicked impressions): Σ mask·ℓ / Σ mask (mean) or
+ * Σ mask·ℓ (sum). A batch without any such example gives 0, not NaN.
+ */
+export function maskedBinaryCrossEntropy(p: Value, label: Value, mask: Value, opts: LossOptions = {}): Value {
+  return reduceLoss(logLoss(p, label), opts, mask);
 }
 
 /** w·x, leaving x as it is when w = 1 (so a default weight adds no node). */
