@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { MtlError } from "../errors.js";
 import { getModel } from "../models/index.js";
@@ -6,7 +6,7 @@ import { OPTIMIZER_KINDS, type OptimizerConfig, type OptimizerKind } from "../op
 import { exportInferenceModel } from "../export/inference.js";
 import { parseSchema, toSchemaJson } from "../features/schema.js";
 import { exportTrainingArtifacts } from "../export/training.js";
-import { loadRun, RUN_FILES } from "../flow/run.js";
+import { loadRun, RUN_FILES } from "../flow/rundir.js";
 import { formatBytes, formatCount } from "./format.js";
 
 export interface ExportArgs {

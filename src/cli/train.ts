@@ -1,12 +1,14 @@
 /** `mtl train` and `mtl eval`: thin commands over src/flow/run.ts and src/flow/evaluate.ts. */
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { writeJsonAtomic } from "../util/atomic.js";
 import { MtlError } from "../errors.js";
 import { METRIC_COLUMNS, formatMetric, type FunnelMetrics } from "../metrics/funnel.js";
 import { cudaInstalled, type Device } from "../runtime/session.js";
 import { applyFlags, defaultRunConfig, readRunConfig, type RunConfig } from "../flow/config.js";
 import { evaluateRun } from "../flow/evaluate.js";
-import { readJson, RUN_FILES, trainRun, writeJsonAtomic, type RunEvent, type RunManifest } from "../flow/run.js";
+import { trainRun, type RunEvent } from "../flow/run.js";
+import { readJson, RUN_FILES, type RunManifest } from "../flow/rundir.js";
 import { checkImpliedModel } from "../flow/paddlerec.js";
 import { formatCount, table } from "./format.js";
 
@@ -164,7 +166,7 @@ export async function trainCommand(args: TrainArgs): Promise<void> {
   if (test !== undefined && !args.resume) {
     const res = await evaluateRun({ runDir: out, data: test, ...(pr?.eval.batchSize ? { batchSize: pr.eval.batchSize } : {}), ...(dev ? { device: dev } : {}) });
     const file = join(out, "test.json");
-    writeJsonAtomic(file, res);
+    writeJsonAtomic(file, res, "test metrics");
     process.stdout.write(`test (${test}, ${formatCount(res.rows)} rows) with ${res.checkpoint}:\n${metricsTable([{ name: "test", metrics: res.metrics }])}\nwrote ${file}\n`);
   }
 }
@@ -211,11 +213,7 @@ export async function evalCommand(args: { run?: string; data?: string; config?: 
   const out = [`${res.model} from ${res.checkpoint} (step ${formatCount(res.step)}) on ${res.data}${res.split === "all" ? "" : ` (the run's ${res.split} split)`}: ${formatCount(res.rows)} rows${res.loss !== null ? `, loss ${res.loss.toFixed(4)}` : ""}`, metricsTable([{ name: res.model, metrics: res.metrics }])];
   process.stdout.write(out.join("\n") + "\n");
   if (args.json) {
-    try {
-      writeFileSync(args.json, JSON.stringify(res, null, 2) + "\n");
-    } catch (err) {
-      throw new MtlError("E_IO", `cannot write the JSON: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { where: { file: args.json } });
-    }
+    writeJsonAtomic(args.json, res, "JSON");
     process.stdout.write(`wrote ${args.json}\n`);
   }
 }
