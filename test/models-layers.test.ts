@@ -10,8 +10,7 @@ import { esmm, esmmDefaults, esmmEntry, type EsmmConfig } from "../src/models/es
 import { escm2, escm2Defaults, type Escm2Config } from "../src/models/escm2.js";
 import { naive, naiveDefaults, type NaiveConfig } from "../src/models/baselines.js";
 import { buildTrainingStep, describeModel } from "../src/train/index.js";
-import { rng as rngFor } from "./helpers/rng.js";
-import { assertClose, runTiny, tinyBatch, tinySchema, tinyState } from "./helpers/models.js";
+import { assertClose, runTiny, spreadRunningStats, tinyBatch, tinySchema, tinyState } from "./helpers/models.js";
 import { Ref, type Rows } from "./helpers/model_ref.js";
 
 const esmmTiny: EsmmConfig = { ...esmmDefaults(), schema: tinySchema(), towerSizes: [5, 4] };
@@ -48,12 +47,7 @@ for (const placement of ["before-activation", "after-activation", "no-activation
   test(`BatchNorm ${placement}: eval equals the plain computation with the running statistics`, async () => {
     const config: EsmmConfig = { ...esmmTiny, batchNorm: placement, dropout: 0.5 };
     const state = tinyState(esmm, config);
-    const r = rngFor(13);
-    for (const [name] of state.tensors) {
-      const data = state.get(name)!;
-      if (name.endsWith(".running_mean")) for (let i = 0; i < data.length; i++) data[i] = r() - 0.5;
-      if (name.endsWith(".running_var")) for (let i = 0; i < data.length; i++) data[i] = 0.5 + r();
-    }
+    spreadRunningStats(state, 13);
     const batch = tinyBatch();
     const run = await runTiny(esmm, config, state, batch);
     const ref = new Ref(state);
