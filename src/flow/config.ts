@@ -250,7 +250,6 @@ function applyPaddle(out: RunConfig, section: "runner" | "hyper_parameters", key
       // MetaHeac's own keys: kept as written for the metaheac model's config.
       if (spec.model === "metaheac") {
         pr.metaheac[key] = value;
-        if (key === "batch_size") applyTraining(out, "batchSize", value, path, where);
         return;
       }
       fail(where(path), "is a PaddleRec key mtl lists but does not handle (a bug)");

@@ -50,7 +50,7 @@ export const PADDLEREC_KEYS: readonly PaddleRecKey[] = [
   { section: "runner", key: "save_inference_feed_varnames", mtl: "", unused: "ONNX inputs are named after the schema's features" },
   { section: "runner", key: "save_inference_fetch_varnames", mtl: "", unused: "ONNX outputs are p_ctr, p_cvr, p_ctcvr" },
   { section: "runner", key: "counterfact_mode", mtl: "modelConfig.counterfactualMode (IPW | DR)", model: "escm2" },
-  { section: "runner", key: "infer_train_epoch", mtl: "", unused: "MetaHeac's fine-tuning epochs at inference; mtl has no test-time fine-tuning", model: "metaheac" },
+  { section: "runner", key: "infer_train_epoch", mtl: "modelConfig.adaptEpochs (metaheac)", model: "metaheac" },
   { section: "hyper_parameters", key: "sparse_feature_number", mtl: "every id table has N + 1 rows (hashed features N buckets)" },
   { section: "hyper_parameters", key: "sparse_feature_dim", mtl: "every id feature's embedding dim" },
   { section: "hyper_parameters", key: "num_field", mtl: "checked: the schema's id-feature count" },
@@ -68,9 +68,20 @@ export const PADDLEREC_KEYS: readonly PaddleRecKey[] = [
   { section: "hyper_parameters.optimizer", key: "class", mtl: "optimizer.kind" },
   { section: "hyper_parameters.optimizer", key: "learning_rate", mtl: "training.lr" },
   { section: "hyper_parameters.optimizer", key: "strategy", mtl: "", unused: "the parameter-server strategy of cluster training; mtl trains in one process" },
-  // MetaHeac (models/multitask/metaheac): the model's own keys, mapped by the metaheac model's config.
-  ...(["max_idxs", "embed_dim", "mlp_dims", "local_lr", "num_expert", "num_output", "task_count", "batch_size"] as const).map((key): PaddleRecKey => ({ section: "hyper_parameters", key, mtl: key === "batch_size" ? "training.batchSize (and MetaHeac's task batches)" : `modelConfig (metaheac: ${key})`, model: "metaheac" })),
-  ...(["global_learning_rate", "local_test_learning_rate"] as const).map((key): PaddleRecKey => ({ section: "hyper_parameters.optimizer", key, mtl: `modelConfig (metaheac: ${key})`, model: "metaheac" })),
+  // MetaHeac (models/multitask/metaheac): applied by the metaheac model's own block of config.ts
+  // (branch metaheac-model); until it is there they are kept in PaddleRecSettings.metaheac.
+  ...([
+    ["max_idxs", "every id table's rows: max id + 1, in schema order"],
+    ["embed_dim", "every id feature's embedding dim"],
+    ["mlp_dims", "modelConfig.expertSizes [mlp_dims[0]] and gateHidden mlp_dims[-1]"],
+    ["local_lr", "modelConfig.localLr"],
+    ["num_expert", "modelConfig.expertCount"],
+    ["num_output", "modelConfig.criticCount"],
+    ["task_count", "modelConfig.taskCount"],
+    ["batch_size", "modelConfig.metaBatchSize and adaptBatchSize"],
+  ] as const).map(([key, mtl]): PaddleRecKey => ({ section: "hyper_parameters", key, mtl: `${mtl} (metaheac)`, model: "metaheac" })),
+  { section: "hyper_parameters.optimizer", key: "global_learning_rate", mtl: "training.lr (metaheac)", model: "metaheac" },
+  { section: "hyper_parameters.optimizer", key: "local_test_learning_rate", mtl: "modelConfig.adaptLr (metaheac)", model: "metaheac" },
 ];
 
 export function paddleRecKey(section: string, key: string): PaddleRecKey | undefined {
