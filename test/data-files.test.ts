@@ -86,3 +86,15 @@ test("mtl train --train <empty dir>: one line naming it, no EISDIR stack", () =>
   assert.match(r.stderr, /empty: the data directory holds no files/);
   assert.doesNotMatch(r.stderr, /EISDIR|\n\s+at /);
 });
+
+test("mtl data inspect and mtl data prepare take a directory too", () => {
+  const d = join(dir, "train");
+  const bin = join(REPO_ROOT, "bin", "mtl.js");
+  const inspect = spawnSync(process.execPath, [bin, "data", "inspect", d], { encoding: "utf8" });
+  assert.equal(inspect.status, 0, inspect.stderr);
+  assert.match(inspect.stdout, /rows\s+60\b/);
+  const shard = join(dir, "train.shard");
+  const prepare = spawnSync(process.execPath, [bin, "data", "prepare", "--input", d, "--out", shard], { encoding: "utf8" });
+  assert.equal(prepare.status, 0, prepare.stderr);
+  assert.match(prepare.stdout, /60 rows/);
+});

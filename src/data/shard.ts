@@ -304,7 +304,8 @@ export async function isShardFile(file: string): Promise<boolean> {
   if (!fh) return false;
   try {
     const b = Buffer.alloc(8);
-    const { bytesRead } = await fh.read(b, 0, 8, 0);
+    // a directory opens but cannot be read (EISDIR): not a shard; data/files.ts lists its files
+    const { bytesRead } = await fh.read(b, 0, 8, 0).catch(() => ({ bytesRead: 0 }));
     return bytesRead === 8 && b.toString("latin1") === SHARD_MAGIC;
   } finally {
     await fh.close();

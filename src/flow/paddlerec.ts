@@ -50,7 +50,7 @@ export const PADDLEREC_KEYS: readonly PaddleRecKey[] = [
   { section: "runner", key: "save_inference_feed_varnames", mtl: "", unused: "ONNX inputs are named after the schema's features" },
   { section: "runner", key: "save_inference_fetch_varnames", mtl: "", unused: "ONNX outputs are p_ctr, p_cvr, p_ctcvr" },
   { section: "runner", key: "counterfact_mode", mtl: "modelConfig.counterfactualMode (IPW | DR)", model: "escm2" },
-  { section: "runner", key: "infer_train_epoch", mtl: "modelConfig.adaptEpochs (metaheac)", model: "metaheac" },
+  { section: "runner", key: "infer_train_epoch", mtl: "modelConfig.adaptEpochs", model: "metaheac" },
   { section: "hyper_parameters", key: "sparse_feature_number", mtl: "every id table has N + 1 rows (hashed features N buckets)" },
   { section: "hyper_parameters", key: "sparse_feature_dim", mtl: "every id feature's embedding dim" },
   { section: "hyper_parameters", key: "num_field", mtl: "checked: the schema's id-feature count" },
@@ -79,9 +79,9 @@ export const PADDLEREC_KEYS: readonly PaddleRecKey[] = [
     ["num_output", "modelConfig.criticCount"],
     ["task_count", "modelConfig.taskCount"],
     ["batch_size", "modelConfig.metaBatchSize and adaptBatchSize"],
-  ] as const).map(([key, mtl]): PaddleRecKey => ({ section: "hyper_parameters", key, mtl: `${mtl} (metaheac)`, model: "metaheac" })),
-  { section: "hyper_parameters.optimizer", key: "global_learning_rate", mtl: "training.lr (metaheac)", model: "metaheac" },
-  { section: "hyper_parameters.optimizer", key: "local_test_learning_rate", mtl: "modelConfig.adaptLr (metaheac)", model: "metaheac" },
+  ] as const).map(([key, mtl]): PaddleRecKey => ({ section: "hyper_parameters", key, mtl, model: "metaheac" })),
+  { section: "hyper_parameters.optimizer", key: "global_learning_rate", mtl: "training.lr", model: "metaheac" },
+  { section: "hyper_parameters.optimizer", key: "local_test_learning_rate", mtl: "modelConfig.adaptLr", model: "metaheac" },
 ];
 
 export function paddleRecKey(section: string, key: string): PaddleRecKey | undefined {
