@@ -33,6 +33,7 @@ test("a directory: its files in name order (subdirectories, dot files and truth 
   await writeSynth(join(d, "a.txt"), { rows: 20, seed: 1, ...world });
   await writeSynth(join(dir, "c-src.txt"), { rows: 10, seed: 3, ...world });
   writeFileSync(join(d, "c.txt.gz"), gzipSync(readFileSync(join(dir, "c-src.txt"))));
+  writeFileSync(join(d, "c.txt.gz.truth.csv"), readFileSync(join(dir, "c-src.txt.truth.csv")));
   writeFileSync(join(d, ".hidden"), "not data\n");
   writeFileSync(join(d, "sub", "z.txt"), "not read\n");
   assert.deepEqual(dataFiles(d), ["a.txt", "b.txt", "c.txt.gz"].map((n) => join(d, n)));
@@ -87,14 +88,21 @@ test("mtl train --train <empty dir>: one line naming it, no EISDIR stack", () =>
   assert.doesNotMatch(r.stderr, /EISDIR|\n\s+at /);
 });
 
-test("mtl data inspect and mtl data prepare take a directory too", () => {
-  const d = join(dir, "train");
+test("mtl data inspect and mtl data prepare take a directory too; files that disagree on truth are refused", () => {
+  const d = join(dir, "glob");
   const bin = join(REPO_ROOT, "bin", "mtl.js");
   const inspect = spawnSync(process.execPath, [bin, "data", "inspect", d], { encoding: "utf8" });
   assert.equal(inspect.status, 0, inspect.stderr);
-  assert.match(inspect.stdout, /rows\s+60\b/);
-  const shard = join(dir, "train.shard");
+  assert.match(inspect.stdout, /rows\s+30\b/);
+  const shard = join(dir, "glob.shard");
   const prepare = spawnSync(process.execPath, [bin, "data", "prepare", "--input", d, "--out", shard], { encoding: "utf8" });
   assert.equal(prepare.status, 0, prepare.stderr);
-  assert.match(prepare.stdout, /60 rows/);
+  assert.match(prepare.stdout, /30 rows/);
+  // a.txt with its truth sidecar beside c.txt.gz without one
+  const m = join(dir, "mixed");
+  mkdirSync(m);
+  for (const f of ["a.txt", "a.txt.truth.csv", "c.txt.gz"]) writeFileSync(join(m, f), readFileSync(join(dir, "train", f)));
+  const mixed = spawnSync(process.execPath, [bin, "data", "prepare", "--input", m, "--out", join(dir, "mixed.shard")], { encoding: "utf8" });
+  assert.equal(mixed.status, 1);
+  assert.match(mixed.stderr, /the files disagree on ground truth: .*a\.txt has a truth sidecar, .*c\.txt\.gz has none/);
 });

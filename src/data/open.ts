@@ -12,7 +12,7 @@ import { readCsv, readJsonl } from "./tabular.js";
 export function readData(spec: string, format: DataFormat, opts: ReadOptions = {}): DataReader {
   const files = dataFiles(spec);
   if (files.length === 1) return readFile(files[0]!, format, opts);
-  return concatReaders(spec, format, files.map((f) => () => readFile(f, format, opts)));
+  return concatReaders(spec, format, files, files.map((f) => () => readFile(f, format, opts)));
 }
 
 function readFile(file: string, format: DataFormat, opts: ReadOptions): DataReader {
@@ -33,7 +33,7 @@ export function guessFormat(spec: string): DataFormat {
 }
 
 /** Files read one after another as one reader: the first file's layout, statistics summed as each file ends. */
-function concatReaders(spec: string, format: DataFormat, open: (() => DataReader)[]): DataReader {
+function concatReaders(spec: string, format: DataFormat, files: readonly string[], open: (() => DataReader)[]): DataReader {
   const first = open[0]!();
   const stats: ReadStats = newStats(spec, format);
   const add = (s: ReadStats) => {
@@ -58,6 +58,10 @@ function concatReaders(spec: string, format: DataFormat, open: (() => DataReader
         for await (const block of reader.blocks()) {
           // the first file's blocks tell whether rows carry truth before the stream ends
           if (i === 0) stats.truth = reader.stats.truth;
+          else if (reader.stats.truth !== stats.truth) {
+            const [has, lacks] = stats.truth ? [files[0]!, files[i]!] : [files[i]!, files[0]!];
+            throw new MtlError("E_DATA", `the files disagree on ground truth: ${has} has a truth sidecar, ${lacks} has none`, { where: { file: spec }, hint: "give every file its .truth.csv, or none" });
+          }
           yield block;
         }
         add(reader.stats);
