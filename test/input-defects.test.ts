@@ -5,7 +5,9 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BatchBuilder, encodeRecord, encodeRecords, layoutOf, parseSchema, toSchemaJson, schemaHash, validateSchema, RowError, defaultAliccpSchema } from "../src/index.js";
+import { BatchBuilder, layoutOf } from "../src/features/batch.js";
+import { encodeRecord, encodeRecords, RowError } from "../src/features/encode.js";
+import { parseSchema, toSchemaJson, schemaHash, validateSchema, defaultAliccpSchema } from "../src/features/schema.js";
 import { embedFeatures } from "../src/models/inputs.js";
 import { stepFeeds as trainerBatch } from "../src/models/feeds.js";
 import { buildTrainingStep, describeModel, initialState, Trainer, type ModelDefinition } from "../src/train/index.js";
