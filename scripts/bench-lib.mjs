@@ -76,7 +76,7 @@ export async function writeRandomShard(file, { groups, groupRows = 16384, seed =
         conversion[r] = click[r] && rand(10) === 0 ? 1 : 0;
         sampleKey[r] = (Math.imul(g * groupRows + r + 1, 0x9e3779b1) >>> 0);
       }
-      block = { size: groupRows, ids: [ids], weights: [null], dense: new Float32Array(0), click, conversion, truth: null, userId: null, sampleKey };
+      block = { size: groupRows, ids: [ids], weights: [null], dense: new Float32Array(0), click, conversion, truth: null, userId: null, sampleKey, task: null };
     }
     await w.write(block);
   }

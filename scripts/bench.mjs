@@ -143,7 +143,8 @@ results.torch = { "2": torch2?.version ?? null, "1": torch1?.version ?? null };
 
 const limit = ["--max-seconds", args["max-seconds"]];
 const torchRun = async (ref, argv) => {
-  const r = await runTimed(ref.python, [join(root, "scripts", "bench_torch.py"), ...argv, ...limit], { env: TORCH_ENV });
+  // End to end runs through the whole shard, as `mtl train` does: no time limit there.
+  const r = await runTimed(ref.python, [join(root, "scripts", "bench_torch.py"), ...argv, ...(argv[0] === "shard" ? [] : limit)], { env: TORCH_ENV });
   return { ...lastJson(r.out), wall: r.wall, rss_mib: r.rssMib };
 };
 // glibc >= 2.35 backs its large allocations (the table and its slots) with transparent huge pages

@@ -81,6 +81,7 @@ function rowsOf(b: Batch, widths: readonly number[], denseWidth: number, start: 
     truth: b.truth ? { ctr: cut(b.truth.ctr, 1), cvr: cut(b.truth.cvr, 1), conversion: cut(b.truth.conversion, 1) } : null,
     userId: b.userId ? cut(b.userId, 1) : null,
     sampleKey: cut(b.sampleKey, 1),
+    task: b.task ? cut(b.task, 1) : null,
   };
 }
 
