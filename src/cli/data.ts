@@ -1,7 +1,8 @@
 /** `mtl data prepare | synth | inspect | schema`: thin commands over src/data. */
 import { readFile } from "node:fs/promises";
 import type { Argv } from "yargs";
-import { MtlError } from "../errors.js";
+import { escapeControl, MtlError } from "../errors.js";
+import { refuseOverwritingInput } from "../util/atomic.js";
 import { defaultAliccpSchema, parseSchema, toSchemaJson, type FeatureSchema } from "../features/schema.js";
 import { formatReport, inspectData } from "../data/inspect.js";
 import { guessFormat } from "../data/open.js";
@@ -60,6 +61,7 @@ function checkFormat(f: string | undefined, file: string): DataFormat {
 
 export async function prepareCommand(args: { input: string; out: string; format?: string; schema?: string; skipBad: boolean; truth?: string; delimiter?: string }): Promise<void> {
   const format = checkFormat(args.format, args.input);
+  refuseOverwritingInput(args.out, [{ path: args.input, what: "the data" }, ...(args.truth && args.truth !== "none" ? [{ path: args.truth, what: "the truth sidecar" }] : []), ...(args.schema ? [{ path: args.schema, what: "the schema" }] : [])]);
   const schema = await loadSchema(args.schema);
   const start = Date.now();
   const progress = progressPrinter("prepare");
@@ -82,7 +84,7 @@ export async function prepareCommand(args: { input: string; out: string; format?
   if (stats.unknownFields.size) out.push(`ignored fields not in the schema: ${[...stats.unknownFields].map(([f, n]) => `${f} (${formatCount(n)} tokens)`).join(", ")}`);
   if (totalRejected(stats) > 0) {
     out.push("rows left out:");
-    for (const [reason, r] of stats.rejected) out.push(`  ${reason}: ${formatCount(r.count)} (first: ${r.example})`);
+    for (const [reason, r] of stats.rejected) out.push(`  ${reason}: ${formatCount(r.count)} (first: ${escapeControl(r.example)})`);
   }
   if (stats.unterminatedLastLine) out.push("warning: the last line had no newline (it parsed and was kept)");
   process.stdout.write(out.join("\n") + "\n");
@@ -122,7 +124,7 @@ export async function inspectDataCommand(args: { file: string; format?: string; 
     onProgress: (p) => progress.update(text(p)),
   });
   progress.done();
-  process.stdout.write(args.json ? JSON.stringify(report, null, 2) + "\n" : formatReport(report) + "\n");
+  process.stdout.write(args.json ? JSON.stringify(report, null, 2) + "\n" : formatReport(report).split("\n").map(escapeControl).join("\n") + "\n");
 }
 
 export function registerDataCommands(y: Argv): Argv {

@@ -7,6 +7,8 @@ import { exportInferenceModel } from "../export/inference.js";
 import { parseSchema, toSchemaJson } from "../features/schema.js";
 import { exportTrainingArtifacts } from "../export/training.js";
 import { formatBytes, formatCount } from "./format.js";
+import { runInputs } from "../flow/rundir.js";
+import { refuseOverwritingInput } from "../util/atomic.js";
 
 export interface ExportArgs {
   model?: string;
@@ -41,6 +43,9 @@ function readConfig(path: string | undefined): Record<string, unknown> {
 }
 
 export async function exportCommand(args: ExportArgs): Promise<void> {
+  const inputs = [...(args.checkpoint ? runInputs(args.checkpoint) : []), ...(args.config ? [{ path: args.config, what: "the config" }] : []), ...(args.schema ? [{ path: args.schema, what: "the schema" }] : [])];
+  refuseOverwritingInput(args.out, inputs, "--out");
+  if (!args.training) refuseOverwritingInput(`${args.out}.data`, inputs, "--out");
   const userConfig = readConfig(args.config);
   if (args.schema !== undefined) {
     let text: string;

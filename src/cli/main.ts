@@ -5,7 +5,8 @@
  */
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
-import { isMtlError } from "../errors.js";
+import { escapeControl, isMtlError } from "../errors.js";
+import { describeIoError } from "../util/atomic.js";
 import { VERSION } from "../version.js";
 import { registerDataCommands } from "./data.js";
 import { inspectCommand } from "./inspect.js";
@@ -23,6 +24,10 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
     .scriptName("mtl")
     .usage("$0 <command> [options]\n\nMulti-task conversion-rate models as ONNX graphs: build, train, serve.")
     .version(VERSION)
+    .option("verbose", { type: "boolean", default: false, global: true, describe: "show onnxruntime's own log lines and the raw text behind an error" })
+    .middleware((a) => {
+      if (a.verbose) process.env["MTL_VERBOSE"] = "1";
+    })
     .strict()
     .demandCommand(1, "name a command (see mtl --help)")
     .recommendCommands()
@@ -33,8 +38,9 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
       (y) =>
         y
           .positional("model", { type: "string", demandOption: true, describe: "path to an .onnx file" })
-          .option("json", { type: "boolean", default: false, describe: "print the summary as JSON" }),
-      async (args) => inspectCommand(args.model, args.json),
+          .option("json", { type: "boolean", default: false, describe: "print the summary as JSON" })
+          .option("skip-checksum", { type: "boolean", default: false, describe: "summarise a model whose weights fail their checksum (mtl.weights)" }),
+      async (args) => inspectCommand(args.model, args.json, args["skip-checksum"]),
     )
     .command("data", "data: prepare shards, synthesize a funnel with known truth, inspect files", (y) => registerDataCommands(y))
     .command(
@@ -70,9 +76,10 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
           .option("output", { alias: "o", type: "string", demandOption: true, describe: "predictions: .csv, or .jsonl (line, p_ctr, p_cvr, p_ctcvr per row)" })
           .option("batch-size", { type: "number", default: 8192, describe: "rows per session run" })
           .option("skip-bad", { type: "boolean", default: false, describe: "skip bad rows and count them (default: stop at the first, naming its line)" })
-          .option("threads", { type: "number", default: 1, describe: "onnxruntime threads (parsing runs on its own thread beside them)" }),
+          .option("threads", { type: "number", default: 1, describe: "onnxruntime threads (parsing runs on its own thread beside them)" })
+          .option("skip-checksum", { type: "boolean", default: false, describe: "load a model whose weights fail their checksum (a file you edited on purpose)" }),
       async (args) => runCommand({
-        model: args.model, input: args.input, output: args.output, format: args.format, batchSize: args["batch-size"], skipBad: args["skip-bad"], threads: args.threads,
+        model: args.model, input: args.input, output: args.output, format: args.format, batchSize: args["batch-size"], skipBad: args["skip-bad"], threads: args.threads, skipChecksum: args["skip-checksum"],
       }),
     )
     .command(
@@ -87,10 +94,15 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
           .option("max-body-kb", { type: "number", default: 1024, describe: "largest request body (413 beyond)" })
           .option("max-candidates", { type: "number", default: 1000, describe: "most candidates in one request" })
           .option("timeout-ms", { type: "number", default: 2000, describe: "per-request scoring timeout (503 beyond)" })
-          .option("rank-formula", { type: "string", describe: "what \"rank\": true sorts by (default p_ctcvr), e.g. \"p_ctcvr * bid\"" }),
+          .option("rank-formula", { type: "string", describe: "what \"rank\": true sorts by (default p_ctcvr), e.g. \"p_ctcvr * bid\"" })
+          .option("max-connections", { type: "number", default: 1024, describe: "most open connections; more are refused" })
+          .option("body-timeout-ms", { type: "number", default: 10_000, describe: "a request whose headers and body take longer is answered 408 and closed" })
+          .option("allow-origin", { type: "string", array: true, default: [] as string[], describe: "a browser origin (https://app.example.com) allowed to call the server, and a Host it may be reached by beyond loopback names; repeatable; '*' allows any" })
+          .option("skip-checksum", { type: "boolean", default: false, describe: "load a model whose weights fail their checksum (a file you edited on purpose)" }),
       async (args) => serveCommand({
         model: args.model, port: args.port, host: args.host, threads: args.threads, maxBodyKb: args["max-body-kb"],
         maxCandidates: args["max-candidates"], timeoutMs: args["timeout-ms"], rankFormula: args["rank-formula"],
+        maxConnections: args["max-connections"], bodyTimeoutMs: args["body-timeout-ms"], allowOrigins: args["allow-origin"].map(String), skipChecksum: args["skip-checksum"],
       }),
     )
     .command(
@@ -162,8 +174,17 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
   try {
     await cli.parseAsync();
   } catch (err) {
+    const verbose = process.env["MTL_VERBOSE"] === "1";
     if (isMtlError(err)) {
       process.stderr.write(`mtl: ${err.format()}\n`);
+      const cause = err.cause instanceof Error ? err.cause.message : err.cause;
+      if (verbose && cause !== undefined) process.stderr.write(`mtl: the underlying error was:\n${String(cause)}\n`);
+      process.exit(1);
+    }
+    // A file-system error that no command translated (it names its path): still one line.
+    const io = err as NodeJS.ErrnoException;
+    if (!verbose && io instanceof Error && typeof io.code === "string" && typeof io.syscall === "string") {
+      process.stderr.write(`mtl: ${escapeControl(`${io.path ? io.path + ": " : ""}cannot ${io.syscall}: ${describeIoError(io)}`)}\n`);
       process.exit(1);
     }
     throw err;

@@ -1,4 +1,5 @@
-import { MtlError } from "../errors.js";
+import { escapeControl, MtlError } from "../errors.js";
+import { refuseOverwritingInput } from "../util/atomic.js";
 import { DATA_FORMATS, totalRejected, type DataFormat } from "../data/reader.js";
 import { scoreFile } from "../scoring/score-file.js";
 import { Scorer } from "../scoring/scorer.js";
@@ -13,6 +14,7 @@ export interface RunArgs {
   batchSize: number;
   skipBad: boolean;
   threads: number;
+  skipChecksum?: boolean;
 }
 
 export async function runCommand(args: RunArgs): Promise<void> {
@@ -20,7 +22,8 @@ export async function runCommand(args: RunArgs): Promise<void> {
     throw new MtlError("E_USAGE", `unknown format '${args.format}'`, { hint: `use one of ${DATA_FORMATS.join(", ")}` });
   }
   if (!(Number.isInteger(args.batchSize) && args.batchSize > 0)) throw new MtlError("E_USAGE", `--batch-size must be a positive integer, got ${args.batchSize}`, { where: { field: "batch-size" } });
-  const scorer = await Scorer.open(args.model, { intraOpThreads: args.threads });
+  refuseOverwritingInput(args.output, [{ path: args.model, what: "the model" }, { path: `${args.model}.data`, what: "the model's external data" }, { path: args.input, what: "the data" }], "--output");
+  const scorer = await Scorer.open(args.model, { intraOpThreads: args.threads, skipChecksum: args.skipChecksum ?? false });
   const progress = progressPrinter("run");
   const start = Date.now();
   try {
@@ -35,7 +38,7 @@ export async function runCommand(args: RunArgs): Promise<void> {
     const out = [`scored ${formatCount(r.rows)} rows with ${scorer.info.model} in ${r.seconds.toFixed(2)} s: ${formatCount(Math.round(r.rowsPerSecond))} rows/s -> ${r.output}`];
     if (totalRejected(r.stats) > 0) {
       out.push("rows left out (their line numbers are missing from the output):");
-      for (const [reason, c] of r.stats.rejected) out.push(`  ${reason}: ${formatCount(c.count)} (first: ${c.example})`);
+      for (const [reason, c] of r.stats.rejected) out.push(`  ${reason}: ${formatCount(c.count)} (first: ${escapeControl(c.example)})`);
     }
     if (r.stats.unterminatedLastLine) out.push("warning: the last line had no newline (it parsed and was scored)");
     process.stdout.write(out.join("\n") + "\n");

@@ -1,5 +1,6 @@
 /** `mtl train` and `mtl eval`: thin commands over src/flow/run.ts and src/flow/evaluate.ts. */
-import { writeJsonAtomic } from "../util/atomic.js";
+import { refuseOverwritingInput, writeJsonAtomic } from "../util/atomic.js";
+import { runInputs } from "../flow/rundir.js";
 import { MtlError } from "../errors.js";
 import { METRIC_COLUMNS, formatMetric, type FunnelMetrics } from "../metrics/funnel.js";
 import type { Device } from "../runtime/session.js";
@@ -164,6 +165,7 @@ export function metricsTable(results: readonly { name: string; metrics: FunnelMe
 export async function evalCommand(args: { run: string; data: string; json?: string; latest: boolean; split: string; batchSize?: number; device?: string }): Promise<void> {
   if (!["all", "valid", "train"].includes(args.split)) throw new MtlError("E_USAGE", `unknown split '${args.split}'`, { hint: "use all, valid or train" });
   const dev = device(args.device);
+  if (args.json) refuseOverwritingInput(args.json, [...runInputs(args.run), { path: args.data, what: "the data" }], "--json");
   const res = await evaluateRun({ runDir: args.run, data: args.data, which: args.latest ? "latest" : "best", split: args.split as "all" | "valid" | "train", ...(args.batchSize ? { batchSize: args.batchSize } : {}), ...(dev ? { device: dev } : {}) });
   const out = [`${res.model} from ${res.checkpoint} (step ${formatCount(res.step)}) on ${res.data}${res.split === "all" ? "" : ` (the run's ${res.split} split)`}: ${formatCount(res.rows)} rows${res.loss !== null ? `, loss ${res.loss.toFixed(4)}` : ""}`, metricsTable([{ name: res.model, metrics: res.metrics }])];
   process.stdout.write(out.join("\n") + "\n");

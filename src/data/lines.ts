@@ -9,6 +9,7 @@ import { createReadStream } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import { createGunzip } from "node:zlib";
 import { MtlError } from "../errors.js";
+import { ioError } from "../util/atomic.js";
 
 const CHUNK = 1 << 20;
 
@@ -24,15 +25,20 @@ export interface ByteSource {
 
 export async function openByteSource(file: string): Promise<ByteSource> {
   let size: number;
-  try {
-    size = (await stat(file)).size;
-  } catch (err) {
-    throw new MtlError("E_IO", `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { where: { file }, cause: err });
-  }
-  const fh = await open(file, "r");
   const head = Buffer.alloc(2);
-  await fh.read(head, 0, 2, 0);
-  await fh.close();
+  try {
+    const s = await stat(file);
+    if (s.isDirectory()) throw new MtlError("E_IO", "cannot read the data: it is a directory", { where: { file }, hint: "name a data file" });
+    size = s.size;
+    const fh = await open(file, "r");
+    try {
+      await fh.read(head, 0, 2, 0);
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    throw ioError(err, file, "data", "read");
+  }
   const gzip = size >= 2 && head[0] === 0x1f && head[1] === 0x8b;
   const raw = createReadStream(file, { highWaterMark: CHUNK });
   const source = {

@@ -20,7 +20,7 @@ import { buildInferenceGraph, describeModel } from "../train/program.js";
 import { loadRun, readJson, RUN_FILES } from "../flow/rundir.js";
 import { initialState, type TrainingState } from "../train/state.js";
 import { tablePieces, type TableStorage } from "../train/tables.js";
-import { HASHING, META_KEYS, MODEL_FORMAT } from "../scoring/metadata.js";
+import { HASHING, META_KEYS, MODEL_FORMAT, weightsDigest } from "../scoring/metadata.js";
 import { commitFile, temporaryPath, writeFileAtomic } from "../util/atomic.js";
 import { VERSION } from "../version.js";
 
@@ -178,6 +178,8 @@ export function exportInferenceModel(out: string, opts: InferenceExportOptions):
       throw new MtlError("E_IO", `cannot write external data: ${(err as Error).message}`, { where: { file: dataFile }, cause: err });
     }
   }
+  // The checksum of the weights as stored (after any move to external data), verified on every load.
+  (proto.metadataProps as onnx.StringStringEntryProto.$Properties[]).push({ key: META_KEYS.weights, value: JSON.stringify(weightsDigest((proto.graph!.initializer ?? []) as onnx.ITensorProto[])) });
   const bytes = onnx.ModelProto.encode(proto).finish();
   writeFileAtomic(out, bytes, "model");
   return {

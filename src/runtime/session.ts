@@ -85,10 +85,11 @@ export class Session implements ModelSession {
     if (device === "cuda" && !cudaInstalled()) {
       throw new MtlError("E_DEVICE", "the CUDA execution provider is not installed in onnxruntime-node", { hint: CUDA_HINT });
     }
+    ort.env.logLevel = onnxruntimeLogSeverity() === 4 ? "fatal" : "warning";
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: device === "cuda" ? ["cuda", "cpu"] : ["cpu"],
       graphOptimizationLevel: opts.graphOptimizationLevel ?? "all",
-      logSeverityLevel: 3,
+      logSeverityLevel: onnxruntimeLogSeverity(),
       ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
       ...(opts.interOpThreads ? { interOpNumThreads: opts.interOpThreads } : {}),
     };
@@ -100,9 +101,9 @@ export class Session implements ModelSession {
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
       if (device === "cuda" && /cuda|providers_shared/i.test(why)) {
-        throw new MtlError("E_DEVICE", `the CUDA execution provider failed to load: ${firstLine(why)}`, { hint: CUDA_HINT, cause: err });
+        throw new MtlError("E_DEVICE", `the CUDA execution provider failed to load: ${onnxruntimeMessage(why)}`, { hint: CUDA_HINT, cause: err });
       }
-      throw new MtlError("E_MODEL", `onnxruntime cannot load the model: ${firstLine(why)}`, { where: { file: source }, cause: err });
+      throw new MtlError("E_MODEL", `onnxruntime cannot load the model: ${onnxruntimeMessage(why)}`, { where: { file: source }, cause: err });
     }
   }
 
@@ -136,7 +137,7 @@ export class Session implements ModelSession {
       result = await this.inner.run(ortFeeds, [...fetches]);
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
-      throw new MtlError("E_RUN", `onnxruntime failed to run the model: ${firstLine(why)}`, { where: { file: this.source }, cause: err });
+      throw new MtlError("E_RUN", `onnxruntime failed to run the model: ${onnxruntimeMessage(why)}`, { where: { file: this.source }, cause: err });
     }
     const out: Record<string, Tensor> = {};
     for (const name of fetches) {
@@ -164,8 +165,28 @@ function toOrt(t: Tensor, name: string, source: string): ort.Tensor {
   return new ort.Tensor(t.dtype, t.data as never, [...t.dims]);
 }
 
-function firstLine(s: string): string {
-  // onnxruntime messages carry ANSI colours and multi-line context; one line is what users need.
-  const clean = s.replace(/\u001b\[[0-9;]*m/g, "");
-  return clean.split("\n").find((l) => l.trim()) ?? clean;
+/**
+ * onnxruntime's own voice, kept out of mtl's output unless asked for (MTL_VERBOSE=1, which
+ * `mtl --verbose` sets): its log lines are silenced (severity fatal only; warnings and errors reach
+ * the user as mtl errors instead), and its error text is translated to one line.
+ */
+export function onnxruntimeLogSeverity(): 0 | 1 | 2 | 3 | 4 {
+  return process.env["MTL_VERBOSE"] === "1" ? 1 : 4;
 }
+
+/**
+ * One line of an onnxruntime error for users: ANSI colours, the `[ONNXRuntimeError] : 2 :
+ * INVALID_ARGUMENT :` prefix and the source locations of onnxruntime's C++ (`/onnxruntime_src/...
+ * file.cc:123 fn`) removed. The raw text stays the MtlError's cause (printed under --verbose).
+ */
+export function onnxruntimeMessage(raw: string): string {
+  const clean = raw.replace(/\u001b\[[0-9;]*m/g, "");
+  const line = clean.split("\n").find((l) => l.trim()) ?? clean;
+  const text = line
+    .replace(/\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*[A-Z_]+\s*:\s*/g, "")
+    .replace(/\s*\S*(onnxruntime_src|onnxruntime\/core|\.cc|\.h):\d+\S*(\s+\S+\(\S*\))?/g, "")
+    .replace(/\s+/g, " ")
+    .trim();
+  return text.length > 300 ? `${text.slice(0, 297)}...` : text || "unknown error";
+}
+

@@ -8,7 +8,7 @@
  */
 import { createWriteStream, rmSync, type WriteStream } from "node:fs";
 import { MtlError } from "../errors.js";
-import { commitFile, temporaryPath } from "../util/atomic.js";
+import { commitFile, ioError, temporaryPath } from "../util/atomic.js";
 import type { ReadBlock } from "../features/batch.js";
 import { readData, guessFormat } from "../data/open.js";
 import type { DataFormat, ReadProgress, ReadStats } from "../data/reader.js";
@@ -111,7 +111,7 @@ export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise
   } catch (err) {
     out.destroy();
     rmSync(tmp, { force: true });
-    throw err;
+    throw ioError(err, opts.output, "predictions");
   }
   const seconds = (performance.now() - started) / 1000;
   return { rows: scored, seconds, rowsPerSecond: scored / seconds, stats: reader.stats, output: opts.output };

@@ -6,14 +6,112 @@
  *
  * Streams (predictions, shards, synthetic data) write to `temporaryPath(target)` themselves and
  * finish with `commitFile`; whole files go through `writeFileAtomic`.
+ *
+ * Beside it, what every command writing files shares: the temporary files of a writer that was
+ * killed are removed by the next one writing in that directory (removeOrphanTemporaries, called by
+ * temporaryPath); an output that is one of the command's inputs is refused by device and inode
+ * (refuseOverwritingInput); a disk-full or permission error becomes one line naming the path (ioError).
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { MtlError } from "../errors.js";
 
 /** The temporary sibling a write of `path` goes to: hidden, per process, in the same directory. */
 export function temporaryPath(path: string, tag = "tmp"): string {
+  removeOrphanTemporaries(dirname(path));
   return join(dirname(path), `.${basename(path)}.${tag}-${process.pid}`);
+}
+
+/** What temporaryPath names: `.<name>.<tag>-<pid>`. */
+const TEMPORARY_NAME = /^\..+\.(tmp|partial)-(\d+)$/;
+const swept = new Set<string>();
+
+/** Whether process `pid` exists (EPERM: it does, under another user). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Removes the temporary files of writers that died (killed mid-write, their `.x.tmp-<pid>` is all
+ * that is left) from `dir`, once per directory per process: the next mtl command writing there
+ * cleans up after the dead one. Files of live processes are left alone.
+ */
+export function removeOrphanTemporaries(dir: string): string[] {
+  const key = resolve(dir);
+  if (swept.has(key)) return [];
+  swept.add(key);
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const m = TEMPORARY_NAME.exec(name);
+    if (!m) continue;
+    const pid = Number(m[2]);
+    if (pid === process.pid || processAlive(pid)) continue;
+    rmSync(join(dir, name), { force: true, recursive: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+const ERRNO_TEXT: Readonly<Record<string, string>> = {
+  ENOSPC: "no space left on the device",
+  EDQUOT: "the disk quota is exhausted",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EROFS: "the filesystem is read-only",
+  ENOENT: "no such file or directory",
+  EISDIR: "it is a directory",
+  ENOTDIR: "a part of the path is not a directory",
+  EEXIST: "it already exists",
+  EMFILE: "too many open files",
+  EIO: "an input/output error of the device",
+};
+
+/** A Node file-system error in words: "no space left on the device (ENOSPC)". */
+export function describeIoError(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (code === undefined) return err instanceof Error ? err.message : String(err);
+  return ERRNO_TEXT[code] ? `${ERRNO_TEXT[code]} (${code})` : code;
+}
+
+/** A failed read or write of `path` as one MtlError line (an MtlError passes through). */
+export function ioError(err: unknown, path: string, what: string, verb: "read" | "write" = "write"): MtlError {
+  if (err instanceof MtlError) return err;
+  return new MtlError("E_IO", `cannot ${verb} the ${what}: ${describeIoError(err)}`, { where: { file: path }, cause: err });
+}
+
+/** A file's identity: device and inode (names lie: links, `./`, symlinks); null when it does not exist. */
+function identity(path: string): string | null {
+  try {
+    const s = statSync(path);
+    return `${s.dev}:${s.ino}`;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Refuses to write `output` when it is one of `inputs` (the same device and inode): a command must
+ * never replace what it reads. `inputs` are the files read, by what they are ("the data", "run.json").
+ */
+export function refuseOverwritingInput(output: string, inputs: readonly { path: string; what: string }[], flag = "--out"): void {
+  const out = identity(output);
+  if (out === null) return;
+  for (const i of inputs) {
+    if (identity(i.path) === out) {
+      throw new MtlError("E_USAGE", `the output is ${i.what} this command reads (${i.path}); writing it would destroy the input`, { where: { file: output }, hint: `choose another ${flag}` });
+    }
+  }
 }
 
 function fsyncPath(path: string, flags: "r" | "r+"): void {
@@ -35,8 +133,12 @@ function syncDirectoryOf(path: string): void {
 
 /** Flushes `tmp` to disk, renames it over `path` and flushes the directory entry. */
 export function commitFile(tmp: string, path: string): void {
-  fsyncPath(tmp, "r+");
-  renameSync(tmp, path);
+  try {
+    fsyncPath(tmp, statSync(tmp).isDirectory() ? "r" : "r+");
+    renameSync(tmp, path);
+  } catch (err) {
+    throw ioError(err, path, "file");
+  }
   syncDirectoryOf(path);
 }
 
@@ -67,8 +169,7 @@ export function writeFileAtomic(path: string, content: FileContent, what = "file
   } catch (err) {
     if (fd !== null) closeSync(fd);
     rmSync(tmp, { force: true });
-    if (err instanceof MtlError) throw err;
-    throw new MtlError("E_IO", `cannot write the ${what}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { where: { file: path }, cause: err });
+    throw ioError(err, path, what);
   }
   syncDirectoryOf(path);
   return pos;

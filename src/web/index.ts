@@ -17,7 +17,7 @@ import { MtlError, isMtlError } from "../errors.js";
 import type { Batch } from "../features/batch.js";
 import { encodeCandidates, encodeRecords, RowError, type RawValue } from "../features/encode.js";
 import { batchFeeds, PREDICTIONS, type PredictionName, type Scores } from "../models/feeds.js";
-import { META_KEYS, readModelInfo, type ModelInfo } from "../scoring/metadata.js";
+import { checkModelAgainstGraph, META_KEYS, readInitializers, readModelInfo, verifyWeights, type ModelInfo } from "../scoring/metadata.js";
 import { rankCandidates, rankName, type ScoredCandidate } from "../serve/ranking.js";
 import { encodeScoreRequest, RequestError, validateScoreRequest } from "../serve/request.js";
 
@@ -35,6 +35,8 @@ export interface WebScorerOptions {
   numThreads?: number;
   /** Names the model in errors (default: the URL, or "model"). */
   source?: string;
+  /** Load a model whose weights fail their checksum (a file edited on purpose); default false. */
+  skipChecksum?: boolean;
 }
 
 /** A ranked candidate: its position in the request, its scores, and the score it was ranked by. */
@@ -76,6 +78,9 @@ export class WebScorer {
     } else bytes = model instanceof Uint8Array ? model : new Uint8Array(model);
     if (bytes.byteLength === 0) throw new MtlError("E_MODEL", "empty file (0 bytes), not an ONNX model", { where: { file: source } });
     const info = readModelInfo(bytes, source);
+    const initializers = readInitializers(bytes, source);
+    if (!opts.skipChecksum) verifyWeights(info.metadata, initializers, source);
+    checkModelAgainstGraph(info, initializers, source);
     if (info.metadata[META_KEYS.externalData]) {
       throw new MtlError("E_MODEL", "the model keeps its weights in an external data file, which mtl/web does not load", { where: { file: source }, hint: "export it with --fp16 or smaller tables so it fits one file" });
     }
