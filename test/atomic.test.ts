@@ -36,7 +36,7 @@ test("a failure mid-write leaves the target as it was and removes the temporary 
     assert.equal(readFileSync(target, "utf8"), "the old contents");
     assert.deepEqual(readdirSync(dir), ["state.bin"]);
     // A directory that does not exist: one E_IO line naming the file.
-    assert.throws(() => writeFileAtomic(join(dir, "no-such-dir", "x.json"), "{}", "JSON"), (e: Error & { code?: string }) => e.code === "E_IO" && /cannot write the JSON: ENOENT/.test(e.message) && (e as Error & { where: { file?: string } }).where.file === join(dir, "no-such-dir", "x.json"));
+    assert.throws(() => writeFileAtomic(join(dir, "no-such-dir", "x.json"), "{}", "JSON"), (e: Error & { code?: string }) => e.code === "E_IO" && /cannot write the JSON: no such file or directory \(ENOENT\)/.test(e.message) && (e as Error & { where: { file?: string } }).where.file === join(dir, "no-such-dir", "x.json"));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -58,8 +58,8 @@ export function lockRunDirectory(dir: string): () => void {
         if ((err as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 3) throw err;
       }
       const holder = lockHolder(lock);
-      if (holder !== null && holder !== process.pid && processAlive(holder)) {
-        throw new MtlError("E_LOCKED", `the run directory is being written by process ${holder}`, { where: { file: dir }, hint: "wait for it to finish, or use another --out" });
+      if (holder !== null && (holder === process.pid || processAlive(holder))) {
+        throw new MtlError("E_LOCKED", `the run directory is being written by process ${holder}${holder === process.pid ? " (this one)" : ""}`, { where: { file: dir }, hint: "wait for it to finish, or use another --out" });
       }
       // Stale (dead holder, or an unreadable lock): move it aside under our own name, then retry the link.
       const stale = join(dir, `${RUN_LOCK}.stale-${process.pid}`);

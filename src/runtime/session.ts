@@ -171,7 +171,7 @@ function toOrt(t: Tensor, name: string, source: string): ort.Tensor {
  * the user as mtl errors instead), and its error text is translated to one line.
  */
 export function onnxruntimeLogSeverity(): 0 | 1 | 2 | 3 | 4 {
-  return process.env["MTL_VERBOSE"] === "1" ? 1 : 4;
+  return process.env["MTL_VERBOSE"] === "1" ? 2 : 4;
 }
 
 /**

@@ -198,7 +198,8 @@ function checkHeader(v: unknown, version: number, bad: (msg: string) => never): 
   if (!isObject(v)) return bad("the header is not a JSON object");
   if (!count(v["step"])) bad("the header's step is not a non-negative integer");
   const rng = v["rng"];
-  const word = (x: unknown) => typeof x === "number" && Number.isInteger(x) && x >= 0 && x <= 0xffffffff;
+  // PRNG words are stored as int32 or uint32 (Rng.fromWords takes either); crc32s as uint32.
+  const word = (x: unknown) => typeof x === "number" && Number.isInteger(x) && x >= -0x80000000 && x <= 0xffffffff;
   if (version === 1 ? !word(rng) : !(Array.isArray(rng) && rng.length === 4 && rng.every(word))) bad("the header's rng is not a PRNG state");
   if (v["info"] !== undefined && v["info"] !== null && !isObject(v["info"])) bad("the header's info is not an object");
   const tensors = v["tensors"];
