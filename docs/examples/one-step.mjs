@@ -6,9 +6,11 @@ const ort = await import(process.env.ORT ?? "onnxruntime-node");
 const dir = process.argv[2];
 const sig = JSON.parse(readFileSync(`${dir}/signature.json`, "utf8")).train_step;
 
-// 1. The state file: 16-byte prefix, a JSON header, then raw little-endian tensors at header offsets.
+// 1. The state file: a 20-byte prefix (magic, version 3, header length, header CRC-32), a JSON
+//    header, then raw little-endian tensors at header offsets. (Versions 1 and 2: a 16-byte prefix.)
 const file = readFileSync(`${dir}/state.mtlstate`);
-const header = JSON.parse(file.toString("utf8", 16, 16 + file.readUInt32LE(12)));
+const start = file.readUInt32LE(8) >= 3 ? 20 : 16;
+const header = JSON.parse(file.toString("utf8", start, start + file.readUInt32LE(12)));
 const state = {};
 for (const t of header.tensors) {
   const bytes = file.buffer.slice(file.byteOffset + t.offset, file.byteOffset + t.offset + t.bytes);

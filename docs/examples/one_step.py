@@ -8,10 +8,12 @@ import onnxruntime as ort
 d = sys.argv[1]
 sig = json.load(open(f"{d}/signature.json"))["train_step"]
 
-# 1. The state file: 16-byte prefix, a JSON header, then raw little-endian tensors at header offsets.
+# 1. The state file: a 20-byte prefix (magic, version 3, header length, header CRC-32), a JSON
+#    header, then raw little-endian tensors at header offsets. (Versions 1 and 2: a 16-byte prefix.)
 raw = open(f"{d}/state.mtlstate", "rb").read()
-(hlen,) = struct.unpack_from("<I", raw, 12)
-header = json.loads(raw[16:16 + hlen])
+(version, hlen) = struct.unpack_from("<II", raw, 8)
+start = 20 if version >= 3 else 16
+header = json.loads(raw[start:start + hlen])
 state = {t["name"]: np.frombuffer(raw, np.float32, int(np.prod(t["dims"])), t["offset"]).reshape(t["dims"]).copy()
          for t in header["tensors"]}
 
