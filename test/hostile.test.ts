@@ -210,7 +210,7 @@ test("hostile data: mutated lines, duplicate headers, malformed quoting, ids pas
           : cmd === "inspect" ? ["data", "inspect", d, "--format", "csv", "--schema", schemaFile]
           : cmd === "run" ? ["run", model, "--input", d, "--format", "csv", "--output", join(work, "p.csv")]
           : ["eval", (await finishedRuns()).esmm, "--data", d];
-        oneLine(mtl(args), /cannot read the data: it is a directory/);
+        oneLine(mtl(args), /cannot read the data: it is a directory|the data directory holds no files/);
       },
     })),
     {
