@@ -628,13 +628,16 @@ test("hostile writers: concurrent runs, stale locks, the user's directory, outpu
         const out = join(work, "two-writers");
         const first = spawn(process.execPath, [bin, "train", "--config", configYaml, "--out", out], { stdio: "ignore" });
         try {
-          while (!existsSync(join(out, ".lock"))) await new Promise((r) => setTimeout(r, 5));
+          for (let waited = 0; !existsSync(join(out, ".lock")); waited += 5) {
+            if (waited > 60_000 || first.exitCode !== null) throw new Error("the first run never showed a lock");
+            await new Promise((r) => setTimeout(r, 5));
+          }
           const second = mtl(["train", "--config", configYaml, "--out", out, "--resume"]);
           oneLine(second, new RegExp(`being written by process ${first.pid}`));
           const fresh = mtl(["train", "--config", configYaml, "--out", out]);
           assert.equal(fresh.code, 1, fresh.stderr);
         } finally {
-          await new Promise((r) => first.on("exit", r));
+          if (first.exitCode === null && first.signalCode === null) await new Promise((r) => first.on("exit", r));
         }
         assert.ok(existsSync(join(out, "summary.json")), "the first run finished undisturbed");
         assert.ok(!existsSync(join(out, ".lock")), "and released its lock");
