@@ -31,7 +31,10 @@ export async function serveCommand(args: ServeArgs): Promise<void> {
     skipChecksum: args.skipChecksum ?? false,
   });
   const { info } = server.model;
-  if (!LOOPBACK.has(args.host)) log(`mtl serve: warning: listening on ${args.host}, beyond this machine; mtl serve has no authentication`);
+  if (!LOOPBACK.has(args.host)) {
+    log(`mtl serve: warning: listening on ${args.host}, beyond this machine; mtl serve has no authentication`);
+    if (!(args.allowOrigins ?? []).length) log("mtl serve: requests must name it by IP address or a loopback name; for a host name add --allow-origin http://<name>:<port>");
+  }
   process.stdout.write(`mtl serve: ${args.model} (${info.model}, schema ${schemaHash(info.schema)}) listening on ${server.url}\n`);
   process.stdout.write("POST /v1/score, GET /v1/model, GET /healthz; SIGHUP reloads the model file, SIGTERM drains and exits\n");
   let reloading = false;
