@@ -1,3 +1,4 @@
+import { crc32 } from "node:zlib";
 import { escapeControl } from "../errors.js";
 import { readModelFile } from "../onnx/proto.js";
 import { verifyWeights } from "../scoring/metadata.js";
@@ -39,7 +40,7 @@ export function formatSummary(file: string, size: number, s: ModelSummary): stri
 export async function inspectCommand(file: string, json: boolean, skipChecksum = false): Promise<void> {
   const { model, bytes } = await readModelFile(file);
   const summary = summarizeModel(model);
-  if (!skipChecksum) verifyWeights(summary.metadata, model.graph?.initializer ?? [], file);
+  if (!skipChecksum) verifyWeights(summary.metadata, model.graph?.initializer ?? [], file, crc32);
   const size = bytes.byteLength;
   process.stdout.write(json ? JSON.stringify({ file, bytes: size, ...summary }, null, 2) + "\n" : formatSummary(file, size, summary) + "\n");
 }

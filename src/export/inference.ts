@@ -11,6 +11,7 @@
  */
 import { closeSync, existsSync, openSync, rmSync, writeSync } from "node:fs";
 import { basename, join } from "node:path";
+import { crc32 } from "node:zlib";
 import { MtlError } from "../errors.js";
 import { isValidatedSchema, schemaHash, toSchemaJson, validateSchema, type FeatureSchema } from "../features/schema.js";
 import { onnx } from "../onnx/proto.js";
@@ -179,7 +180,7 @@ export function exportInferenceModel(out: string, opts: InferenceExportOptions):
     }
   }
   // The checksum of the weights as stored (after any move to external data), verified on every load.
-  (proto.metadataProps as onnx.StringStringEntryProto.$Properties[]).push({ key: META_KEYS.weights, value: JSON.stringify(weightsDigest((proto.graph!.initializer ?? []) as onnx.ITensorProto[])) });
+  (proto.metadataProps as onnx.StringStringEntryProto.$Properties[]).push({ key: META_KEYS.weights, value: JSON.stringify(weightsDigest((proto.graph!.initializer ?? []) as onnx.ITensorProto[], crc32)) });
   const bytes = onnx.ModelProto.encode(proto).finish();
   writeFileAtomic(out, bytes, "model");
   return {

@@ -140,18 +140,20 @@ export interface WeightsDigest {
 
 const hex = (n: number) => n.toString(16).padStart(8, "0");
 
+/** A CRC-32 implementation: util/hash.ts's (everywhere) or node:zlib's (the same digits, ~10x faster). */
+export type Crc32 = (bytes: Uint8Array, crc?: number) => number;
+
 /** One initializer's checksum: its dtype and dims, then its bytes (raw data, else the tensor's own encoding without its name). */
-function tensorCrc(t: onnx.ITensorProto): number {
+function tensorCrc(t: onnx.ITensorProto, crc: Crc32): number {
   const dims = (t.dims ?? []).map((d) => String(d)).join(",");
-  let crc = crc32(new TextEncoder().encode(`${t.dataType ?? 0}:${dims}:`));
-  if (t.rawData && t.rawData.byteLength > 0) return crc32(t.rawData, crc);
-  crc = crc32(onnx.TensorProto.encode({ ...t, name: "", docString: "" }).finish(), crc);
-  return crc;
+  const head = crc(new TextEncoder().encode(`${t.dataType ?? 0}:${dims}:`));
+  if (t.rawData && t.rawData.byteLength > 0) return crc(t.rawData, head);
+  return crc(onnx.TensorProto.encode({ ...t, name: "", docString: "" }).finish(), head);
 }
 
-export function weightsDigest(initializers: readonly onnx.ITensorProto[]): WeightsDigest {
+export function weightsDigest(initializers: readonly onnx.ITensorProto[], crc: Crc32 = crc32): WeightsDigest {
   const tensors: Record<string, string> = {};
-  for (const t of initializers) tensors[t.name ?? ""] = hex(tensorCrc(t));
+  for (const t of initializers) tensors[t.name ?? ""] = hex(tensorCrc(t, crc));
   return { algorithm: "crc32", tensors };
 }
 
@@ -182,7 +184,7 @@ export function readInitializers(bytes: Uint8Array, source = "<model>"): onnx.Te
  * edited tensor is refused (E_INTEGRITY) naming the tensor. A model exported before mtl wrote
  * checksums has none and passes. Returns whether there was a checksum to verify.
  */
-export function verifyWeights(meta: Record<string, string>, initializers: readonly onnx.ITensorProto[], source = "<model>"): boolean {
+export function verifyWeights(meta: Record<string, string>, initializers: readonly onnx.ITensorProto[], source = "<model>", crc: Crc32 = crc32): boolean {
   const text = meta[META_KEYS.weights];
   if (text === undefined) return false;
   const hint = "the file is damaged or was edited; export it again (or pass --skip-checksum if you edited it on purpose)";
@@ -196,7 +198,7 @@ export function verifyWeights(meta: Record<string, string>, initializers: readon
     return refuse("the checksum itself is not valid JSON");
   }
   if (stored?.algorithm !== "crc32" || typeof stored.tensors !== "object" || stored.tensors === null) return refuse("the checksum record is malformed");
-  const actual = weightsDigest(initializers).tensors;
+  const actual = weightsDigest(initializers, crc).tensors;
   for (const [name, crc] of Object.entries(stored.tensors)) {
     if (actual[name] === undefined) refuse(`initializer '${name}' is missing`);
     if (actual[name] !== crc) refuse(`initializer '${name}' has CRC-32 ${actual[name]}, the export recorded ${crc}`);

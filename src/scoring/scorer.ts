@@ -10,6 +10,7 @@
  *   await scorer.release();
  */
 import { readFile } from "node:fs/promises";
+import { crc32 } from "node:zlib";
 import { MtlError } from "../errors.js";
 import type { Batch } from "../features/batch.js";
 import { encodeCandidates, encodeRecords, type RawValue } from "../features/encode.js";
@@ -54,7 +55,7 @@ export class Scorer {
     if (bytes.byteLength === 0) throw new MtlError("E_MODEL", "empty file (0 bytes), not an ONNX model", { where: { file } });
     const info = readModelInfo(bytes, file);
     const initializers = readInitializers(bytes, file);
-    if (!opts.skipChecksum) verifyWeights(info.metadata, initializers, file);
+    if (!opts.skipChecksum) verifyWeights(info.metadata, initializers, file, crc32);
     checkModelAgainstGraph(info, initializers, file);
     // With external data, onnxruntime must read the model from its path (the data file sits beside it).
     const source = info.metadata[META_KEYS.externalData] ? file : bytes;
