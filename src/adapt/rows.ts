@@ -1,0 +1,50 @@
+/**
+ * Rows held in memory for MetaHeac: a campaign's seeds, its candidates, the meta-training pool.
+ * Look-alike sets are small (a campaign's seed list, a few thousand rows per campaign), so both
+ * stages sample rows by index from one columnar batch. Pure TypeScript (the browser adapts too).
+ */
+import { MtlError } from "../errors.js";
+import { BatchBuilder, copyRow, type Batch, type Layout } from "../features/batch.js";
+import type { TypedArray } from "../graph/dtype.js";
+import { trainerBatch } from "../train/batches.js";
+
+/** The per-row task (campaign) id of a batch: the look-alike reader's `aid` column. */
+export function taskIdsOf(batch: Batch): Int32Array | null {
+  const aid = (batch as Batch & { aid?: Int32Array | null }).aid;
+  return aid ?? null;
+}
+
+/** Concatenates batches (one layout) into one batch, and their task ids when every batch has them. */
+export function concatRows(layout: Layout, batches: readonly Batch[]): { rows: Batch; aid: Int32Array | null } {
+  const total = batches.reduce((n, b) => n + b.size, 0);
+  const builder = new BatchBuilder(layout, Math.max(total, 1));
+  const aids = batches.map(taskIdsOf);
+  const aid = aids.every((a) => a !== null) ? new Int32Array(total) : null;
+  let at = 0;
+  for (let k = 0; k < batches.length; k++) {
+    const b = batches[k]!;
+    for (let r = 0; r < b.size; r++) {
+      copyRow(layout, b, r, builder, builder.size++);
+      if (aid) aid[at] = aids[k]![r]!;
+      at++;
+    }
+  }
+  return { rows: builder.take(), aid };
+}
+
+/** Rows `which` of `rows` (in that order, repeats allowed) as a new batch. */
+export function selectRows(layout: Layout, rows: Batch, which: ArrayLike<number>): Batch {
+  const builder = new BatchBuilder(layout, Math.max(which.length, 1));
+  for (let i = 0; i < which.length; i++) {
+    const r = which[i]!;
+    if (!(r >= 0 && r < rows.size)) throw new MtlError("E_DATA", `row ${r} is outside the ${rows.size} rows held`);
+    copyRow(layout, rows, r, builder, builder.size++);
+  }
+  return builder.take();
+}
+
+/** The trainer-contract inputs of rows `which`, each name passed through `rename`. */
+export function feedsOfRows(layout: Layout, rows: Batch, which: ArrayLike<number>, rename: (input: string) => string = (x) => x): Record<string, TypedArray> {
+  const fed = trainerBatch(selectRows(layout, rows, which), layout);
+  return Object.fromEntries(Object.entries(fed).map(([k, v]) => [rename(k), v]));
+}
