@@ -19,13 +19,17 @@ export {
   validateSchema, parseSchema, toSchemaJson, schemaHash, defaultAliccpSchema,
   ALICCP_FIELDS, ALICCP_VOCAB_SIZE, ALICCP_DIM, ALICCP_MAX_LEN, MAX_VOCAB,
   type FeatureSchema, type Feature, type IdFeature, type DenseFeature, type FeatureKind, type Pooling, type DenseTransform,
-  type SchemaInput, type FeatureSpecInput,
+  type SchemaInput, type FeatureSpecInput, featureRows,
 } from "./features/schema.js";
+export {
+  defaultLookalikeSchema, LOOKALIKE_USER_STATIC, LOOKALIKE_USER_DYNAMIC, LOOKALIKE_AD, LOOKALIKE_USER_FIELDS, LOOKALIKE_AD_FIELDS,
+  LOOKALIKE_LABEL, LOOKALIKE_TASK, LOOKALIKE_DIM,
+} from "./features/lookalike.js";
 export {
   layoutOf, BatchBuilder, copyRow,
   type Batch, type BatchTruth, type ReadBlock, type Layout, type TableLayout, type FeatureColumns, type DenseColumns,
 } from "./features/batch.js";
-export { encodeRecord, encodeRecords, encodeIds, encodeDense, labelOf, RowError, REJECT_REASONS, type RejectReason, type RawValue, type RawScalar } from "./features/encode.js";
+export { encodeRecord, encodeRecords, encodeIds, encodeDense, labelOf, taskOf, RowError, REJECT_REASONS, type RejectReason, type RawValue, type RawScalar } from "./features/encode.js";
 // data: readers, shards, batches, synthetic funnel, inspection
 export { readData, guessFormat } from "./data/open.js";
 export { readAliccp, AliccpLineParser } from "./data/aliccp.js";

@@ -131,7 +131,7 @@ function batch(click: number[], conversion: number[], user: number[] | null, tru
     size: n, ids: [], weights: [], dense: new Float32Array(0),
     click: Uint8Array.from(click), conversion: Uint8Array.from(conversion),
     truth: trueCvr ? { ctr: new Float32Array(n), cvr: Float32Array.from(trueCvr), conversion: Uint8Array.from(potential!) } : null,
-    userId: user ? Int32Array.from(user) : null, sampleKey: new Uint32Array(n),
+    userId: user ? Int32Array.from(user) : null, sampleKey: new Uint32Array(n), task: null,
   } as unknown as Batch;
 }
 

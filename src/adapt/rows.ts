@@ -8,28 +8,12 @@ import { BatchBuilder, copyRow, type Batch, type Layout } from "../features/batc
 import type { TypedArray } from "../graph/dtype.js";
 import { trainerBatch } from "../train/batches.js";
 
-/** The per-row task (campaign) id of a batch: the look-alike reader's `aid` column. */
-export function taskIdsOf(batch: Batch): Int32Array | null {
-  const aid = (batch as Batch & { aid?: Int32Array | null }).aid;
-  return aid ?? null;
-}
-
-/** Concatenates batches (one layout) into one batch, and their task ids when every batch has them. */
-export function concatRows(layout: Layout, batches: readonly Batch[]): { rows: Batch; aid: Int32Array | null } {
+/** Concatenates batches (one layout) into one batch; the task ids travel with their rows. */
+export function concatRows(layout: Layout, batches: readonly Batch[]): Batch {
   const total = batches.reduce((n, b) => n + b.size, 0);
   const builder = new BatchBuilder(layout, Math.max(total, 1));
-  const aids = batches.map(taskIdsOf);
-  const aid = aids.every((a) => a !== null) ? new Int32Array(total) : null;
-  let at = 0;
-  for (let k = 0; k < batches.length; k++) {
-    const b = batches[k]!;
-    for (let r = 0; r < b.size; r++) {
-      copyRow(layout, b, r, builder, builder.size++);
-      if (aid) aid[at] = aids[k]![r]!;
-      at++;
-    }
-  }
-  return { rows: builder.take(), aid };
+  for (const b of batches) for (let r = 0; r < b.size; r++) copyRow(layout, b, r, builder, builder.size++);
+  return builder.take();
 }
 
 /** Rows `which` of `rows` (in that order, repeats allowed) as a new batch. */

@@ -56,8 +56,8 @@ export async function* shardBatches(shard: ShardReader, opts: BatcherOptions): A
   yield* rebatch(shard.layout, groups(), { ...opts, truth: shard.truth });
 }
 
-/** Per-row scalars of a window packed row-major: click, conversion, sample key, true CTR, true CVR, potential conversion. */
-const PACK = 6;
+/** Per-row scalars of a window packed row-major: click, conversion, sample key, true CTR, true CVR, potential conversion, task. */
+const PACK = 7;
 
 /**
  * Copy window rows perm[start..start+count) into dst (row k is row refs[2k + 1] of
@@ -81,11 +81,13 @@ function gatherRows(layout: Layout, pending: readonly Batch[], refs: Int32Array,
   });
   if (layout.denseWidth) copyWide(pending.map((b) => b.dense), dst.dense, layout.denseWidth);
   const truth = dst.truthCtr !== null;
+  const task = dst.task;
   for (let i = 0; i < count; i++) {
     const p = perm[start + i]! * PACK;
     dst.click[i] = pack[p]!;
     dst.conversion[i] = pack[p + 1]!;
     dst.sampleKey[i] = pack[p + 2]!;
+    if (task) task[i] = pack[p + 6]!;
     if (truth) {
       dst.truthCtr![i] = pack[p + 3]!;
       dst.truthCvr![i] = pack[p + 4]!;
@@ -132,6 +134,7 @@ export async function* rebatch(layout: Layout, source: AsyncIterable<Batch> | It
           pack[p + 4] = b.truth.cvr[r]!;
           pack[p + 5] = b.truth.conversion[r]!;
         }
+        if (b.task) pack[p + 6] = b.task[r]!;
         n++;
       }
     }

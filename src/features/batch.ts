@@ -9,7 +9,7 @@
  * and concatenates the pooled vectors in schema order. Dense features are columns of one float32
  * matrix [rows, denseWidth], already transformed (log1p / standardize).
  */
-import type { DenseFeature, FeatureSchema, IdFeature } from "./schema.js";
+import { featureRows, type DenseFeature, type FeatureSchema, type IdFeature } from "./schema.js";
 
 export interface FeatureColumns {
   readonly feature: IdFeature;
@@ -21,7 +21,7 @@ export interface FeatureColumns {
 
 export interface TableLayout {
   readonly name: string;
-  /** Rows of the embedding table: max over its features of vocab_size or hash_buckets + 1. */
+  /** Rows of the embedding table: max over its features of featureRows (vocab_size (+1), hash_buckets + 1). */
   readonly rows: number;
   readonly dim: number;
   /** Columns of the table's id matrix (sum of its features' maxLen). */
@@ -68,7 +68,7 @@ export function layoutOf(schema: FeatureSchema): Layout {
     const tb = building[t]!;
     const cols: FeatureColumns = { feature: f, table: t, offset: tb.width };
     tb.width += f.maxLen;
-    tb.rows = Math.max(tb.rows, f.vocabSize ?? f.hashBuckets! + 1);
+    tb.rows = Math.max(tb.rows, featureRows(f));
     tb.weighted ||= f.kind === "weighted_ids";
     tb.features.push(cols);
     idFeatures.push(cols);
@@ -124,6 +124,8 @@ export interface Batch {
   readonly userId: Int32Array | null;
   /** fnv1a32 of the sample id: the train/valid split key. */
   readonly sampleKey: Uint32Array;
+  /** The task id of each row (the schema's `task` column: look-alike's campaign `aid`); null when the schema names none. */
+  readonly task: Int32Array | null;
 }
 
 /** A batch plus what text readers also know: the untruncated id count per id feature [size, idFeatures.length]. */
@@ -147,6 +149,7 @@ export class BatchBuilder {
   truthCvr: Float32Array | null;
   truthConversion: Uint8Array | null;
   sampleKey: Uint32Array;
+  task: Int32Array | null;
   rawIdCounts: Int32Array | null;
   lines: Float64Array | null;
 
@@ -162,6 +165,7 @@ export class BatchBuilder {
     this.truthCvr = opts.truth ? new Float32Array(capacity) : null;
     this.truthConversion = opts.truth ? new Uint8Array(capacity) : null;
     this.sampleKey = new Uint32Array(capacity);
+    this.task = layout.schema.task !== null ? new Int32Array(capacity) : null;
     this.rawIdCounts = opts.rawIdCounts ? new Int32Array(capacity * layout.idFeatures.length) : null;
     this.lines = opts.lineNumbers ? new Float64Array(capacity) : null;
   }
@@ -200,6 +204,7 @@ export class BatchBuilder {
       truth: this.truthCtr ? { ctr: this.truthCtr.slice(0, n), cvr: this.truthCvr!.slice(0, n), conversion: this.truthConversion!.slice(0, n) } : null,
       userId: user,
       sampleKey: this.sampleKey.slice(0, n),
+      task: this.task?.slice(0, n) ?? null,
       rawIdCounts: this.rawIdCounts?.slice(0, n * idFeatures.length) ?? null,
       lines: this.lines?.slice(0, n) ?? null,
     };
@@ -237,4 +242,5 @@ export function copyRow(layout: Layout, src: Batch, from: number, dst: BatchBuil
     dst.truthConversion![to] = src.truth.conversion[from]!;
   }
   dst.sampleKey[to] = src.sampleKey[from]!;
+  if (dst.task && src.task) dst.task[to] = src.task[from]!;
 }

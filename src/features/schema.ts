@@ -15,8 +15,31 @@
  * Vocabulary (id kinds): `vocab_size` for pre-indexed integer ids (valid ids are 0..vocab_size-1,
  * 0 is padding) or `hash_buckets` for raw strings (id = 1 + fnv1a32(value) % hash_buckets, see
  * hash.ts). `table` names the embedding table (default: the feature's own name); features sharing a
- * table share its rows and must agree on `dim`. A table has max(vocab_size, hash_buckets + 1) rows
- * over its features.
+ * table share its rows and must agree on `dim`. A table has max over its features of
+ * `featureRows` rows (vocab_size, vocab_size + 1 with a non-zero padding_id, hash_buckets + 1).
+ *
+ * Padding (id kinds): row 0 of every table is the padding row, and a batch's id matrix holds 0 where
+ * a feature has fewer ids than its max_len. `padding_id` names the raw value that means "no id":
+ * - vocab_size features: default 0 (raw id 0 is padding; ids 1..vocab_size-1 are stored as they
+ *   are, so existing schemas keep their rows and digits). Any other value, e.g. -1 (TensorFlow's
+ *   convention), or null (no padding value at all), makes every raw id 0..vocab_size-1 real: it is
+ *   stored as raw + 1 (the feature's `idOffset`), so a real `house = 0` lands on row 1, never on
+ *   the padding row.
+ * - hash_buckets features: default null (every value is hashed); with a padding_id the values equal
+ *   to it (compared as strings: -1 matches "-1") are dropped before hashing, so `[5,-1,-1]` holds
+ *   one id, not three.
+ * Padding values are dropped wherever they stand and never counted (mean pooling divides by the ids
+ * kept).
+ *
+ * `length` (ids, weighted_ids): the column holding the true length of a list padded to a fixed
+ * size (the Tencent look-alike data's `interest1` with `interest1_length`): only the first
+ * `length` values are read, whatever the values after them are (then padding_id and max_len apply
+ * as usual). So mean pooling divides by the true length.
+ *
+ * `task` (schema): the column holding each row's task id (the campaign `aid` of look-alike data), a
+ * non-negative integer: the batch carries it per row (`Batch.task`) for meta-learning.
+ * `labels.conversion: null`: the data has one label (`labels.click`'s column, e.g. look-alike's
+ * `label`); `Batch.click` holds it and `Batch.conversion` is 0.
  */
 import { MtlError } from "../errors.js";
 import { fnv1a32 } from "./hash.js";
@@ -46,6 +69,10 @@ export interface FeatureSpecInput {
   std?: number;
   /** A row may lack this feature (CSV/JSONL): it is then all padding / zeros. Default false. */
   optional?: boolean;
+  /** ids / weighted_ids: the column holding the true length of a fixed-size padded list. */
+  length?: string;
+  /** The raw value that means "no id" (see the module comment); null: none. */
+  padding_id?: number | string | null;
 }
 
 export interface SchemaInput {
@@ -54,7 +81,9 @@ export interface SchemaInput {
   name?: string;
   features: FeatureSpecInput[];
   /** Source columns of the labels (CSV/JSONL). Ali-CCP's are positional (columns 2 and 3). */
-  labels?: { click?: string; conversion?: string };
+  labels?: { click?: string; conversion?: string | null };
+  /** Column holding each row's task id (look-alike: the campaign `aid`), a non-negative integer. */
+  task?: string;
   /** Column holding the sample id (CSV/JSONL); when absent the line number is the sample id. */
   sample_id?: string;
   /** Name of an id feature whose first id is the user key for GAUC (Ali-CCP: field 101). */
@@ -80,6 +109,12 @@ export interface IdFeature {
   readonly table: string;
   readonly dim: number;
   readonly optional: boolean;
+  /** The column of the true list length (ids, weighted_ids), or null. */
+  readonly lengthSource: string | null;
+  /** The raw value that means "no id", or null. */
+  readonly paddingId: number | string | null;
+  /** Added to a raw vocab_size id to give its row: 1 when raw 0 is a real id (padding_id not 0), else 0. */
+  readonly idOffset: 0 | 1;
 }
 
 export interface DenseFeature {
@@ -100,7 +135,10 @@ export interface FeatureSchema {
   readonly version: 1;
   readonly name: string;
   readonly features: readonly Feature[];
-  readonly labels: { readonly click: string; readonly conversion: string };
+  /** `conversion` null: a single-label schema (look-alike). */
+  readonly labels: { readonly click: string; readonly conversion: string | null };
+  /** The task id column, or null. */
+  readonly task: string | null;
   readonly sampleId: string | null;
   readonly userId: string | null;
   readonly truth: { readonly ctr: string; readonly cvr: string; readonly conversion: string } | null;
@@ -145,8 +183,13 @@ function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], whe
     if (!allowed.includes(k)) throw schemaError(`${where}${k}`, `unknown key '${k}'`, `allowed keys: ${allowed.join(", ")}`, file);
 }
 
-const FEATURE_KEYS = ["name", "kind", "source", "weight_source", "max_len", "pooling", "vocab_size", "hash_buckets", "table", "dim", "size", "transform", "mean", "std", "optional"] as const;
-const SCHEMA_KEYS = ["version", "name", "features", "labels", "sample_id", "user_id", "truth", "list_separator", "default_dim"] as const;
+const FEATURE_KEYS = ["name", "kind", "source", "weight_source", "max_len", "pooling", "vocab_size", "hash_buckets", "table", "dim", "size", "transform", "mean", "std", "optional", "length", "padding_id"] as const;
+const SCHEMA_KEYS = ["version", "name", "features", "labels", "sample_id", "user_id", "truth", "list_separator", "default_dim", "task"] as const;
+
+/** Rows an id feature needs in its table: vocab_size (+ 1 when raw 0 is real), or hash_buckets + 1. */
+export function featureRows(f: IdFeature): number {
+  return f.vocabSize !== null ? f.vocabSize + f.idOffset : f.hashBuckets! + 1;
+}
 
 /** Check a schema object (parsed JSON or written in code) and fill its defaults. `file` goes into errors. */
 export function validateSchema(input: unknown, file?: string): FeatureSchema {
@@ -175,7 +218,7 @@ export function validateSchema(input: unknown, file?: string): FeatureSchema {
     const optional = raw.optional === undefined ? false : raw.optional === true ? true : raw.optional === false ? false :
       (() => { throw schemaError(`${where}.optional`, "expected true or false", undefined, file); })();
     if (kind === "dense") {
-      for (const k of ["max_len", "pooling", "vocab_size", "hash_buckets", "table", "dim", "weight_source"])
+      for (const k of ["max_len", "pooling", "vocab_size", "hash_buckets", "table", "dim", "weight_source", "length", "padding_id"])
         if (raw[k] !== undefined) throw schemaError(`${where}.${k}`, `'${k}' does not apply to a dense feature`, undefined, file);
       const size = raw.size === undefined ? 1 : positiveInt(raw.size, `${where}.size`, 65536, file);
       const transform = (raw.transform ?? "none") as DenseTransform;
@@ -217,14 +260,30 @@ export function validateSchema(input: unknown, file?: string): FeatureSchema {
     if (prior && prior.dim !== dim)
       throw schemaError(`${where}.dim`, `table '${table}' has dim ${prior.dim} (from ${prior.by}), this feature asks for ${dim}`, "features sharing a table need the same dim", file);
     if (!prior) tableDims.set(table, { dim, by: name });
-    return { name, kind: kind as IdFeature["kind"], source, weightSource, maxLen, pooling, vocabSize, hashBuckets, table, dim, optional };
+    const lengthSource = optString(raw.length, `${where}.length`, file) ?? null;
+    if (lengthSource !== null && kind === "id") throw schemaError(`${where}.length`, "'length' applies to ids and weighted_ids (lists), not to a single id", undefined, file);
+    let paddingId: number | string | null = vocabSize !== null ? 0 : null;
+    if (raw.padding_id !== undefined) {
+      const p = raw.padding_id;
+      if (p !== null && !(typeof p === "number" && Number.isInteger(p)) && !(typeof p === "string" && p.length > 0))
+        throw schemaError(`${where}.padding_id`, `expected an integer, a string or null, got ${JSON.stringify(p)}`, "e.g. -1 (TensorFlow), 0 (PaddleRec), null (no padding value)", file);
+      if (vocabSize !== null && p !== null && typeof p !== "number")
+        throw schemaError(`${where}.padding_id`, `a vocab_size feature's padding_id is an integer, got ${JSON.stringify(p)}`, undefined, file);
+      paddingId = p;
+    }
+    const idOffset = vocabSize !== null && paddingId !== 0 ? 1 : 0;
+    return { name, kind: kind as IdFeature["kind"], source, weightSource, maxLen, pooling, vocabSize, hashBuckets, table, dim, optional, lengthSource, paddingId, idOffset };
   });
-  let labels = { click: "click", conversion: "conversion" };
+  let labels: FeatureSchema["labels"] = { click: "click", conversion: "conversion" };
   if (input.labels !== undefined) {
     if (!isRecord(input.labels)) throw schemaError("labels", "expected {click, conversion}", undefined, file);
     checkKeys(input.labels, ["click", "conversion"], "labels.", file);
-    labels = { click: optString(input.labels.click, "labels.click", file) ?? "click", conversion: optString(input.labels.conversion, "labels.conversion", file) ?? "conversion" };
+    labels = {
+      click: optString(input.labels.click, "labels.click", file) ?? "click",
+      conversion: input.labels.conversion === null ? null : optString(input.labels.conversion, "labels.conversion", file) ?? "conversion",
+    };
   }
+  const task = optString(input.task, "task", file) ?? null;
   const userId = optString(input.user_id, "user_id", file) ?? null;
   if (userId !== null) {
     const f = features.find((x) => x.name === userId);
@@ -250,6 +309,7 @@ export function validateSchema(input: unknown, file?: string): FeatureSchema {
     userId,
     truth,
     listSeparator,
+    task,
   };
 }
 
@@ -276,12 +336,16 @@ export function toSchemaJson(s: FeatureSchema): SchemaInput {
           ...(f.pooling === "weighted_sum" ? {} : { pooling: f.pooling }),
           ...(f.vocabSize !== null ? { vocab_size: f.vocabSize } : { hash_buckets: f.hashBuckets! }),
           table: f.table, dim: f.dim, optional: f.optional,
+          // written only when set, so the schemas (and hashes) from before these keys stay the same
+          ...(f.lengthSource !== null ? { length: f.lengthSource } : {}),
+          ...(f.paddingId !== (f.vocabSize !== null ? 0 : null) ? { padding_id: f.paddingId } : {}),
         }),
     labels: { ...s.labels },
     ...(s.sampleId ? { sample_id: s.sampleId } : {}),
     ...(s.userId ? { user_id: s.userId } : {}),
     ...(s.truth ? { truth: { ...s.truth } } : {}),
     list_separator: s.listSeparator,
+    ...(s.task !== null ? { task: s.task } : {}),
   };
 }
 

@@ -10,7 +10,7 @@ import { openDataSource } from "../data/source.js";
 import { Session, type Tensor } from "../runtime/session.js";
 import { METAHEAC_PREDICTION } from "../models/metaheac.js";
 import { Adapter, adaptOnSeeds, type AdaptationPlan, type PlainTensor } from "../adapt/adapter.js";
-import { concatRows, feedsOfRows, taskIdsOf } from "../adapt/rows.js";
+import { concatRows, feedsOfRows } from "../adapt/rows.js";
 import { loadAdaptable } from "../export/adaptation.js";
 
 export interface AdaptOptions {
@@ -45,9 +45,9 @@ async function readRows(spec: string, schema: import("../features/schema.js").Fe
   try {
     const batches: Batch[] = [];
     for await (const b of source.batches({ batchSize: 65536, shuffle: false })) batches.push(b);
-    const { rows, aid } = concatRows(source.layout, batches);
+    const rows = concatRows(source.layout, batches);
     if (rows.size === 0) throw new MtlError("E_DATA", `the ${what} file has no rows`, { where: { file: spec } });
-    return { layout: source.layout, rows, aid: aid ?? taskIdsOf(rows) };
+    return { layout: source.layout, rows, aid: rows.task };
   } finally {
     await source.close();
   }

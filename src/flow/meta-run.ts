@@ -10,12 +10,11 @@
  * on (seed, s), so a resumed run continues with the batches it would have had. There is no
  * validation pass here: a meta-learned model is judged after adaptation (scripts/results-lookalike.mjs).
  */
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { MtlError } from "../errors.js";
 import type { Batch as DataBatch, Layout } from "../features/batch.js";
 import { parseSchema, toSchemaJson, validateSchema } from "../features/schema.js";
-import { readFileSync } from "node:fs";
 import { openDataSource } from "../data/source.js";
 import type { TypedArray } from "../graph/dtype.js";
 import type { MetaheacConfig } from "../models/metaheac.js";
@@ -95,8 +94,9 @@ export async function readCampaignRows(spec: string, schema: import("../features
   try {
     const batches: DataBatch[] = [];
     for await (const b of source.batches({ batchSize: 65536, shuffle: false })) batches.push(b);
-    const { rows, aid } = concatRows(source.layout, batches);
-    if (!aid) throw new MtlError("E_DATA", `${spec}: the rows carry no campaign id ('aid')`, { where: { file: spec, field: "aid" }, hint: "MetaHeac reads look-alike data: JSONL rows with an aid column (see docs/data.md)" });
+    const rows = concatRows(source.layout, batches);
+    const aid = rows.task;
+    if (!aid) throw new MtlError("E_DATA", `${spec}: the rows carry no campaign id ('aid')`, { where: { file: spec, field: "aid" }, hint: "MetaHeac reads look-alike data: a schema with a task column (the built-in look-alike schema names aid; see docs/data.md)" });
     if (rows.size === 0) throw new MtlError("E_DATA", `${spec}: no rows`, { where: { file: spec } });
     return { layout: source.layout, rows, aid };
   } finally {

@@ -20,10 +20,12 @@
  *
  * Which id features are the ad (task) side is the config's `adFeatures`; every other id feature is a
  * user field. All of them must embed in the same dim (the task vector averages user fields). The
- * look-alike label travels in the input contract's `click` column (the data has one label).
+ * look-alike label travels in the input contract's `click` column (the data has one label). The
+ * default schema is the built-in look-alike schema (src/features/lookalike.ts).
  */
 import { MtlError } from "../errors.js";
 import { layoutOf, type Layout } from "../features/batch.js";
+import { LOOKALIKE_AD_FIELDS, defaultLookalikeSchema } from "../features/lookalike.js";
 import * as ops from "../graph/ops.js";
 import type { Value } from "../graph/ir.js";
 import type { ModelContext, ModelDefinition, ModelOutputs } from "../train/model.js";
@@ -31,13 +33,11 @@ import { COMMON_RULES, boolean, commonDefaults, embeddedInput, nonEmptyLayerSize
 import { CLICK_INPUT } from "./inputs.js";
 import { type Activation, binaryCrossEntropy, experts, linear, mixExperts } from "./layers.js";
 
-/** The ad-side columns of PaddleRec's look-alike data (reader_train.py `ad_col`). */
-export const LOOKALIKE_AD_FEATURES = ["advertiserId", "campaignId", "creativeSize", "adCategoryId", "productId", "productType"] as const;
 
 export const METAHEAC_PREDICTION = "p_lookalike";
 
 export interface MetaheacConfig extends CommonConfig {
-  /** Id features on the ad (task) side; the rest are user fields. Default PaddleRec's six ad columns. */
+  /** Id features on the ad (task) side; the rest are user fields. Default PaddleRec's six ad columns (reader_train.py `ad_col`). */
   adFeatures: string[];
   /** K, the experts (PaddleRec `num_expert`). Default 8. */
   expertCount: number;
@@ -72,7 +72,7 @@ export interface MetaheacConfig extends CommonConfig {
 
 export function metaheacDefaults(): MetaheacConfig {
   return {
-    ...commonDefaults(), adFeatures: [...LOOKALIKE_AD_FEATURES], expertCount: 8, expertSizes: [64], gateHidden: 64, criticCount: 5,
+    ...commonDefaults(), schema: defaultLookalikeSchema(), adFeatures: [...LOOKALIKE_AD_FIELDS], expertCount: 8, expertSizes: [64], gateHidden: 64, criticCount: 5,
     taskCount: 5, localLr: 2e-4, innerSteps: 1, firstOrder: true, metaBatchSize: 32, adaptEpochs: 2, adaptLr: 1e-3, adaptBatchSize: 32,
   };
 }

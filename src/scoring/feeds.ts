@@ -82,7 +82,7 @@ export function concatBatches(layout: Layout, batches: readonly Batch[]): Batch 
   }
   return {
     size, ids, weights, dense,
-    click: new Uint8Array(size), conversion: new Uint8Array(size), truth: null, userId: null, sampleKey: new Uint32Array(size),
+    click: new Uint8Array(size), conversion: new Uint8Array(size), truth: null, userId: null, sampleKey: new Uint32Array(size), task: null,
   };
 }
 
@@ -99,7 +99,7 @@ export function encodeCandidates(layout: Layout, context: Readonly<Record<string
   const b = new BatchBuilder(layout, Math.max(n, 1));
   if (n === 0) return b.take();
   const fromContext = (source: string | null): boolean => source === null || (context[source] !== undefined && candidates.every((c) => c[source] === undefined));
-  const sharedIds = layout.idFeatures.map((c) => fromContext(c.feature.source) && fromContext(c.feature.weightSource));
+  const sharedIds = layout.idFeatures.map((c) => fromContext(c.feature.source) && fromContext(c.feature.weightSource) && fromContext(c.feature.lengthSource));
   const sharedDense = layout.dense.map((d) => fromContext(d.feature.source));
   const row0 = candidates[0]!;
   encodeRecord(b, (k) => (row0[k] === undefined ? context[k] : row0[k]), "1", 1, { labels: false });
@@ -122,7 +122,8 @@ export function encodeCandidates(layout: Layout, context: Readonly<Record<string
       }
       const v = need(f.source, f.name, f.optional);
       const weights = f.weightSource ? need(f.weightSource, f.name, f.optional) : null;
-      if (v !== undefined) encodeIds(b, i, c.table, c.offset, f, v, weights ?? null, line);
+      const length = f.lengthSource !== null && v !== undefined ? need(f.lengthSource, f.name, false)! : null;
+      if (v !== undefined) encodeIds(b, i, c.table, c.offset, f, v, weights ?? null, line, length);
     });
     layout.dense.forEach((d, k) => {
       const dw = layout.denseWidth;
