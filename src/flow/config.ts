@@ -28,6 +28,14 @@
  *   counterfactual_w → modelConfig.counterfactualWeight; global_w → modelConfig.globalWeight;
  *   learning_rate → training.lr; train_batch_size → training.batchSize; epochs → training.epochs;
  *   optimizer: { class: Adam, learning_rate: 0.001 } → optimizer.kind, training.lr.
+ * PaddleRec's MetaHeac keys (models/multitask/metaheac/config.yaml), mapped in their own block below:
+ *   max_idxs [[static], [dynamic], [ad]] → the id features' tables, in schema order: max id + 1 values
+ *                             (the built-in look-alike schema's order is PaddleRec's column order)
+ *   embed_dim → every id feature's dim; mlp_dims → modelConfig.expertSizes [mlp_dims[0]] (net.py
+ *   applies only the first layer) and gateHidden mlp_dims[-1]; local_lr → localLr; num_expert →
+ *   expertCount; num_output → criticCount; task_count → taskCount; batch_size → metaBatchSize and
+ *   adaptBatchSize; infer_train_epoch → adaptEpochs; optimizer.global_learning_rate → training.lr;
+ *   optimizer.local_test_learning_rate → adaptLr.
  * Unknown keys are errors naming the key and its line.
  */
 import { readFileSync } from "node:fs";
@@ -60,8 +68,8 @@ export interface RunConfig {
   optimizer: OptimizerConfig;
   training: TrainingSettings;
   data: { train?: string; valid?: string; schema?: string };
-  /** PaddleRec's sparse_feature_number / sparse_feature_dim, applied to the data's schema. */
-  schemaOverrides: { featureNumber?: number; dim?: number };
+  /** PaddleRec's sparse_feature_number / sparse_feature_dim (or embed_dim) and MetaHeac's max_idxs, applied to the data's schema. */
+  schemaOverrides: { featureNumber?: number; dim?: number; maxIds?: number[] };
   /** The config file and the line of each key path (e.g. "modelConfig.towerSizes"), for errors found later. */
   source?: { file: string; lines: Record<string, number> };
 }
@@ -90,6 +98,14 @@ const TRAINING_KEYS = Object.keys(DEFAULT_TRAINING).concat("clipNorm");
 const SCHEDULE_KEYS = ["kind", "decayRate", "decaySteps", "staircase", "warmupSteps"];
 const OPTIMIZER_KEYS = ["kind", "class", "learning_rate", "momentum", "weightDecay", "beta1", "beta2", "epsilon", "initialAccumulator"];
 const PADDLE_KEYS = ["sparse_feature_number", "sparse_feature_dim", "ctr_fc_sizes", "counterfact_mode", "counterfactual_w", "global_w", "learning_rate", "train_batch_size", "epochs", "optimizer"];
+/** PaddleRec MetaHeac's keys (see applyMetaheacPaddle); the last two live in its `optimizer:` section. */
+const METAHEAC_PADDLE_KEYS = ["max_idxs", "embed_dim", "mlp_dims", "local_lr", "num_expert", "num_output", "task_count", "batch_size", "infer_train_epoch"];
+const METAHEAC_OPTIMIZER_KEYS = ["global_learning_rate", "local_test_learning_rate"];
+/** MetaHeac's model keys, PaddleRec name → modelConfig name (for the lines errors point at). */
+const METAHEAC_MODEL_KEYS: readonly (readonly [string, string])[] = [
+  ["mlp_dims", "expertSizes"], ["local_lr", "localLr"], ["num_expert", "expertCount"], ["num_output", "criticCount"], ["task_count", "taskCount"],
+  ["batch_size", "metaBatchSize"], ["infer_train_epoch", "adaptEpochs"], ["optimizer.local_test_learning_rate", "adaptLr"],
+];
 
 /** Reads a YAML config file over the defaults. */
 export function readRunConfig(file: string, base: RunConfig = defaultRunConfig()): RunConfig {
@@ -124,6 +140,12 @@ export function parseRunConfig(text: string, file: string, base: RunConfig = def
       if (line !== undefined) out.source.lines[`modelConfig.${mtl}`] = line;
     }
   }
+  for (const [paddle, mtl] of METAHEAC_MODEL_KEYS) {
+    for (const prefix of ["", "hyper_parameters.", "runner."]) {
+      const line = lines.get(prefix + paddle);
+      if (line !== undefined) out.source.lines[`modelConfig.${mtl}`] = line;
+    }
+  }
   for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
     switch (key) {
       case "model":
@@ -149,13 +171,15 @@ export function parseRunConfig(text: string, file: string, base: RunConfig = def
       case "hyper_parameters":
       case "runner":
         for (const [k, v] of Object.entries(mapping(value, where(key)))) {
-          if (!PADDLE_KEYS.includes(k)) unknown(where(`${key}.${k}`), PADDLE_KEYS);
-          applyPaddle(out, k, v, `${key}.${k}`, where);
+          if (METAHEAC_PADDLE_KEYS.includes(k)) applyMetaheacPaddle(out, k, v, `${key}.${k}`, where);
+          else if (!PADDLE_KEYS.includes(k)) unknown(where(`${key}.${k}`), [...PADDLE_KEYS, ...METAHEAC_PADDLE_KEYS]);
+          else applyPaddle(out, k, v, `${key}.${k}`, where);
         }
         break;
       default:
         if (PADDLE_KEYS.includes(key)) applyPaddle(out, key, value, key, where);
-        else unknown(where(key), ["model", "modelConfig", "optimizer", "training", "data", "hyper_parameters", "runner", ...PADDLE_KEYS]);
+        else if (METAHEAC_PADDLE_KEYS.includes(key)) applyMetaheacPaddle(out, key, value, key, where);
+        else unknown(where(key), ["model", "modelConfig", "optimizer", "training", "data", "hyper_parameters", "runner", ...PADDLE_KEYS, ...METAHEAC_PADDLE_KEYS]);
     }
   }
   checkTraining(out.training, file);
@@ -177,12 +201,47 @@ function applyPaddle(out: RunConfig, key: string, value: unknown, path: string, 
   }
 }
 
+// ---------------------------------------------------------------- PaddleRec MetaHeac keys
+
+function applyMetaheacPaddle(out: RunConfig, key: string, value: unknown, path: string, where: Where): void {
+  const model = out.modelConfig;
+  switch (key) {
+    case "max_idxs": {
+      const ok = Array.isArray(value) && value.every((g) => Array.isArray(g) && g.every((x) => Number.isInteger(x) && x >= 0));
+      if (!ok) fail(where(path), `must be lists of max ids (PaddleRec: [[static...], [dynamic...], [ad...]]), got ${JSON.stringify(value)}`);
+      out.schemaOverrides.maxIds = (value as number[][]).flat();
+      return;
+    }
+    case "embed_dim": out.schemaOverrides.dim = positiveInt(value, where(path)); return;
+    case "mlp_dims": {
+      if (!(Array.isArray(value) && value.length > 0 && value.every((x) => Number.isInteger(x) && x > 0))) fail(where(path), `must be a non-empty list of positive integers, got ${JSON.stringify(value)}`);
+      const dims = value as number[];
+      // net.py's experts apply only mlp_dims[0] (Linear + ReLU); its gates' hidden layer is mlp_dims[-1].
+      model["expertSizes"] = [dims[0]!];
+      model["gateHidden"] = dims[dims.length - 1]!;
+      return;
+    }
+    case "local_lr": model["localLr"] = value; return;
+    case "num_expert": model["expertCount"] = value; return;
+    case "num_output": model["criticCount"] = value; return;
+    case "task_count": model["taskCount"] = value; return;
+    case "batch_size": model["metaBatchSize"] = value; model["adaptBatchSize"] = value; return;
+    case "infer_train_epoch": model["adaptEpochs"] = value; return;
+    case "local_test_learning_rate": model["adaptLr"] = value; return;
+    case "global_learning_rate": applyTraining(out, "lr", value, path, where); return;
+  }
+}
+
 function applyOptimizer(out: RunConfig, value: unknown, path: string, where: Where): void {
   if (typeof value === "string") value = { kind: value };
   const m = mapping(value, where(path));
   const next: Record<string, unknown> = { ...(out.optimizer.kind === (m["kind"] ?? m["class"] ?? out.optimizer.kind) ? out.optimizer : {}) };
   for (const [k, v] of Object.entries(m)) {
-    if (!OPTIMIZER_KEYS.includes(k)) unknown(where(`${path}.${k}`), OPTIMIZER_KEYS);
+    if (METAHEAC_OPTIMIZER_KEYS.includes(k)) {
+      applyMetaheacPaddle(out, k, v, `${path}.${k}`, where);
+      continue;
+    }
+    if (!OPTIMIZER_KEYS.includes(k)) unknown(where(`${path}.${k}`), [...OPTIMIZER_KEYS, ...METAHEAC_OPTIMIZER_KEYS]);
     if (k === "kind" || k === "class") {
       const kind = String(v).toLowerCase();
       if (!OPTIMIZER_KINDS.includes(kind as OptimizerConfig["kind"])) fail(where(`${path}.${k}`), `unknown optimizer '${String(v)}' (use one of ${OPTIMIZER_KINDS.join(", ")})`);
@@ -263,9 +322,21 @@ export function applyFlags(config: RunConfig, flags: Partial<Record<keyof Traini
 
 /** The data's schema with PaddleRec's sparse_feature_number / sparse_feature_dim applied. */
 export function applySchemaOverrides(schema: FeatureSchema, o: RunConfig["schemaOverrides"]): FeatureSchema {
-  if (o.featureNumber === undefined && o.dim === undefined) return schema;
+  if (o.featureNumber === undefined && o.dim === undefined && o.maxIds === undefined) return schema;
   const json = toSchemaJson(schema) as SchemaInput & { features: Record<string, unknown>[] };
+  if (o.maxIds !== undefined) {
+    // MetaHeac's max_idxs: one max id per id feature, in schema order (ids 0..max are real values).
+    const idFeatures = json.features.filter((f) => f["kind"] !== "dense");
+    if (idFeatures.length !== o.maxIds.length) {
+      throw new MtlError("E_CONFIG", `max_idxs lists ${o.maxIds.length} max ids; the schema has ${idFeatures.length} id features`, { where: { field: "max_idxs" }, hint: `in schema order: ${idFeatures.map((f) => String(f["name"])).join(", ")}` });
+    }
+    idFeatures.forEach((f, i) => {
+      if (f["hash_buckets"] !== undefined) throw new MtlError("E_CONFIG", `max_idxs cannot size the hashed feature '${String(f["name"])}'`, { where: { field: "max_idxs" } });
+      f["vocab_size"] = o.maxIds![i]! + 1;
+    });
+  }
   for (const f of json.features) {
+    if (o.featureNumber === undefined && o.dim === undefined) break;
     if (f["kind"] === "dense") continue;
     if (o.dim !== undefined) f["dim"] = o.dim;
     if (o.featureNumber !== undefined) {
