@@ -7,6 +7,8 @@ import { MtlError } from "../errors.js";
 import { BatchBuilder, copyRow, type Batch, type Layout } from "../features/batch.js";
 import type { TypedArray } from "../graph/dtype.js";
 import { trainerBatch } from "../train/batches.js";
+import { METAHEAC_PREDICTION } from "../models/metaheac.js";
+import type { Adapter } from "./adapter.js";
 
 /** Concatenates batches (one layout) into one batch; the task ids travel with their rows. */
 export function concatRows(layout: Layout, batches: readonly Batch[]): Batch {
@@ -31,4 +33,14 @@ export function selectRows(layout: Layout, rows: Batch, which: ArrayLike<number>
 export function feedsOfRows(layout: Layout, rows: Batch, which: ArrayLike<number>, rename: (input: string) => string = (x) => x): Record<string, TypedArray> {
   const fed = trainerBatch(selectRows(layout, rows, which), layout);
   return Object.fromEntries(Object.entries(fed).map(([k, v]) => [rename(k), v]));
+}
+
+/** The adapted model's p_lookalike for every row, scored in chunks. */
+export async function scoreRows(adapter: Adapter, layout: Layout, rows: Batch, chunk = 4096): Promise<Float32Array> {
+  const scores = new Float32Array(rows.size);
+  for (let at = 0; at < rows.size; at += chunk) {
+    const which = Int32Array.from({ length: Math.min(chunk, rows.size - at) }, (_, i) => at + i);
+    scores.set((await adapter.predict(feedsOfRows(layout, rows, which), which.length))[METAHEAC_PREDICTION]!, at);
+  }
+  return scores;
 }

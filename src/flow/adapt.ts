@@ -10,7 +10,7 @@ import { openDataSource } from "../data/source.js";
 import { Session, type Tensor } from "../runtime/session.js";
 import { METAHEAC_PREDICTION } from "../models/metaheac.js";
 import { Adapter, adaptOnSeeds, type AdaptationPlan, type PlainTensor } from "../adapt/adapter.js";
-import { concatRows, feedsOfRows } from "../adapt/rows.js";
+import { concatRows, feedsOfRows, scoreRows } from "../adapt/rows.js";
 import { loadAdaptable } from "../export/adaptation.js";
 
 export interface AdaptOptions {
@@ -88,17 +88,6 @@ export async function adaptCampaign(opts: AdaptOptions): Promise<AdaptResult> {
     await train.release();
     await evaluation.release();
   }
-}
-
-/** The adapted model's score for every row, in chunks. */
-export async function scoreRows(adapter: Adapter, layout: Layout, rows: Batch, chunk = 4096): Promise<Float32Array> {
-  const scores = new Float32Array(rows.size);
-  for (let at = 0; at < rows.size; at += chunk) {
-    const which = Int32Array.from({ length: Math.min(chunk, rows.size - at) }, (_, i) => at + i);
-    const p = await adapter.predict(feedsOfRows(layout, rows, which), which.length);
-    scores.set(p[METAHEAC_PREDICTION]!, at);
-  }
-  return scores;
 }
 
 /** CSV: row (1-based, in candidate order), aid where the rows carry it, label, score. */

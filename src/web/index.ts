@@ -20,6 +20,7 @@ import { META_KEYS, readModelInfo, type ModelInfo } from "../scoring/metadata.js
 
 export { MtlError, isMtlError, RowError, PREDICTIONS, type ModelInfo, type Scores, type RawValue };
 export { toSchemaJson } from "../features/schema.js";
+export { WebAdaptation, type AdaptedScores, type WebRecord } from "./adapt.js";
 
 export type WebDevice = "wasm" | "webgpu";
 
