@@ -30,7 +30,7 @@ import { buildTrainingStep, describeModel } from "../dist/src/train/program.js";
 import { initialState } from "../dist/src/train/state.js";
 import { Trainer } from "../dist/src/train/trainer.js";
 import { Session } from "../dist/src/runtime/session.js";
-import { Prng } from "../dist/src/util/prng.js";
+import { Rng } from "../dist/src/data/random.js";
 import { auc } from "../dist/src/metrics/binary.js";
 import { drawEpisode, episodeFeeds, groupCampaigns, readCampaignRows } from "../dist/src/flow/meta-run.js";
 import { Adapter, adaptOnSeeds } from "../dist/src/adapt/adapter.js";
@@ -124,14 +124,10 @@ for (const seed of seeds) {
 
     // plain global model
     reset(plainTrainer, fresh(seed));
-    const rng = new Prng(seed * 7919 + 3);
+    const rng = new Rng(seed, 3);
     function* plainBatches() {
       for (let e = 0; e < Number(values["plain-epochs"]); e++) {
-        const order = Int32Array.from({ length: train.rows.size }, (_, i) => i);
-        for (let i = order.length - 1; i > 0; i--) {
-          const j = rng.int(i + 1);
-          [order[i], order[j]] = [order[j], order[i]];
-        }
+        const order = rng.shuffle(Int32Array.from({ length: train.rows.size }, (_, i) => i));
         for (let at = 0; at < order.length; at += B) yield feedsOfRows(layout, train.rows, order.subarray(at, Math.min(order.length, at + B)));
       }
     }

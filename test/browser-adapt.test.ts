@@ -7,31 +7,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import type { Server } from "node:http";
 import { tmpdir } from "node:os";
-import { extname, join, normalize } from "node:path";
+import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { adaptCampaign } from "../src/flow/adapt.js";
 import { REPO_ROOT } from "./helpers/data.js";
+import { openChromium, serveStatic, skipWithoutChromium } from "./helpers/browser.js";
 
-const CHROMIUM = process.env["MTL_CHROMIUM"] ?? "/usr/bin/chromium";
-const skip = existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM} (.ci/run installs it with apt-get install chromium; or set MTL_CHROMIUM)`;
+const skip = skipWithoutChromium;
 const FIX = join(REPO_ROOT, "fixtures", "lookalike");
-const TYPES: Record<string, string> = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
-
-function serveStatic(dir: string): Promise<Server> {
-  const server = createServer((req, res) => {
-    const path = normalize(decodeURIComponent((req.url ?? "/").split("?")[0]!)).replace(/^(\.\.[/\\])+/, "");
-    const file = join(dir, path.endsWith("/") ? `${path}index.html` : path);
-    if (!file.startsWith(dir) || !existsSync(file)) {
-      res.writeHead(404).end("not found");
-      return;
-    }
-    res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" }).end(readFileSync(file));
-  });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
-}
 
 test("a meta-trained MetaHeac bundle adapts in the browser to the same scores as mtl adapt in Node (1e-4)", { skip, timeout: 300_000 }, async (t) => {
   const work = mkdtempSync(join(tmpdir(), "mtl-browser-adapt-"));
@@ -53,15 +39,9 @@ test("a meta-trained MetaHeac bundle adapts in the browser to the same scores as
 
     server = await serveStatic(site);
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const { chromium } = await import("playwright-core");
-    context = await chromium.launchPersistentContext(join(work, "profile"), {
-      executablePath: CHROMIUM, headless: true, timeout: 60_000,
-      args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-gpu", "--disable-quic"],
-    });
-    const page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(120_000);
-    const pageErrors: string[] = [];
-    page.on("pageerror", (e) => pageErrors.push(e.message));
+    const opened = await openChromium(work, 120_000);
+    context = opened.context;
+    const { page, pageErrors } = opened;
     await page.goto(`${url}/?bundle=bundle/&seeds=seeds.jsonl&candidates=candidates.jsonl`);
     await page.waitForSelector("body[data-state=adapted], body[data-state=error]");
     assert.equal(await page.getAttribute("body", "data-state"), "adapted", await page.textContent("#error") ?? "");

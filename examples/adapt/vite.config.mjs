@@ -1,14 +1,7 @@
-// The on-device adaptation page, built against the compiled package (npm run build first): `mtl/web`
-// resolves to dist/src/web/index.js, the module the package exports.
+// The on-device adaptation page: examples/web's build settings (mtl/web resolves to the compiled
+// package, dist/src/web/index.js; npm run build first), rooted here.
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vite";
+import web from "../web/vite.config.mjs";
 
-export default defineConfig({
-  root: fileURLToPath(new URL(".", import.meta.url)),
-  base: "./",
-  resolve: { alias: { "mtl/web": fileURLToPath(new URL("../../dist/src/web/index.js", import.meta.url)) } },
-  optimizeDeps: { exclude: ["onnxruntime-web"] },
-  build: { outDir: "dist", emptyOutDir: true, target: "es2022", chunkSizeWarningLimit: 2048 },
-  server: { host: "127.0.0.1" },
-  preview: { host: "127.0.0.1" },
-});
+export default defineConfig({ ...web, root: fileURLToPath(new URL(".", import.meta.url)) });

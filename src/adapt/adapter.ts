@@ -13,7 +13,7 @@ import type { TypedArray } from "../graph/dtype.js";
 import type { ProgramSignature } from "../train/program.js";
 import { localName, newName, rowsName, slotName } from "../train/program.js";
 import { RowIndexer, gatherRows, scatterRows } from "../train/sparse.js";
-import { Prng } from "../util/prng.js";
+import { Rng } from "../data/random.js";
 
 /** A tensor as both onnxruntime bindings take and give it (the web wrapper converts to ort.Tensor). */
 export interface PlainTensor {
@@ -44,15 +44,7 @@ export interface AdaptationWeights {
 
 /** The order PaddleRec trains the seeds in: one shuffle (sample(frac=1)), then contiguous minibatches. */
 export function seedOrder(rows: number, seed: number): Int32Array {
-  const order = Int32Array.from({ length: rows }, (_, i) => i);
-  const rng = new Prng(seed >>> 0);
-  for (let i = rows - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    const t = order[i]!;
-    order[i] = order[j]!;
-    order[j] = t;
-  }
-  return order;
+  return new Rng(seed).shuffle(Int32Array.from({ length: rows }, (_, i) => i));
 }
 
 export class Adapter {

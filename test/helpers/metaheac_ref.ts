@@ -91,23 +91,28 @@ export function refForward(w: Weights, shape: RefShape, batch: RefBatch): RefFor
   return out;
 }
 
-/** d loss / d every weight, by central differences. */
-export function refGradient(w: Weights, shape: RefShape, batch: RefBatch, h = 1e-6): Weights {
+/** d f / d every weight, by central differences. */
+function centralDifferences(w: Weights, f: () => number, h: number): Weights {
   const grads: Weights = new Map();
   for (const [name, v] of w) {
     const g = new Float64Array(v.length);
     for (let i = 0; i < v.length; i++) {
       const keep = v[i]!;
       v[i] = keep + h;
-      const up = refForward(w, shape, batch).loss;
+      const up = f();
       v[i] = keep - h;
-      const down = refForward(w, shape, batch).loss;
+      const down = f();
       v[i] = keep;
       g[i] = (up - down) / (2 * h);
     }
     grads.set(name, g);
   }
   return grads;
+}
+
+/** d loss / d every weight, by central differences. */
+export function refGradient(w: Weights, shape: RefShape, batch: RefBatch, h = 1e-6): Weights {
+  return centralDifferences(w, () => refForward(w, shape, batch).loss, h);
 }
 
 export function axpy(w: Weights, g: Weights, scale: number): Weights {
@@ -130,20 +135,5 @@ export function refMetaGradient(w: Weights, shape: RefShape, tasks: { support: R
 
 /** The second-order meta-gradient ∇_θ L(Q; θ − α∇L(S; θ)) by central differences of the whole composition. */
 export function refSecondOrderGradient(w: Weights, shape: RefShape, task: { support: RefBatch; query: RefBatch }, alpha: number, h = 1e-4): Weights {
-  const composite = () => refForward(refFastWeights(w, shape, task.support, alpha), shape, task.query).loss;
-  const grads: Weights = new Map();
-  for (const [name, v] of w) {
-    const g = new Float64Array(v.length);
-    for (let i = 0; i < v.length; i++) {
-      const keep = v[i]!;
-      v[i] = keep + h;
-      const up = composite();
-      v[i] = keep - h;
-      const down = composite();
-      v[i] = keep;
-      g[i] = (up - down) / (2 * h);
-    }
-    grads.set(name, g);
-  }
-  return grads;
+  return centralDifferences(w, () => refForward(refFastWeights(w, shape, task.support, alpha), shape, task.query).loss, h);
 }
