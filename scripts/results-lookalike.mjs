@@ -30,7 +30,7 @@ import { buildTrainingStep, describeModel } from "../dist/src/train/program.js";
 import { initialState } from "../dist/src/train/state.js";
 import { Trainer } from "../dist/src/train/trainer.js";
 import { Session } from "../dist/src/runtime/session.js";
-import { Rng } from "../dist/src/data/random.js";
+import { Rng } from "../dist/src/util/prng.js";
 import { auc } from "../dist/src/metrics/binary.js";
 import { drawEpisode, episodeFeeds, groupCampaigns, readCampaignRows } from "../dist/src/flow/meta-run.js";
 import { Adapter, adaptOnSeeds } from "../dist/src/adapt/adapter.js";

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { defaultLookalikeSchema, LOOKALIKE_AD, LOOKALIKE_USER_DYNAMIC, LOOKALIKE_USER_STATIC, layoutOf, readJsonl, schemaHash, parseSchema, toSchemaJson } from "../src/index.js";
 import { ShardReader, ShardWriter } from "../src/data/shard.js";
 import { rebatch } from "../src/data/batcher.js";
-import { trainerBatch } from "../src/train/batches.js";
+import { stepFeeds } from "../src/models/feeds.js";
 import type { Batch } from "../src/features/batch.js";
 import { readAll, SHARED_DATA, tempDir } from "./helpers/data.js";
 
@@ -79,7 +79,7 @@ test("the real look-alike sample reads exactly: 586 rows, five campaigns, every 
   assert.deepEqual(at("interest3", 0), new Array(10).fill(0));
   assert.deepEqual(at("kw1", 0), [20020, 155486, 30698, 260990, 114538]);
   assert.deepEqual(at("campaignId", 0), [121]);
-  const feeds = trainerBatch(b, layout);
+  const feeds = stepFeeds(b, layout);
   const w2 = Array.from((feeds["weights.interest2"] as Float32Array).subarray(0, 10));
   assert.deepEqual(w2, [1, 1, 1, 0, 0, 0, 0, 0, 0, 0], "mean pooling divides by the true length 3");
   assert.equal((feeds["weights.interest3"] as Float32Array).subarray(0, 10).reduce((s, x) => s + x, 0), 0);

@@ -13,7 +13,7 @@ import type { TypedArray } from "../graph/dtype.js";
 import type { ProgramSignature } from "../train/program.js";
 import { localName, newName, rowsName, slotName } from "../train/program.js";
 import { RowIndexer, gatherRows, scatterRows } from "../train/sparse.js";
-import { Rng } from "../data/random.js";
+import { Rng } from "../util/prng.js";
 
 /** A tensor as both onnxruntime bindings take and give it (the web wrapper converts to ort.Tensor). */
 export interface PlainTensor {
@@ -24,7 +24,7 @@ export interface PlainTensor {
 
 export type ProgramRunner = (program: "train" | "eval", feeds: Record<string, PlainTensor>) => Promise<Record<string, PlainTensor>>;
 
-/** A trainer-contract batch: named inputs (ids int32, floats float32), as trainerBatch() makes them. */
+/** A trainer-contract batch: named inputs (ids int32, floats float32), as stepFeeds() makes them. */
 export type AdaptBatch = Readonly<Record<string, TypedArray>>;
 
 /** How the adaptation runs (the meta model's config carries the defaults). */

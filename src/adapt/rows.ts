@@ -6,7 +6,7 @@
 import { MtlError } from "../errors.js";
 import { BatchBuilder, copyRow, type Batch, type Layout } from "../features/batch.js";
 import type { TypedArray } from "../graph/dtype.js";
-import { trainerBatch } from "../train/batches.js";
+import { stepFeeds } from "../models/feeds.js";
 import { METAHEAC_PREDICTION } from "../models/metaheac.js";
 import type { Adapter } from "./adapter.js";
 
@@ -31,7 +31,7 @@ export function selectRows(layout: Layout, rows: Batch, which: ArrayLike<number>
 
 /** The trainer-contract inputs of rows `which`, each name passed through `rename`. */
 export function feedsOfRows(layout: Layout, rows: Batch, which: ArrayLike<number>, rename: (input: string) => string = (x) => x): Record<string, TypedArray> {
-  const fed = trainerBatch(selectRows(layout, rows, which), layout);
+  const fed = stepFeeds(selectRows(layout, rows, which), layout);
   return Object.fromEntries(Object.entries(fed).map(([k, v]) => [rename(k), v]));
 }
 

@@ -39,7 +39,8 @@ import { join } from "node:path";
 import { MtlError } from "../errors.js";
 import { LOOKALIKE_AD, LOOKALIKE_USER_DYNAMIC, LOOKALIKE_USER_STATIC } from "../features/lookalike.js";
 import { auc } from "../metrics/binary.js";
-import { Rng, ZipfSampler } from "./random.js";
+import { ZipfSampler } from "./random.js";
+import { Rng } from "../util/prng.js";
 
 /** The paper's hot/cold threshold on a campaign's candidates, at full size. */
 export const PAPER_HOT_THRESHOLD = 4000;

@@ -13,7 +13,7 @@ import type { ModelDefinition } from "../train/model.js";
 import { buildEvalProgram, buildInferenceGraph, buildTrainingStep, tableWeights, type ProgramSignature } from "../train/program.js";
 import type { TrainingState } from "../train/state.js";
 import { VERSION } from "../version.js";
-import { loadRun } from "../flow/run.js";
+import { loadRun } from "../flow/rundir.js";
 import { getModel, type RegisteredModel } from "../models/index.js";
 import { ADAPT_FILES, ADAPT_FORMAT, checkManifest, decodeWeights, encodeWeights, type AdaptManifest } from "../adapt/bundle.js";
 import type { AdaptationPlan, AdaptationWeights } from "../adapt/adapter.js";

@@ -42,7 +42,7 @@
  * `label`); `Batch.click` holds it and `Batch.conversion` is 0.
  */
 import { MtlError } from "../errors.js";
-import { fnv1a32 } from "./hash.js";
+import { fnv1a32 } from "../util/hash.js";
 
 export type FeatureKind = "id" | "ids" | "weighted_ids" | "dense";
 export type Pooling = "sum" | "mean" | "weighted_sum";

@@ -19,7 +19,7 @@ import { openDataSource } from "../data/source.js";
 import type { TypedArray } from "../graph/dtype.js";
 import type { MetaheacConfig } from "../models/metaheac.js";
 import { resolveOptimizer } from "../optim/index.js";
-import { Prng, hashString } from "../util/prng.js";
+import { Rng } from "../util/prng.js";
 import { VERSION } from "../version.js";
 import { buildMetaTrainingStep, queryInput, supportInput } from "../train/meta.js";
 import { describeModel } from "../train/program.js";
@@ -28,7 +28,9 @@ import { Trainer } from "../train/trainer.js";
 import { concatRows, feedsOfRows } from "../adapt/rows.js";
 import { applySchemaOverrides } from "./config.js";
 import { learningRate } from "./schedule.js";
-import { RUN_FILES, lookupModel, modelConfigOf, readJson, writeJsonAtomic, type RunManifest, type RunProgress, type RunSummary, type TrainRunOptions } from "./run.js";
+import type { TrainRunOptions } from "./run.js";
+import { RUN_FILES, lookupModel, modelConfigOf, readJson, type RunManifest, type RunProgress, type RunSummary } from "./rundir.js";
+import { writeJsonAtomic } from "../util/atomic.js";
 
 /** The campaigns of a row pool: per campaign id, its rows. */
 export interface Campaigns {
@@ -54,7 +56,7 @@ export function groupCampaigns(aid: Int32Array): Campaigns {
 }
 
 /** `n` rows of a campaign: without replacement when it has that many (pandas' sample), else with. */
-function drawRows(rows: Int32Array, n: number, rng: Prng): Int32Array {
+function drawRows(rows: Int32Array, n: number, rng: Rng): Int32Array {
   if (rows.length < n) return Int32Array.from({ length: n }, () => rows[rng.int(rows.length)]!);
   const pool = rows.slice();
   for (let i = 0; i < n; i++) {
@@ -68,10 +70,10 @@ function drawRows(rows: Int32Array, n: number, rng: Prng): Int32Array {
 
 /** The campaigns and rows of outer step `step` (1-based): a function of (seed, step) only. */
 export function drawEpisode(c: Campaigns, tasks: number, batchSize: number, seed: number, step: number): { campaign: number; support: Int32Array; query: Int32Array }[] {
-  const rng = new Prng(hashString(`metaheac:${seed}:${step}`));
+  const rng = new Rng(seed, step);
   const total = c.cumulative[c.cumulative.length - 1]!;
   return Array.from({ length: tasks }, () => {
-    const u = rng.uniform() * total;
+    const u = rng.next() * total;
     let k = 0;
     while (k < c.cumulative.length - 1 && c.cumulative[k]! <= u) k++;
     return { campaign: c.ids[k]!, support: drawRows(c.rows[k]!, batchSize, rng), query: drawRows(c.rows[k]!, batchSize, rng) };
