@@ -16,7 +16,8 @@
  * over all the group's candidates. Prints a markdown table (mean ± std over seeds, and paired
  * differences metaheac − baseline) and writes the raw numbers as JSON. Build first (npm run build).
  *
- *   node scripts/results-lookalike.mjs [--seeds 1,2,3,4,5] [--campaigns 40] [--scale 0.01] [--dim 16] [--json out.json]
+ *   node scripts/results-lookalike.mjs [--seeds 1,2,3,4,5] [--campaigns 40] [--scale 0.01] [--dim 16] [--local-lr 0.0002]
+ *     [--methods metaheac,plain,plain+adapt,scratch] [--json out.json]
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -46,13 +47,17 @@ const { values } = parseArgs({
     "meta-epochs": { type: "string", default: "1" },
     "plain-epochs": { type: "string", default: "10" },
     "scratch-epochs": { type: "string", default: "10" },
+    "local-lr": { type: "string", default: "0.0002" },
+    methods: { type: "string", default: "metaheac,plain,plain+adapt,scratch" },
     json: { type: "string", default: "results-lookalike.json" },
   },
 });
 const seeds = values.seeds.split(",").filter(Boolean).map(Number);
 const dim = Number(values.dim);
 const schema = defaultLookalikeSchema({ dim });
-const config = { ...metaheacDefaults(), schema };
+const config = { ...metaheacDefaults(), schema, localLr: Number(values["local-lr"]) };
+const wanted = new Set(values.methods.split(","));
+const plainNeeded = wanted.has("plain") || wanted.has("plain+adapt");
 const B = config.metaBatchSize, LR = 1e-3;
 const adam = { kind: "adam" };
 const log = (s) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
@@ -62,7 +67,7 @@ const log = (s) => process.stderr.write(`${new Date().toISOString().slice(11, 19
 const started = Date.now();
 const fresh = (seed) => initialState(describeModel(metaheac, config), adam, { seed });
 const metaTrainer = await Trainer.create(fresh(0), { train: buildMetaTrainingStep(metaheac, config, { optimizer: adam, tasks: config.taskCount, localLr: config.localLr }) });
-const plainTrainer = await Trainer.create(fresh(0), { train: buildTrainingStep(metaheac, config, { optimizer: adam }) });
+const plainTrainer = plainNeeded && await Trainer.create(fresh(0), { train: buildTrainingStep(metaheac, config, { optimizer: adam }) });
 const programs = adaptationPrograms(metaheac, config);
 const adaptTrain = await Session.create(programs.train.bytes), adaptEval = await Session.create(programs.eval.bytes);
 const run = async (p, feeds) => (p === "train" ? adaptTrain : adaptEval).run(feeds);
@@ -123,6 +128,8 @@ for (const seed of seeds) {
     const metaWeights = weightsOfState(metaTrainer.state, programs.train.signature);
 
     // plain global model
+    let plainWeights = null;
+    if (plainNeeded) {
     reset(plainTrainer, fresh(seed));
     const rng = new Rng(seed, 3);
     function* plainBatches() {
@@ -134,11 +141,12 @@ for (const seed of seeds) {
     const t1 = Date.now();
     await plainTrainer.fit(plainBatches(), { lr: LR });
     log(`seed ${seed}: plain model trained (${Number(values["plain-epochs"])} epochs) in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
-    const plainWeights = weightsOfState(plainTrainer.state, programs.train.signature);
+    plainWeights = weightsOfState(plainTrainer.state, programs.train.signature);
+    }
     const scratchWeights = weightsOfState(fresh(seed + 1000), programs.train.signature);
 
     const plan = { epochs: config.adaptEpochs, lr: config.adaptLr, batchSize: config.adaptBatchSize, seed: 2021 };
-    const methods = { metaheac: [], plain: [], "plain+adapt": [], scratch: [] };
+    const methods = Object.fromEntries([...wanted].map((m) => [m, []]));
     for (const h of held) {
       const slice = (which) => feedsOfRows(layout, h.seeds, which);
       const score = async (weights, adaptPlan) => {
@@ -147,10 +155,10 @@ for (const seed of seeds) {
         return scoreRows(adapter, layout, h.candidates);
       };
       const entry = (scores) => ({ aid: h.aid, group: h.group, scores, labels: h.candidates.click });
-      methods.metaheac.push(entry(await score(metaWeights, plan)));
-      methods.plain.push(entry(await score(plainWeights, null)));
-      methods["plain+adapt"].push(entry(await score(plainWeights, plan)));
-      methods.scratch.push(entry(await score(scratchWeights, { ...plan, epochs: Number(values["scratch-epochs"]) })));
+      if (methods.metaheac) methods.metaheac.push(entry(await score(metaWeights, plan)));
+      if (methods.plain) methods.plain.push(entry(await score(plainWeights, null)));
+      if (methods["plain+adapt"]) methods["plain+adapt"].push(entry(await score(plainWeights, plan)));
+      if (methods.scratch) methods.scratch.push(entry(await score(scratchWeights, { ...plan, epochs: Number(values["scratch-epochs"]) })));
     }
     const r = { seed, trainRows: train.rows.size, hotThreshold: world.hotThreshold, oracle: world.oracleAuc, held: held.map((h) => ({ aid: h.aid, group: h.group, seeds: h.seeds.size, candidates: h.candidates.size })), methods: {} };
     for (const [m, list] of Object.entries(methods)) r.methods[m] = metrics(list);
@@ -161,7 +169,7 @@ for (const seed of seeds) {
   }
 }
 await metaTrainer.release();
-await plainTrainer.release();
+if (plainTrainer) await plainTrainer.release();
 await adaptTrain.release();
 await adaptEval.release();
 

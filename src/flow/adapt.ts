@@ -6,6 +6,7 @@
 import { createWriteStream } from "node:fs";
 import { MtlError } from "../errors.js";
 import type { Batch, Layout } from "../features/batch.js";
+import type { FeatureSchema } from "../features/schema.js";
 import { openDataSource } from "../data/source.js";
 import { Session, type Tensor } from "../runtime/session.js";
 import { METAHEAC_PREDICTION } from "../models/metaheac.js";
@@ -40,7 +41,7 @@ export interface AdaptResult {
   labels: Uint8Array;
 }
 
-async function readRows(spec: string, schema: import("../features/schema.js").FeatureSchema, what: string): Promise<{ layout: Layout; rows: Batch; aid: Int32Array | null }> {
+async function readRows(spec: string, schema: FeatureSchema, what: string): Promise<{ layout: Layout; rows: Batch; aid: Int32Array | null }> {
   const source = await openDataSource(spec, { schema });
   try {
     const batches: Batch[] = [];

@@ -14,7 +14,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { join, resolve } from "node:path";
 import { MtlError } from "../errors.js";
 import type { Batch as DataBatch, Layout } from "../features/batch.js";
-import { parseSchema, toSchemaJson, validateSchema } from "../features/schema.js";
+import { parseSchema, toSchemaJson, validateSchema, type FeatureSchema } from "../features/schema.js";
 import { openDataSource } from "../data/source.js";
 import type { TypedArray } from "../graph/dtype.js";
 import type { MetaheacConfig } from "../models/metaheac.js";
@@ -91,7 +91,7 @@ export function episodeFeeds(layout: Layout, pool: DataBatch, episode: ReturnTyp
 }
 
 /** Reads a whole data file into memory with its campaign ids. */
-export async function readCampaignRows(spec: string, schema: import("../features/schema.js").FeatureSchema | undefined): Promise<{ layout: Layout; rows: DataBatch; aid: Int32Array }> {
+export async function readCampaignRows(spec: string, schema: FeatureSchema | undefined): Promise<{ layout: Layout; rows: DataBatch; aid: Int32Array }> {
   const source = await openDataSource(spec, schema ? { schema } : {});
   try {
     const batches: DataBatch[] = [];
