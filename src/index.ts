@@ -24,7 +24,7 @@ export {
 } from "./features/schema.js";
 export {
   defaultLookalikeSchema, LOOKALIKE_USER_STATIC, LOOKALIKE_USER_DYNAMIC, LOOKALIKE_AD, LOOKALIKE_USER_FIELDS, LOOKALIKE_AD_FIELDS,
-  LOOKALIKE_LABEL, LOOKALIKE_TASK, LOOKALIKE_DIM,
+  LOOKALIKE_LABEL, LOOKALIKE_TASK, LOOKALIKE_DIM, LOOKALIKE_MAX_IDXS,
 } from "./features/lookalike.js";
 export {
   layoutOf, BatchBuilder, copyRow,

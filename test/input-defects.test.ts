@@ -146,3 +146,14 @@ test("padding_id and length round-trip through the schema file; schemas without 
   assert.throws(() => validateSchema({ features: [{ name: "a", kind: "id", vocab_size: 3, padding_id: "z" }] }), /padding_id is an integer/);
   assert.throws(() => validateSchema({ features: [{ name: "a", kind: "id", vocab_size: 3, padding_id: 1.5 }] }), /expected an integer, a string or null/);
 });
+
+test("serving: encodeCandidates honours a candidate's length column as encodeRecords does", async () => {
+  const { encodeCandidates } = await import("../src/features/encode.js");
+  const layout = layoutOf(lengthSchema);
+  const context = { interest1: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], interest1_length: 2 };
+  const candidates = [{ house: 0 }, { house: 1, interest1_length: 5 }, { house: 1 }];
+  const got = encodeCandidates(layout, context, candidates);
+  const want = encodeRecords(layout, candidates.map((c) => ({ ...context, ...c })), { labels: false });
+  assert.deepEqual(got.ids.map((a) => Array.from(a)), want.ids.map((a) => Array.from(a)));
+  assert.deepEqual(Array.from(got.ids[0]!.subarray(10, 20)), [2, 3, 4, 5, 6, 0, 0, 0, 0, 0]);
+});

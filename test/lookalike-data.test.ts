@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { defaultLookalikeSchema, LOOKALIKE_AD, LOOKALIKE_USER_DYNAMIC, LOOKALIKE_USER_STATIC, layoutOf, readJsonl, schemaHash, parseSchema, toSchemaJson } from "../src/index.js";
+import { defaultLookalikeSchema, LOOKALIKE_MAX_IDXS, LOOKALIKE_AD, LOOKALIKE_USER_DYNAMIC, LOOKALIKE_USER_STATIC, layoutOf, readJsonl, schemaHash, parseSchema, toSchemaJson } from "../src/index.js";
 import { ShardReader, ShardWriter } from "../src/data/shard.js";
 import { rebatch } from "../src/data/batcher.js";
 import { stepFeeds } from "../src/models/feeds.js";
@@ -27,6 +27,8 @@ test("the look-alike schema: PaddleRec's fields in order, max_idx + 2 rows per t
   assert.equal(schema.task, "aid");
   assert.deepEqual(parseSchema(JSON.stringify(toSchemaJson(schema))), schema);
   assert.ok(layoutOf(defaultLookalikeSchema({ dim: 8 })).tables.every((t) => t.dim === 8));
+  // PaddleRec's config.yaml max_idxs
+  assert.deepEqual(LOOKALIKE_MAX_IDXS, [[3, 2, 855, 5, 7, 2, 1], [124, 82, 12, 263312, 49780, 10002, 9984], [78, 137, 14, 39, 32, 3]]);
 });
 
 /** An independent encoder of one sample line: row = raw + 1 for the first `length` values of a list. */

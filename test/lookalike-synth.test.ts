@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { defaultLookalikeSchema, readJsonl } from "../src/index.js";
 import { LOOKALIKE_FILES, LookalikeWorld, writeLookalikeSynth, type LookalikeSynthSummary } from "../src/data/synth-lookalike.js";
 import { MtlError } from "../src/errors.js";
+import { formatReport, inspectData } from "../src/data/inspect.js";
 import { readAll, REPO_ROOT, tempDir } from "./helpers/data.js";
 
 const opts = { seed: 5, campaigns: 40, scale: 0.005, users: 3000 };
@@ -53,6 +54,14 @@ test("a look-alike world: Zipf campaign sizes, hot iff candidates >= T·scale, h
   assert.ok(lines.every((r) => (r.interest1 as number[]).length === 10 && (r.kw1 as number[]).length === 5 && typeof r.true_p === "number"));
   assert.ok(lines.some((r) => r.label === 0) && lines.some((r) => r.label === 1));
   assert.ok(lines.some((r) => r.house === 0), "raw id 0 occurs (a real value)");
+  // inspect speaks of the single label and the tasks
+  const report = await inspectData(join(dir, LOOKALIKE_FILES.train), { format: "jsonl", schema });
+  assert.equal(report.singleLabel, "label");
+  const trainSizes = s.campaigns.filter((c) => c.role === "train").map((c) => c.candidates).sort((a, b) => a - b);
+  assert.deepEqual(report.tasks, { column: "aid", count: trainSizes.length, minRows: trainSizes[0], medianRows: trainSizes[Math.floor((trainSizes.length - 1) / 2)], maxRows: trainSizes.at(-1) });
+  assert.match(formatReport(report), /\n  label 'label'     [\d,]+ positive .*\n  tasks 'aid'       \d+, rows per task: min \d+/);
+  // knowing the campaign is worth something: the campaign-blind truth ranks worse than the true p
+  for (const g of ["hot", "cold"] as const) assert.ok(s.oracleAuc[g] > s.campaignBlindAuc[g] + 0.02, `${g}: ${s.oracleAuc[g]} vs ${s.campaignBlindAuc[g]}`);
 });
 
 test("the look-alike world is deterministic given the seed, and a seed changes it", async () => {

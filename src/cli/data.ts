@@ -108,7 +108,8 @@ export async function lookalikeSynthCommand(args: { out: string; seed: number; c
       `${count("hot", "train") + count("hot", "test")} hot (${count("hot", "test")} held out), ${count("cold", "train") + count("cold", "test")} cold (${count("cold", "test")} held out)`,
     ...Object.entries(s.files).map(([f, n]) => `  ${f.padEnd(22)} ${formatCount(n)} rows`),
     `  ${LOOKALIKE_FILES.campaigns.padEnd(22)} every campaign's size, group, split and audience mixture`,
-    `oracle AUC of the true p on the held-out candidates: hot ${s.oracleAuc.hot.toFixed(4)}, cold ${s.oracleAuc.cold.toFixed(4)}`,
+    `AUC on the held-out candidates of the true p: hot ${s.oracleAuc.hot.toFixed(4)}, cold ${s.oracleAuc.cold.toFixed(4)}; ` +
+      `of the campaign-blind truth (p averaged over campaigns): hot ${s.campaignBlindAuc.hot.toFixed(4)}, cold ${s.campaignBlindAuc.cold.toFixed(4)}`,
     `read it with the built-in look-alike schema (mtl data schema --builtin lookalike)`,
   ];
   process.stdout.write(out.join("\n") + "\n");

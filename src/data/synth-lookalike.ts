@@ -32,15 +32,16 @@
  * held out; each held-out campaign's rows split into a seed part (default the first half) and a
  * candidate part.
  */
-import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, rm, stat } from "node:fs/promises";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { once } from "node:events";
 import { join } from "node:path";
 import { MtlError } from "../errors.js";
 import { LOOKALIKE_AD, LOOKALIKE_USER_DYNAMIC, LOOKALIKE_USER_STATIC } from "../features/lookalike.js";
 import { auc } from "../metrics/binary.js";
-import { ZipfSampler } from "./random.js";
+import { commitFile, temporaryPath, writeJsonAtomic } from "../util/atomic.js";
 import { Rng } from "../util/prng.js";
+import { ZipfSampler } from "./random.js";
 
 /** The paper's hot/cold threshold on a campaign's candidates, at full size. */
 export const PAPER_HOT_THRESHOLD = 4000;
@@ -100,6 +101,12 @@ export interface LookalikeSynthSummary {
   readonly files: Readonly<Record<string, number>>;
   /** AUC of the true p over the held-out candidate rows (the ceiling a model can reach), per group. */
   readonly oracleAuc: { readonly hot: number; readonly cold: number };
+  /**
+   * AUC over the same rows of the campaign-blind truth: a user's true p averaged over all campaigns
+   * (the best a model that ignores the campaign can rank by). The gap to oracleAuc is what
+   * knowing the campaign is worth.
+   */
+  readonly campaignBlindAuc: { readonly hot: number; readonly cold: number };
   readonly campaigns: readonly CampaignInfo[];
 }
 
@@ -267,6 +274,18 @@ export class LookalikeWorld {
     return { users, trueP, labels };
   }
 
+  /** A user's true p averaged over every campaign (eq. 4 without knowing c). */
+  campaignBlindP(user: number): number {
+    const d = this.factors;
+    let sum = 0;
+    for (let c = 0; c < this.campaigns.length; c++) {
+      let dot = 0;
+      for (let j = 0; j < d; j++) dot += this.latent[user * d + j]! * this.campaignVec[c * d + j]!;
+      sum += sigmoid(this.campaignBias[c]! + 2 * dot);
+    }
+    return sum / this.campaigns.length;
+  }
+
   /** One row as a JSON line, keys in the real data's order (then `true_p`). */
   formatRow(aid: number, user: number, label: number, trueP: number): string {
     const o: Record<string, number | number[]> = { label, aid };
@@ -298,8 +317,8 @@ async function writeLine(out: WriteStream, s: string): Promise<void> {
 /**
  * Write a look-alike world into directory `dir` (created; refused when it already holds these files,
  * so nothing is overwritten): the five JSONL files of LOOKALIKE_FILES and campaigns.json (the
- * summary with every campaign's split). Each file is written under a `.partial` name and renamed
- * when complete.
+ * summary with every campaign's split). Each file is written to a temporary sibling and committed
+ * (fsync, rename) when complete (src/util/atomic.ts).
  */
 export async function writeLookalikeSynth(dir: string, opts: LookalikeSynthOptions & { onProgress?: (rows: number, total: number) => void } = {}): Promise<LookalikeSynthSummary> {
   const world = new LookalikeWorld(opts);
@@ -317,12 +336,12 @@ export async function writeLookalikeSynth(dir: string, opts: LookalikeSynthOptio
   const streams = new Map<(typeof keys)[number], WriteStream>();
   const lines: Record<string, number> = {};
   const total = world.campaigns.reduce((s, c) => s + c.candidates, 0);
-  const scored = { hot: { p: [] as number[], y: [] as number[] }, cold: { p: [] as number[], y: [] as number[] } };
+  const scored = { hot: { p: [] as number[], blind: [] as number[], y: [] as number[] }, cold: { p: [] as number[], blind: [] as number[], y: [] as number[] } };
   const infos: CampaignInfo[] = [];
   let rows = 0, positives = 0;
   try {
     for (const k of keys) {
-      const s = createWriteStream(join(dir, `${LOOKALIKE_FILES[k]}.partial`), { highWaterMark: 1 << 20 });
+      const s = createWriteStream(temporaryPath(join(dir, LOOKALIKE_FILES[k]), "partial"), { highWaterMark: 1 << 20 });
       streams.set(k, s);
       await once(s, "open");
       lines[LOOKALIKE_FILES[k]] = 0;
@@ -346,6 +365,7 @@ export async function writeLookalikeSynth(dir: string, opts: LookalikeSynthOptio
         pos += labels[i]!;
         if (test && i >= seedRows) {
           scored[c.group].p.push(trueP[i]!);
+          scored[c.group].blind.push(world.campaignBlindP(users[i]!));
           scored[c.group].y.push(labels[i]!);
         }
         if (chunk.length === 4096) {
@@ -361,19 +381,20 @@ export async function writeLookalikeSynth(dir: string, opts: LookalikeSynthOptio
     }
     for (const s of streams.values()) s.end();
     await Promise.all([...streams.values()].map((s) => once(s, "finish")));
-    for (const k of keys) await rename(join(dir, `${LOOKALIKE_FILES[k]}.partial`), join(dir, LOOKALIKE_FILES[k]));
+    for (const k of keys) commitFile(temporaryPath(join(dir, LOOKALIKE_FILES[k]), "partial"), join(dir, LOOKALIKE_FILES[k]));
   } catch (err) {
     for (const s of streams.values()) s.destroy();
-    await Promise.all(keys.map((k) => rm(join(dir, `${LOOKALIKE_FILES[k]}.partial`), { force: true })));
+    await Promise.all(keys.map((k) => rm(temporaryPath(join(dir, LOOKALIKE_FILES[k]), "partial"), { force: true })));
     throw err;
   }
-  const oracle = (g: "hot" | "cold") => (scored[g].y.length ? auc(Float64Array.from(scored[g].p), Uint8Array.from(scored[g].y)) : NaN);
+  const oracle = (g: "hot" | "cold", by: "p" | "blind") => (scored[g].y.length ? auc(Float64Array.from(scored[g][by]), Uint8Array.from(scored[g].y)) : NaN);
   const summary: LookalikeSynthSummary = {
     seed: world.seed, scale: world.scale, hotThreshold: world.hotThreshold, paperHotThreshold: PAPER_HOT_THRESHOLD,
-    rows, positives, files: lines, oracleAuc: { hot: oracle("hot"), cold: oracle("cold") }, campaigns: infos,
+    rows, positives, files: lines,
+    oracleAuc: { hot: oracle("hot", "p"), cold: oracle("cold", "p") },
+    campaignBlindAuc: { hot: oracle("hot", "blind"), cold: oracle("cold", "blind") },
+    campaigns: infos,
   };
-  const info = join(dir, LOOKALIKE_FILES.campaigns);
-  await writeFile(`${info}.partial`, JSON.stringify(summary, null, 1) + "\n");
-  await rename(`${info}.partial`, info);
+  writeJsonAtomic(join(dir, LOOKALIKE_FILES.campaigns), summary, "campaign summary");
   return summary;
 }
