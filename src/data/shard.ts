@@ -89,6 +89,9 @@ export class ShardWriter {
   }
 
   static async create(file: string, schema: FeatureSchema, opts: { truth: boolean }): Promise<ShardWriter> {
+    if (schema.sampleWeight !== null) {
+      throw new MtlError("E_SCHEMA", "shards do not store sample weights yet", { where: { field: "sample_weight" }, hint: "train on the CSV/JSONL file itself (a directory of them works too)" });
+    }
     const partial = temporaryPath(file, "partial");
     let fh: FileHandle;
     try {
@@ -301,7 +304,8 @@ export async function isShardFile(file: string): Promise<boolean> {
   if (!fh) return false;
   try {
     const b = Buffer.alloc(8);
-    const { bytesRead } = await fh.read(b, 0, 8, 0);
+    // a directory opens but cannot be read (EISDIR): not a shard; data/files.ts lists its files
+    const { bytesRead } = await fh.read(b, 0, 8, 0).catch(() => ({ bytesRead: 0 }));
     return bytesRead === 8 && b.toString("latin1") === SHARD_MAGIC;
   } finally {
     await fh.close();

@@ -63,6 +63,7 @@ function requiredColumns(schema: FeatureSchema, labels: boolean): { column: stri
   const cols = labels ? [{ column: schema.labels.click, field: "labels.click", optional: false }] : [];
   if (labels && schema.labels.conversion !== null) cols.push({ column: schema.labels.conversion, field: "labels.conversion", optional: false });
   if (labels && schema.task !== null) cols.push({ column: schema.task, field: "task", optional: false });
+  if (labels && schema.sampleWeight !== null) cols.push({ column: schema.sampleWeight, field: "sample_weight", optional: false });
   if (schema.sampleId) cols.push({ column: schema.sampleId, field: "sample_id", optional: false });
   for (const f of schema.features) {
     cols.push({ column: f.source, field: f.name, optional: f.optional });

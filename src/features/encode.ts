@@ -166,6 +166,13 @@ export function encodeDense(b: BatchBuilder, r: number, offset: number, f: Dense
 }
 
 /** Parse a task id: a non-negative int32 (a number or a string of digits). */
+/** A sample weight: a finite number ≥ 0. */
+export function sampleWeightOf(v: RawValue, field: string, line?: number): number {
+  const n = typeof v === "number" ? v : typeof v === "string" && v.trim() !== "" ? Number(v) : NaN;
+  if (!Number.isFinite(n) || n < 0) throw new RowError("bad_weight", `expected a sample weight (a number >= 0), got ${JSON.stringify(v)}`, { line, field }, "the schema's sample_weight column weighs each row in every loss term");
+  return n;
+}
+
 export function taskOf(v: RawValue, field: string, line?: number): number {
   const n = typeof v === "number" ? v : typeof v === "string" && INT_RE.test(v.trim()) ? Number(v) : NaN;
   if (!Number.isInteger(n) || n < 0 || n > 2 ** 31 - 1) throw new RowError("bad_task", `expected a non-negative integer task id, got ${JSON.stringify(v)}`, { line, field }, "the schema's task column holds the campaign (task) id of each row");
@@ -198,12 +205,14 @@ export function encodeRecord(b: BatchBuilder, get: (source: string) => RawValue 
   const click = withLabels ? labelOf(need(schema.labels.click, "label", false)!, schema.labels.click, line) : 0;
   const conversionColumn = schema.labels.conversion;
   const conversion = withLabels && conversionColumn !== null ? labelOf(need(conversionColumn, "label", false)!, conversionColumn, line) : 0;
+  if (b.sampleWeight && schema.sampleWeight !== null) b.sampleWeight[r] = withLabels ? sampleWeightOf(need(schema.sampleWeight, "sample_weight", false)!, schema.sampleWeight, line) : 1;
   if (b.task && schema.task !== null) b.task[r] = taskOf(need(schema.task, "task", !withLabels) ?? 0, schema.task, line);
   const counts = b.rawIdCounts;
   const nf = layout.idFeatures.length;
   for (let i = 0; i < nf; i++) {
     const c = layout.idFeatures[i]!;
     const f = c.feature;
+    if (f.cross) continue; // filled from its sources when the batch is taken
     const v = need(f.source, f.name, f.optional);
     const weights = f.weightSource ? need(f.weightSource, f.name, f.optional) : null;
     const length = f.lengthSource !== null && v !== undefined ? need(f.lengthSource, f.name, false)! : null;

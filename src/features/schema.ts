@@ -73,6 +73,8 @@ export interface FeatureSpecInput {
   length?: string;
   /** The raw value that means "no id" (see the module comment); null: none. */
   padding_id?: number | string | null;
+  /** A hashed cross of these id features (TF's crossed_column): needs hash_buckets; read from no column. */
+  cross?: string[];
 }
 
 export interface SchemaInput {
@@ -94,6 +96,10 @@ export interface SchemaInput {
   list_separator?: string;
   /** Default embedding dim for features that name none; default 8. */
   default_dim?: number;
+  /** Column of each row's sample weight (a number ≥ 0) for every loss term (PyTorch's BCELoss weight, Keras' sample_weight). */
+  sample_weight?: string;
+  /** Element-wise products of pooled embeddings appended to the input (the Keras ESMM article's adid × device): lists of ≥ 2 id features of one dim. */
+  products?: string[][];
 }
 
 export interface IdFeature {
@@ -115,6 +121,8 @@ export interface IdFeature {
   readonly paddingId: number | string | null;
   /** Added to a raw vocab_size id to give its row: 1 when raw 0 is a real id (padding_id not 0), else 0. */
   readonly idOffset: 0 | 1;
+  /** A hashed cross: the id features it crosses (its ids are computed from theirs, see crossIds in batch.ts), or null. */
+  readonly cross: readonly string[] | null;
 }
 
 export interface DenseFeature {
@@ -143,6 +151,10 @@ export interface FeatureSchema {
   readonly userId: string | null;
   readonly truth: { readonly ctr: string; readonly cvr: string; readonly conversion: string } | null;
   readonly listSeparator: string;
+  /** The sample-weight column, or null (every row weighs 1). */
+  readonly sampleWeight: string | null;
+  /** Element-wise products of pooled embeddings appended to the model input, each a list of id feature names. */
+  readonly products: readonly (readonly string[])[];
 }
 
 /**
@@ -183,8 +195,8 @@ function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], whe
     if (!allowed.includes(k)) throw schemaError(`${where}${k}`, `unknown key '${k}'`, `allowed keys: ${allowed.join(", ")}`, file);
 }
 
-const FEATURE_KEYS = ["name", "kind", "source", "weight_source", "max_len", "pooling", "vocab_size", "hash_buckets", "table", "dim", "size", "transform", "mean", "std", "optional", "length", "padding_id"] as const;
-const SCHEMA_KEYS = ["version", "name", "features", "labels", "sample_id", "user_id", "truth", "list_separator", "default_dim", "task"] as const;
+const FEATURE_KEYS = ["name", "kind", "source", "weight_source", "max_len", "pooling", "vocab_size", "hash_buckets", "table", "dim", "size", "transform", "mean", "std", "optional", "length", "padding_id", "cross"] as const;
+const SCHEMA_KEYS = ["version", "name", "features", "labels", "sample_id", "user_id", "truth", "list_separator", "default_dim", "task", "products", "sample_weight"] as const;
 
 /** Rows an id feature needs in its table: vocab_size (+ 1 when raw 0 is real), or hash_buckets + 1. */
 export function featureRows(f: IdFeature): number {
@@ -214,8 +226,19 @@ export function validateSchema(input: unknown, file?: string): FeatureSchema {
     const kind = raw.kind;
     if (typeof kind !== "string" || !KINDS.includes(kind as FeatureKind))
       throw schemaError(`${where}.kind`, `expected one of ${KINDS.join(", ")}, got ${JSON.stringify(kind)}`, undefined, file);
-    const source = optString(raw.source, `${where}.source`, file) ?? name;
-    const optional = raw.optional === undefined ? false : raw.optional === true ? true : raw.optional === false ? false :
+    let cross: string[] | null = null;
+    if (raw.cross !== undefined) {
+      if (!Array.isArray(raw.cross) || raw.cross.length < 2 || !raw.cross.every((s) => typeof s === "string" && s.length > 0) || new Set(raw.cross).size !== raw.cross.length)
+        throw schemaError(`${where}.cross`, "expected a list of two or more distinct feature names", undefined, file);
+      if (kind !== "ids" && kind !== "id") throw schemaError(`${where}.kind`, "a cross is kind ids (every combination of the sources' ids) or id (the first one)", undefined, file);
+      for (const k of ["source", "vocab_size", "weight_source", "length", "padding_id", "optional"])
+        if (raw[k] !== undefined) throw schemaError(`${where}.${k}`, `'${k}' does not apply to a cross: its ids come from the crossed features`, undefined, file);
+      if (raw.hash_buckets === undefined) throw schemaError(`${where}.hash_buckets`, "a cross needs hash_buckets (its ids are hashed)", undefined, file);
+      cross = raw.cross as string[];
+    }
+    // A cross reads no input column (and is never missing from one).
+    const source = cross ? `cross:${name}` : optString(raw.source, `${where}.source`, file) ?? name;
+    const optional = cross ? true : raw.optional === undefined ? false : raw.optional === true ? true : raw.optional === false ? false :
       (() => { throw schemaError(`${where}.optional`, "expected true or false", undefined, file); })();
     if (kind === "dense") {
       for (const k of ["max_len", "pooling", "vocab_size", "hash_buckets", "table", "dim", "weight_source", "length", "padding_id"])
@@ -272,8 +295,10 @@ export function validateSchema(input: unknown, file?: string): FeatureSchema {
       paddingId = p;
     }
     const idOffset = vocabSize !== null && paddingId !== 0 ? 1 : 0;
-    return { name, kind: kind as IdFeature["kind"], source, weightSource, maxLen, pooling, vocabSize, hashBuckets, table, dim, optional, lengthSource, paddingId, idOffset };
+    return { name, kind: kind as IdFeature["kind"], source, weightSource, maxLen, pooling, vocabSize, hashBuckets, table, dim, optional, lengthSource, paddingId, idOffset, cross };
   });
+  checkCrosses(features, input.features as Record<string, unknown>[], file);
+  const products = checkProducts(input.products, features, file);
   let labels: FeatureSchema["labels"] = { click: "click", conversion: "conversion" };
   if (input.labels !== undefined) {
     if (!isRecord(input.labels)) throw schemaError("labels", "expected {click, conversion}", undefined, file);
@@ -310,6 +335,8 @@ export function validateSchema(input: unknown, file?: string): FeatureSchema {
     truth,
     listSeparator,
     task,
+    products,
+    sampleWeight: optString(input.sample_weight, "sample_weight", file) ?? null,
   };
 }
 
@@ -329,7 +356,9 @@ export function toSchemaJson(s: FeatureSchema): SchemaInput {
   return {
     version: 1,
     name: s.name,
-    features: s.features.map((f): FeatureSpecInput => f.kind === "dense"
+    features: s.features.map((f): FeatureSpecInput => f.kind !== "dense" && f.cross
+      ? { name: f.name, kind: f.kind, cross: [...f.cross], max_len: f.maxLen, ...(f.pooling === "weighted_sum" ? {} : { pooling: f.pooling }), hash_buckets: f.hashBuckets!, table: f.table, dim: f.dim }
+      : f.kind === "dense"
       ? { name: f.name, kind: f.kind, source: f.source, size: f.size, transform: f.transform, ...(f.transform === "standardize" ? { mean: f.mean, std: f.std } : {}), optional: f.optional }
       : {
           name: f.name, kind: f.kind, source: f.source, ...(f.weightSource ? { weight_source: f.weightSource } : {}), max_len: f.maxLen,
@@ -346,7 +375,41 @@ export function toSchemaJson(s: FeatureSchema): SchemaInput {
     ...(s.truth ? { truth: { ...s.truth } } : {}),
     list_separator: s.listSeparator,
     ...(s.task !== null ? { task: s.task } : {}),
+    ...(s.products.length ? { products: s.products.map((p) => [...p]) } : {}),
+    ...(s.sampleWeight !== null ? { sample_weight: s.sampleWeight } : {}),
   };
+}
+
+/** Crossed features name id features of the schema that are not crosses themselves; a cross's default max_len is the product of theirs. */
+function checkCrosses(features: Feature[], raw: Record<string, unknown>[], file?: string): void {
+  features.forEach((f, i) => {
+    if (f.kind === "dense" || !f.cross) return;
+    const where = `features.${f.name}.cross`;
+    let combos = 1;
+    for (const name of f.cross) {
+      const s = features.find((x) => x.name === name);
+      if (!s || s.kind === "dense") throw schemaError(where, `'${name}' is not an id feature of this schema`, "a cross names id features (id, ids, weighted_ids)", file);
+      if (s.cross) throw schemaError(where, `'${name}' is a cross itself`, "cross the original features instead", file);
+      combos *= s.maxLen;
+    }
+    if (f.kind === "ids" && raw[i]!["max_len"] === undefined) features[i] = { ...f, maxLen: Math.min(combos, 65536) };
+  });
+}
+
+function checkProducts(input: unknown, features: readonly Feature[], file?: string): string[][] {
+  if (input === undefined) return [];
+  if (!Array.isArray(input)) throw schemaError("products", "expected a list of lists of feature names, e.g. [[\"adid\", \"device\"]]", undefined, file);
+  return input.map((p: unknown, i: number) => {
+    if (!Array.isArray(p) || p.length < 2 || !p.every((n) => typeof n === "string")) throw schemaError(`products[${i}]`, "expected two or more feature names", undefined, file);
+    let dim: number | null = null;
+    for (const name of p as string[]) {
+      const f = features.find((x) => x.name === name);
+      if (!f || f.kind === "dense") throw schemaError(`products[${i}]`, `'${name}' is not an id feature of this schema`, "products multiply pooled embeddings of id features", file);
+      if (dim !== null && f.dim !== dim) throw schemaError(`products[${i}]`, `'${name}' has dim ${f.dim}, the others ${dim}`, "an element-wise product needs one dim", file);
+      dim = f.dim;
+    }
+    return [...(p as string[])];
+  });
 }
 
 /** A fingerprint of everything that shapes encoded data (16 hex digits: two FNV-1a passes over the canonical JSON). */
