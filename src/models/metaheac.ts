@@ -116,7 +116,7 @@ export function taskGate(ctx: ModelContext, name: string, task: Activation, hidd
   return ops.Softmax(linear(ctx, `${name}.1`, h, count).value, { axis: 1 });
 }
 
-/** The network and its loss; predictions `p_lookalike` [batch] and, for tests, the two gates. */
+/** The network and its loss; predictions `p_lookalike` [batch] and, outside inference, the two gates. */
 export function buildMetaheac(ctx: ModelContext, c: MetaheacConfig): ModelOutputs {
   const layout = layoutOf(c.schema);
   const { user, ad, dim } = splitFields(layout, c.adFeatures);
@@ -138,8 +138,10 @@ export function buildMetaheac(ctx: ModelContext, c: MetaheacConfig): ModelOutput
   const prediction = ops.Squeeze(mixed, [1]);
   const label = ctx.input(CLICK_INPUT, ctx.dtype, ["batch"]);
   const loss = binaryCrossEntropy(prediction, label); // Eq. 8
+  // The gates are outputs of the training and eval programs (inspection, tests), not of the scoring graph.
+  const gates: Record<string, Value> = ctx.mode === "inference" ? {} : { expert_gate: expertGate, critic_gate: criticGate };
   return {
-    predictions: { [METAHEAC_PREDICTION]: prediction, expert_gate: expertGate, critic_gate: criticGate },
+    predictions: { [METAHEAC_PREDICTION]: prediction, ...gates },
     losses: { bce: loss },
     loss,
   };
