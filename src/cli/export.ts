@@ -6,6 +6,7 @@ import { OPTIMIZER_KINDS, type OptimizerConfig, type OptimizerKind } from "../op
 import { exportInferenceModel } from "../export/inference.js";
 import { parseSchema, toSchemaJson } from "../features/schema.js";
 import { exportTrainingArtifacts } from "../export/training.js";
+import { exportAdaptation } from "../export/adaptation.js";
 import { loadRun, RUN_FILES, runInputs } from "../flow/rundir.js";
 import { formatBytes, formatCount } from "./format.js";
 import { refuseOverwritingInput } from "../util/atomic.js";
@@ -84,6 +85,13 @@ export async function exportCommand(args: ExportArgs): Promise<void> {
     }
     userConfig["schema"] = toSchemaJson(parseSchema(text, args.schema));
   }
+  if (!args.training && args.checkpoint !== undefined && isMetaheacRun(args.checkpoint)) {
+    // A meta-learned model is adapted per campaign: the bundle carries what adaptation needs.
+    const files = exportAdaptation(args.out, args.checkpoint);
+    for (const f of files) process.stdout.write(`${join(args.out, f.file)}  ${formatBytes(f.bytes)}\n`);
+    process.stdout.write(`metaheac adaptation bundle: mtl adapt ${args.out} --seeds <rows> --candidates <rows>, or in the browser with mtl/web's adaptAndScore\n`);
+    return;
+  }
   if (!args.training) {
     if (args.model === undefined && args.checkpoint === undefined) throw new MtlError("E_USAGE", "name a model (--model) or a trained run (--checkpoint <runDir>)");
     const r = exportInferenceModel(args.out, {
@@ -125,4 +133,12 @@ export async function exportCommand(args: ExportArgs): Promise<void> {
   process.stderr.write(`building ${args.model} training artifacts...\n`);
   const files = exportTrainingArtifacts(args.out, { model: entry.definition, config, optimizer, seed: args.seed ?? 0, clipNorm: args.clipNorm, opset: args.opset });
   for (const f of files) process.stdout.write(`${join(args.out, f.file)}  ${formatBytes(f.bytes)}\n`);
+}
+
+function isMetaheacRun(dir: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(join(dir, RUN_FILES.run), "utf8")) as { model?: string }).model === "metaheac";
+  } catch {
+    return false;
+  }
 }

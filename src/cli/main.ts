@@ -16,6 +16,7 @@ import { serveCommand } from "./serve.js";
 import { evalCommand, trainCommand } from "./train.js";
 import { reportCommand } from "./report.js";
 import { demoCommand } from "./demo.js";
+import { adaptCommand } from "./adapt.js";
 import { MODELS } from "../models/index.js";
 import { OPTIMIZER_KINDS } from "../optim/index.js";
 
@@ -129,6 +130,25 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
         model: args.model, train: args.train, valid: args.valid, out: args.out, config: args.config, epochs: args.epochs,
         batchSize: args["batch-size"], lr: args.lr, seed: args.seed, validFraction: args["valid-fraction"],
         checkpointEvery: args["checkpoint-every"], logEvery: args["log-every"], patience: args.patience, resume: args.resume, device: args.device,
+      }),
+    )
+    .command(
+      "adapt <model>",
+      "MetaHeac stage 2: fine-tune a copy of a meta-trained model on one campaign's seed rows (Adam) and score its candidates",
+      (y) =>
+        y
+          .positional("model", { type: "string", demandOption: true, describe: "a metaheac run directory (mtl train) or its exported bundle (mtl export --checkpoint)" })
+          .option("seeds", { type: "string", demandOption: true, describe: "the campaign's seed rows with labels (look-alike JSONL)" })
+          .option("candidates", { type: "string", demandOption: true, describe: "rows to score (look-alike JSONL; labels, when present, give an AUC)" })
+          .option("output", { alias: "o", type: "string", demandOption: true, describe: "scores as CSV: row, [aid,] label, p_lookalike" })
+          .option("epochs", { type: "number", describe: "passes over the seeds (default the model's adaptEpochs, PaddleRec's infer_train_epoch 2)" })
+          .option("lr", { type: "number", describe: "Adam learning rate (default the model's adaptLr, PaddleRec's local_test_learning_rate 1e-3)" })
+          .option("batch-size", { type: "number", describe: "seed rows per step (default the model's adaptBatchSize)" })
+          .option("seed", { type: "number", describe: "seed of the one shuffle of the seed rows (default 2021)" })
+          .option("threads", { type: "number", default: 1, describe: "onnxruntime threads" }),
+      async (args) => adaptCommand({
+        model: args.model, seeds: args.seeds, candidates: args.candidates, output: args.output, epochs: args.epochs, lr: args.lr,
+        batchSize: args["batch-size"], seed: args.seed, intraOpThreads: args.threads,
       }),
     )
     .command(

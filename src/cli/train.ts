@@ -9,6 +9,7 @@ import { cudaInstalled, type Device } from "../runtime/session.js";
 import { applyFlags, defaultRunConfig, readRunConfig, type RunConfig } from "../flow/config.js";
 import { evaluateRun } from "../flow/evaluate.js";
 import { trainRun, type RunEvent } from "../flow/run.js";
+import { metaTrainRun } from "../flow/meta-run.js";
 import { readJson, RUN_FILES, type RunManifest } from "../flow/rundir.js";
 import { checkImpliedModel } from "../flow/paddlerec.js";
 import { formatCount, table } from "./format.js";
@@ -146,7 +147,9 @@ export async function trainCommand(args: TrainArgs): Promise<void> {
   process.on("SIGINT", onInt);
   let summary;
   try {
-    summary = await trainRun({ config, out, resume: args.resume, ...(dev ? { device: dev } : {}), onEvent: runProgress("train"), signal: stop.signal });
+    // MetaHeac trains over campaigns (stage 1), not over a stream of rows.
+    const run = config.model === "metaheac" ? metaTrainRun : trainRun;
+    summary = await run({ config, out, resume: args.resume, ...(dev ? { device: dev } : {}), onEvent: runProgress("train"), signal: stop.signal });
   } finally {
     process.off("SIGINT", onInt);
   }

@@ -23,6 +23,7 @@ import { encodeScoreRequest, RequestError, validateScoreRequest } from "../serve
 
 export { MtlError, isMtlError, RowError, RequestError, PREDICTIONS, type ModelInfo, type Scores, type RawValue, type ScoredCandidate };
 export { toSchemaJson } from "../features/schema.js";
+export { WebAdaptation, type AdaptedScores, type WebRecord } from "./adapt.js";
 
 export type WebDevice = "wasm" | "webgpu";
 
