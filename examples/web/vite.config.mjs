@@ -1,4 +1,4 @@
-// The example page, built against the compiled package (npm run build first): `mtl/web` resolves
+// The example page, built against the compiled package (npm run build first): `mtl-onnx/web` resolves
 // to dist/src/web/index.js, the same module the package exports.
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vite";
@@ -6,7 +6,7 @@ import { defineConfig } from "vite";
 export default defineConfig({
   root: fileURLToPath(new URL(".", import.meta.url)),
   base: "./",
-  resolve: { alias: { "mtl/web": fileURLToPath(new URL("../../dist/src/web/index.js", import.meta.url)) } },
+  resolve: { alias: { "mtl-onnx/web": fileURLToPath(new URL("../../dist/src/web/index.js", import.meta.url)) } },
   // onnxruntime-web finds its .wasm next to its own module (new URL(..., import.meta.url)); dev-mode
   // pre-bundling would move the module away from it.
   optimizeDeps: { exclude: ["onnxruntime-web"] },

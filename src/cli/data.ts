@@ -9,12 +9,13 @@ import { prepareShard } from "../data/prepare.js";
 import { DATA_FORMATS, totalRejected, type DataFormat, type ReadProgress } from "../data/reader.js";
 import { writeSynth } from "../data/synth.js";
 import { formatBytes, formatCount } from "./format.js";
+import { withExamples } from "./examples.js";
 
 /** Progress on stderr: a rewritten line on a terminal, a plain line every 5 s otherwise. */
 export function progressPrinter(label: string): { update: (text: string) => void; done: () => void } {
   const tty = process.stderr.isTTY === true;
   const start = Date.now();
-  let last = 0;
+  let last = start; // a job that ends within the first interval prints no progress at all
   let shown = false;
   return {
     update(text: string) {
@@ -131,7 +132,7 @@ export function registerDataCommands(y: Argv): Argv {
       "prepare",
       "encode a text data file (Ali-CCP, CSV/TSV, JSONL; .gz too) into a binary shard",
       (c) =>
-        c
+        withExamples(c, "data prepare")
           .option("input", { type: "string", demandOption: true, describe: "the text file" })
           .option("out", { type: "string", demandOption: true, describe: "the shard to write" })
           .option("format", { type: "string", choices: DATA_FORMATS as unknown as string[], describe: "input format (default: from the file name; aliccp otherwise)" })
@@ -145,7 +146,7 @@ export function registerDataCommands(y: Argv): Argv {
       "synth",
       "write a synthetic impression log with known true CTR/CVR (Ali-CCP format + <out>.truth.csv)",
       (c) =>
-        c
+        withExamples(c, "data synth")
           .option("out", { type: "string", demandOption: true, describe: "the file to write" })
           .option("rows", { type: "number", default: 100_000, describe: "impressions" })
           .option("seed", { type: "number", default: 0 })
@@ -159,7 +160,7 @@ export function registerDataCommands(y: Argv): Argv {
       "inspect <file>",
       "summarise a data file or shard: rates, coverage, ids per row, vocabulary occupancy, rejected rows",
       (c) =>
-        c
+        withExamples(c, "data inspect")
           .positional("file", { type: "string", demandOption: true })
           .option("format", { type: "string", choices: DATA_FORMATS as unknown as string[], describe: "text format (default: from the file name; shards are detected)" })
           .option("schema", { type: "string", describe: "feature schema (JSON); default: the built-in Ali-CCP schema" })
@@ -170,7 +171,7 @@ export function registerDataCommands(y: Argv): Argv {
     .command(
       "schema",
       "print the built-in Ali-CCP feature schema (JSON) to start your own from",
-      (c) => c,
+      (c) => withExamples(c, "data schema"),
       async () => {
         process.stdout.write(JSON.stringify(toSchemaJson(defaultAliccpSchema()), null, 2) + "\n");
       },

@@ -21,6 +21,7 @@ import { defaultAliccpSchema, type FeatureSchema } from "../features/schema.js";
 import { LineSplitter, openByteSource, type LineRef } from "./lines.js";
 import { countReject, handleBadRow, newStats, type DataReader, type ReadOptions, type ReadStats } from "./reader.js";
 import { TruthSidecar } from "./truth.js";
+import { isStdio } from "../util/stdio.js";
 
 const COMMA = 44, COLON = 58, ZERO = 48, ONE = 49, MINUS = 45;
 const FNV_PRIME = 0x01000193;
@@ -235,7 +236,7 @@ export class AliccpLineParser {
 export function readAliccp(file: string, opts: ReadOptions = {}): DataReader {
   const schema = opts.schema ?? defaultAliccpSchema();
   const stats = newStats(file, "aliccp");
-  const truthFile = opts.truthFile === undefined ? (existsSync(`${file}.truth.csv`) ? `${file}.truth.csv` : null) : opts.truthFile;
+  const truthFile = opts.truthFile === undefined ? (!isStdio(file) && existsSync(`${file}.truth.csv`) ? `${file}.truth.csv` : null) : opts.truthFile;
   stats.truth = truthFile !== null;
   stats.truthFile = truthFile;
   const capacity = opts.blockRows ?? 8192;

@@ -13,6 +13,18 @@ export function readData(file: string, format: DataFormat, opts: ReadOptions = {
   }
 }
 
+/**
+ * Tell a text format from the data (what `-` gets, having no name): a first line that opens a JSON
+ * object is JSONL; `id,0|1,0|1,field:id,...` is Ali-CCP; anything else is CSV with a header.
+ */
+export function sniffFormat(head: Uint8Array): DataFormat {
+  const text = Buffer.from(head.buffer, head.byteOffset, head.byteLength).toString("utf8").replace(/^\uFEFF/, "");
+  const first = text.split("\n").find((l) => l.trim() !== "")?.trim() ?? "";
+  if (first.startsWith("{")) return "jsonl";
+  if (/^[^,]*,[01],[01],[^,:]+:-?\d+/.test(first)) return "aliccp";
+  return "csv";
+}
+
 /** Guess a text format from the file name: .csv/.tsv -> csv, .jsonl/.json -> jsonl, otherwise aliccp. */
 export function guessFormat(file: string): DataFormat {
   const name = file.toLowerCase().replace(/\.gz$/, "");
