@@ -24,7 +24,20 @@ export function rejectBadNumbers(rawArgv: readonly string[]): (args: Record<stri
       if (typeof value !== "number" || !Number.isNaN(value) || key === "$0") continue;
       if (/[A-Z]/.test(key)) continue; // yargs' camelCase copy of a dashed name: reported under the dashed one
       const typed = typedValue(rawArgv, [key]);
-      throw new MtlError("E_USAGE", `--${key} must be a number, got ${typed === undefined ? "no value" : `'${typed}'`}`, { where: { field: key } });
+      throw new MtlError("E_USAGE", `--${key} must be a number, got ${typed === undefined ? "no value" : `'${typed}'`}`);
     }
   };
+}
+
+/** `--output -` as `--output=-`: yargs reads a lone `-` after a long option as no value, but `-` names stdin/stdout. */
+export function joinDashValues(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (/^--[^=]+$/.test(a) && argv[i + 1] === "-") {
+      out.push(`${a}=-`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
 }

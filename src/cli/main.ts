@@ -16,11 +16,12 @@ import { evalCommand, trainCommand } from "./train.js";
 import { reportCommand } from "./report.js";
 import { demoCommand } from "./demo.js";
 import { withExamples } from "./examples.js";
-import { rejectBadNumbers } from "./args.js";
+import { joinDashValues, rejectBadNumbers } from "./args.js";
 import { MODELS } from "../models/index.js";
 import { OPTIMIZER_KINDS } from "../optim/index.js";
 
-export async function main(argv: string[] = hideBin(process.argv)): Promise<void> {
+export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<void> {
+  const argv = joinDashValues(rawArgv);
   const cli = yargs(argv)
     .scriptName("mtl")
     .usage("$0 <command> [options]\n\nMulti-task conversion-rate models as ONNX graphs: build, train, serve.")
