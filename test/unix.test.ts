@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import { writesInPlace } from "../src/util/stdio.js";
+import { writesInPlace } from "../src/util/atomic.js";
 import { sniffFormat } from "../src/data/open.js";
 import { EXAMPLES } from "../src/cli/examples.js";
 

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { MtlError } from "../errors.js";
 import { getModel } from "../models/index.js";
@@ -7,7 +7,7 @@ import { exportInferenceModel } from "../export/inference.js";
 import { parseSchema, toSchemaJson } from "../features/schema.js";
 import { exportTrainingArtifacts } from "../export/training.js";
 import { formatBytes, formatCount } from "./format.js";
-import { ensureParentDir, isStdio } from "../util/stdio.js";
+import { ensureParentDir, isStdio } from "../util/atomic.js";
 
 /** The model a run directory trained (its run.json), to name the default output after. */
 function modelOfRun(runDir: string): string {
@@ -102,15 +102,12 @@ export async function exportCommand(args: ExportArgs): Promise<void> {
     throw new MtlError("E_CONFIG", `unknown optimizer '${args.optimizer}'`, { where: { field: "optimizer" }, hint: `use one of ${OPTIMIZER_KINDS.join(", ")}` });
   }
   const optimizer = { kind: args.optimizer } as OptimizerConfig;
-  if (args.training) {
-    const outDir = args.out ?? defaultOut(args);
-    process.stderr.write(`building ${args.model} training artifacts...\n`);
-    const files = exportTrainingArtifacts(outDir, { model: entry.definition, config, optimizer, seed: args.seed, clipNorm: args.clipNorm, opset: args.opset });
-    if (args.json) {
-      process.stdout.write(JSON.stringify({ dir: resolve(outDir), files: files.map((f) => ({ file: resolve(outDir, f.file), bytes: f.bytes })) }) + "\n");
-      return;
-    }
-    for (const f of files) process.stdout.write(`${resolve(outDir, f.file)}  ${formatBytes(f.bytes)}\n`);
+  const outDir = args.out ?? defaultOut(args);
+  process.stderr.write(`building ${args.model} training artifacts...\n`);
+  const files = exportTrainingArtifacts(outDir, { model: entry.definition, config, optimizer, seed: args.seed, clipNorm: args.clipNorm, opset: args.opset });
+  if (args.json) {
+    process.stdout.write(JSON.stringify({ dir: resolve(outDir), files: files.map((f) => ({ file: resolve(outDir, f.file), bytes: f.bytes })) }) + "\n");
     return;
   }
+  for (const f of files) process.stdout.write(`${resolve(outDir, f.file)}  ${formatBytes(f.bytes)}\n`);
 }

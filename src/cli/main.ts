@@ -116,7 +116,7 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .option("seed", { type: "number", describe: "seed of the weights and of the data order" })
           .option("valid-fraction", { type: "number", describe: "share of --train held out for validation when there is no --valid (default 0.1)" })
           .option("checkpoint-every", { type: "number", describe: "steps between checkpoints (also at each epoch end)" })
-          .option("log-every", { type: "number", describe: "steps between metrics.jsonl step records" })
+          .option("log-every", { type: "number", describe: "steps between metrics.jsonl step records (default: about 1% of the run)" })
           .option("patience", { type: "number", describe: "early stopping: epochs without improvement on the validation set (0 = off)" })
           .option("resume", { type: "boolean", default: false, describe: "continue the run in --out from its last checkpoint" })
           .option("device", { type: "string", choices: ["cpu", "cuda"], describe: "where onnxruntime runs the steps" }),

@@ -1,10 +1,10 @@
 import { MtlError } from "../errors.js";
 import { DATA_FORMATS, totalRejected, type DataFormat } from "../data/reader.js";
 import { scoreFile } from "../scoring/score-file.js";
-import { ModelScorer } from "../scoring/scorer.js";
+import { Scorer } from "../scoring/scorer.js";
 import { progressPrinter } from "./data.js";
 import { formatBytes, formatCount } from "./format.js";
-import { writesInPlace } from "../util/stdio.js";
+import { writesInPlace } from "../util/atomic.js";
 import type { PredictionFormat } from "../scoring/score-file.js";
 
 export interface RunArgs {
@@ -24,7 +24,7 @@ export async function runCommand(args: RunArgs): Promise<void> {
     throw new MtlError("E_USAGE", `unknown format '${args.format}'`, { hint: `use one of ${DATA_FORMATS.join(", ")}` });
   }
   if (!(Number.isInteger(args.batchSize) && args.batchSize > 0)) throw new MtlError("E_USAGE", `--batch-size must be a positive integer, got ${args.batchSize}`, { where: { field: "batch-size" } });
-  const scorer = await ModelScorer.open(args.model, { intraOpThreads: args.threads });
+  const scorer = await Scorer.open(args.model, { intraOpThreads: args.threads });
   const progress = progressPrinter("run");
   const start = Date.now();
   try {

@@ -10,7 +10,7 @@ import { stat } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { constants as zlibConstants, createGunzip, gunzipSync } from "node:zlib";
 import { MtlError } from "../errors.js";
-import { displayName, isStdio } from "../util/stdio.js";
+import { displayName, isStdio } from "../util/atomic.js";
 
 const CHUNK = 1 << 20;
 

@@ -88,7 +88,7 @@ export function lineChart(series: readonly Series[], o: ChartOptions): string {
   while (every < xTicks.length && spacing * every < Math.max(...xLabels.map(textWidth)) + 8) every++;
   xTicks.forEach((t, i) => {
     parts.push(`<line x1="${sx(t).toFixed(1)}" y1="${H - m.b}" x2="${sx(t).toFixed(1)}" y2="${m.t}" class="grid"/>`);
-    if (i % every === 0) parts.push(`<text x="${sx(t).toFixed(1)}" y="${H - m.b + 16}" text-anchor="middle" class="tick">${xLabels[i]}</text>`);
+    if (i % every === 0) parts.push(`<text x="${sx(t).toFixed(1)}" y="${H - m.b + 18}" text-anchor="middle" class="tick">${xLabels[i]}</text>`);
   });
   yTicks.forEach((t, i) => {
     parts.push(`<line x1="${m.l}" y1="${sy(t).toFixed(1)}" x2="${W - m.r}" y2="${sy(t).toFixed(1)}" class="grid"/>`,
@@ -113,7 +113,7 @@ export function lineChart(series: readonly Series[], o: ChartOptions): string {
 <svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(o.title)}">
 <rect x="${m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}" class="frame"/>
 ${parts.join("\n")}
-<text x="${(m.l + W - m.r) / 2}" y="${H - 8}" text-anchor="middle" class="label">${escapeHtml(o.xLabel)}</text>
+<text x="${(m.l + W - m.r) / 2}" y="${H - 6}" text-anchor="middle" class="label">${escapeHtml(o.xLabel)}</text>
 <text x="14" y="${yMid}" text-anchor="middle" class="label" transform="rotate(-90 14 ${yMid})">${escapeHtml(o.yLabel)}</text>
 </svg><div class="legend">${legend}</div></figure>`;
 }

@@ -10,10 +10,10 @@
 import type { ReadBlock } from "../features/batch.js";
 import { readData, guessFormat, sniffFormat } from "../data/open.js";
 import { inflatedHead, peekStdin } from "../data/lines.js";
-import { displayName, isStdio, openOutputStream } from "../util/stdio.js";
+import { displayName, isStdio, openOutputStream } from "../util/atomic.js";
 import type { DataFormat, ReadProgress, ReadStats } from "../data/reader.js";
-import type { Scores } from "./feeds.js";
-import type { ModelScorer } from "./scorer.js";
+import type { Scores } from "../models/feeds.js";
+import type { Scorer } from "./scorer.js";
 
 export type PredictionFormat = "csv" | "jsonl";
 
@@ -69,7 +69,7 @@ async function inputFormat(input: string, given: DataFormat | undefined): Promis
   return isStdio(input) ? sniffFormat(inflatedHead(await peekStdin())) : guessFormat(input);
 }
 
-export async function scoreFile(scorer: ModelScorer, opts: ScoreFileOptions): Promise<ScoreFileResult> {
+export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise<ScoreFileResult> {
   const format = await inputFormat(opts.input, opts.format);
   const outFormat = opts.outputFormat ?? predictionFormatOf(opts.output);
   const reader = readData(opts.input, format, {
