@@ -40,7 +40,9 @@ test("every series is visible: a single point gets a marker, markers: true draws
 test("one number format per axis: the step decides the decimals, big numbers get separators, tiny ones one exponent precision", () => {
   const fmt = (ticks: number[]) => ticks.map(axisFormat(ticks));
   assert.deepEqual(fmt([0, 0.2, 0.4, 0.6, 0.8, 1]), ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]);
-  assert.deepEqual(fmt([0.0005, 0.001, 0.0015]), ["5.0e-4", "1.0e-3", "1.5e-3"]);
+  assert.deepEqual(fmt([0.0005, 0.001, 0.0015]), ["0.0005", "0.0010", "0.0015"]);
+  assert.deepEqual(fmt([0.00001, 0.00002, 0.00003]), ["1e-5", "2e-5", "3e-5"]);
+  assert.deepEqual(fmt([0.00010, 0.00015, 0.00020]), ["1.0e-4", "1.5e-4", "2.0e-4"]);
   assert.deepEqual(fmt([0, 5000, 10000, 15000]), ["0", "5,000", "10,000", "15,000"]);
   assert.deepEqual(fmt([0.49, 0.5, 0.51]), ["0.49", "0.50", "0.51"]);
 });

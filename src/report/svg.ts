@@ -43,12 +43,12 @@ function niceTicks(lo: number, hi: number, count = 5, minStep = 0): number[] {
 /**
  * One number format for all ticks of an axis, chosen from the step between them: fixed decimals
  * (as many as the step needs), thousands separators from 10,000 up, and exponent notation with one
- * mantissa precision for steps below 0.001.
+ * mantissa precision where every tick is below 0.001.
  */
 export function axisFormat(ticks: readonly number[]): (v: number) => string {
   const step = ticks.length > 1 ? Math.abs(ticks[1]! - ticks[0]!) : Math.abs(ticks[0] ?? 1) || 1;
   const big = Math.max(...ticks.map(Math.abs));
-  if (step < 1e-3) {
+  if (big < 1e-3) {
     // The mantissa needs as many digits as the step's leading digit sits below the largest value's.
     const digits = Math.max(0, Math.floor(Math.log10(big || step)) - Math.floor(Math.log10(step)));
     return (v) => (v === 0 ? "0" : v.toExponential(Math.min(digits, 6)));
