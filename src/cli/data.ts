@@ -4,9 +4,9 @@ import type { Argv } from "yargs";
 import { MtlError } from "../errors.js";
 import { defaultAliccpSchema, parseSchema, toSchemaJson, type FeatureSchema } from "../features/schema.js";
 import { formatReport, inspectData } from "../data/inspect.js";
-import { guessFormat } from "../data/open.js";
+import { resolveFormat } from "../data/open.js";
 import { prepareShard } from "../data/prepare.js";
-import { DATA_FORMATS, totalRejected, type DataFormat, type ReadProgress } from "../data/reader.js";
+import { DATA_FORMATS, totalRejected, type DataFormat, type ReadProgress, type ReadStats } from "../data/reader.js";
 import { writeSynth } from "../data/synth.js";
 import { formatBytes, formatCount } from "./format.js";
 import { withExamples } from "./examples.js";
@@ -53,14 +53,18 @@ async function loadSchema(file: string | undefined): Promise<FeatureSchema | und
   return parseSchema(text, file);
 }
 
-function checkFormat(f: string | undefined, file: string): DataFormat {
-  const format = f ?? guessFormat(file);
-  if (!DATA_FORMATS.includes(format as DataFormat)) throw new MtlError("E_USAGE", `unknown format '${format}'`, { hint: `use one of ${DATA_FORMATS.join(", ")}` });
-  return format as DataFormat;
+async function checkFormat(f: string | undefined, file: string): Promise<DataFormat> {
+  if (f !== undefined && !DATA_FORMATS.includes(f as DataFormat)) throw new MtlError("E_USAGE", `unknown format '${f}'`, { hint: `use one of ${DATA_FORMATS.join(", ")}` });
+  return resolveFormat(file, f as DataFormat | undefined);
 }
 
-export async function prepareCommand(args: { input: string; out: string; format?: string; schema?: string; skipBad: boolean; truth?: string; delimiter?: string }): Promise<void> {
-  const format = checkFormat(args.format, args.input);
+/** Reader statistics as plain JSON (their Maps as objects). */
+function statsJson(stats: ReadStats): Record<string, unknown> {
+  return { ...stats, rejected: Object.fromEntries(stats.rejected), unknownFields: Object.fromEntries(stats.unknownFields) };
+}
+
+export async function prepareCommand(args: { input: string; out: string; format?: string; schema?: string; skipBad: boolean; truth?: string; delimiter?: string; json?: boolean }): Promise<void> {
+  const format = await checkFormat(args.format, args.input);
   const schema = await loadSchema(args.schema);
   const start = Date.now();
   const progress = progressPrinter("prepare");
@@ -76,6 +80,10 @@ export async function prepareCommand(args: { input: string; out: string; format?
   progress.done();
   const secs = (Date.now() - start) / 1000;
   const { shard, stats } = res;
+  if (args.json) {
+    process.stdout.write(JSON.stringify({ out: args.out, seconds: secs, shard, stats: statsJson(stats) }) + "\n");
+    return;
+  }
   const out = [
     `wrote ${args.out}: ${formatCount(shard.rows)} rows (${formatCount(shard.clicks)} clicks, ${formatCount(shard.conversions)} conversions${shard.truth ? ", with ground truth" : ""}), ${formatBytes(shard.bytes)}, schema ${shard.schemaHash}`,
     `read ${formatCount(stats.lines)} lines in ${secs.toFixed(1)} s (${formatCount(Math.round(stats.lines / Math.max(secs, 1e-3)))} lines/s)`,
@@ -89,7 +97,7 @@ export async function prepareCommand(args: { input: string; out: string; format?
   process.stdout.write(out.join("\n") + "\n");
 }
 
-export async function synthCommand(args: { out: string; rows: number; seed: number; bias: number; users?: number; items?: number; maxHistory?: number }): Promise<void> {
+export async function synthCommand(args: { out: string; rows: number; seed: number; bias: number; users?: number; items?: number; maxHistory?: number; json?: boolean }): Promise<void> {
   const progress = progressPrinter("synth");
   const start = Date.now();
   const s = await writeSynth(args.out, {
@@ -100,6 +108,10 @@ export async function synthCommand(args: { out: string; rows: number; seed: numb
     onProgress: (n) => progress.update(`${formatCount(n)} of ${formatCount(args.rows)} rows, ${formatCount(Math.round(n / Math.max((Date.now() - start) / 1000, 1e-3)))} rows/s`),
   });
   progress.done();
+  if (args.json) {
+    process.stdout.write(JSON.stringify({ out: args.out, truth: `${args.out}.truth.csv`, seed: args.seed, bias: args.bias, ...s }) + "\n");
+    return;
+  }
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
   process.stdout.write(
     [
@@ -117,7 +129,7 @@ export async function inspectDataCommand(args: { file: string; format?: string; 
   const progress = progressPrinter("inspect");
   const text = readProgressText(start);
   const report = await inspectData(args.file, {
-    format: checkFormat(args.format, args.file),
+    format: await checkFormat(args.format, args.file),
     ...(schema ? { schema } : {}),
     ...(args.truth !== undefined ? { truthFile: args.truth === "none" ? null : args.truth } : {}),
     onProgress: (p) => progress.update(text(p)),
@@ -133,14 +145,15 @@ export function registerDataCommands(y: Argv): Argv {
       "encode a text data file (Ali-CCP, CSV/TSV, JSONL; .gz too) into a binary shard",
       (c) =>
         withExamples(c, "data prepare")
-          .option("input", { type: "string", demandOption: true, describe: "the text file" })
+          .option("input", { type: "string", demandOption: true, describe: "the text file (- for standard input)" })
           .option("out", { type: "string", demandOption: true, describe: "the shard to write" })
           .option("format", { type: "string", choices: DATA_FORMATS as unknown as string[], describe: "input format (default: from the file name; aliccp otherwise)" })
           .option("schema", { type: "string", describe: "feature schema (JSON); default: the built-in Ali-CCP schema" })
           .option("skip-bad", { type: "boolean", default: false, describe: "skip bad rows and count them by reason (default: stop at the first)" })
           .option("truth", { type: "string", describe: "Ali-CCP ground-truth sidecar (default <input>.truth.csv when present; 'none' to ignore)" })
-          .option("delimiter", { type: "string", describe: "CSV delimiter (default: tab for .tsv, comma otherwise)" }),
-      async (a) => prepareCommand({ input: a.input, out: a.out, format: a.format, schema: a.schema, skipBad: a["skip-bad"], truth: a.truth, delimiter: a.delimiter }),
+          .option("delimiter", { type: "string", describe: "CSV delimiter (default: tab for .tsv, comma otherwise)" })
+          .option("json", { type: "boolean", default: false, describe: "print the shard's summary and the reader's statistics as JSON" }),
+      async (a) => prepareCommand({ input: a.input, out: a.out, format: a.format, schema: a.schema, skipBad: a["skip-bad"], truth: a.truth, delimiter: a.delimiter, json: a.json }),
     )
     .command(
       "synth",
@@ -153,8 +166,9 @@ export function registerDataCommands(y: Argv): Argv {
           .option("bias", { type: "number", default: 1, describe: "selection bias: how much click propensity follows conversion propensity (0 = none)" })
           .option("users", { type: "number", describe: "users in the world (default 20,000)" })
           .option("items", { type: "number", describe: "items in the world (default 30,000)" })
-          .option("max-history", { type: "number", describe: "longest multi-valued user field (default 40; real Ali-CCP lines reach ~350)" }),
-      async (a) => synthCommand({ out: a.out, rows: a.rows, seed: a.seed, bias: a.bias, users: a.users, items: a.items, maxHistory: a["max-history"] }),
+          .option("max-history", { type: "number", describe: "longest multi-valued user field (default 40; real Ali-CCP lines reach ~350)" })
+          .option("json", { type: "boolean", default: false, describe: "print the summary (rates, true CVR) as JSON" }),
+      async (a) => synthCommand({ out: a.out, rows: a.rows, seed: a.seed, bias: a.bias, users: a.users, items: a.items, maxHistory: a["max-history"], json: a.json }),
     )
     .command(
       "inspect <file>",

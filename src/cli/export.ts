@@ -7,7 +7,7 @@ import { exportInferenceModel } from "../export/inference.js";
 import { parseSchema, toSchemaJson } from "../features/schema.js";
 import { exportTrainingArtifacts } from "../export/training.js";
 import { formatBytes, formatCount } from "./format.js";
-import { ensureParentDir, isStdio } from "../util/atomic.js";
+import { ensureParentDir, isStdio, writesInPlace } from "../util/atomic.js";
 
 /** The model a run directory trained (its run.json), to name the default output after. */
 function modelOfRun(runDir: string): string {
@@ -77,22 +77,24 @@ export async function exportCommand(args: ExportArgs): Promise<void> {
     if (args.model === undefined && args.checkpoint === undefined) throw new MtlError("E_USAGE", "name a model (--model) or a trained run (--checkpoint <runDir>)");
     const outFile = args.out ?? defaultOut(args);
     ensureParentDir(outFile);
+    // `-o -` (or /dev/stdout): the model is standard output's; what was written is said on stderr.
+    const say = writesInPlace(outFile) ? process.stderr : process.stdout;
     const r = exportInferenceModel(outFile, {
       model: args.model, checkpoint: args.checkpoint, config: userConfig, opset: args.opset, fp16: args.fp16, seed: args.seed,
       maxPieceBytes: args.maxPieceMb === undefined ? undefined : Math.floor(args.maxPieceMb * 1024 * 1024),
     });
     if (args.json) {
-      process.stdout.write(JSON.stringify({ ...r, file: resolve(r.file), externalData: r.externalData ? { ...r.externalData, file: resolve(r.externalData.file) } : null }) + "\n");
+      say.write(JSON.stringify({ ...r, file: isStdio(r.file) ? r.file : resolve(r.file), externalData: r.externalData ? { ...r.externalData, file: resolve(r.externalData.file) } : null }) + "\n");
       return;
     }
     const lines = [
-      `wrote ${resolve(r.file)}  ${formatBytes(r.bytes)}${r.externalData ? ` + external data ${r.externalData.file}  ${formatBytes(r.externalData.bytes)}` : ""}`,
+      `wrote ${isStdio(r.file) ? "<stdout>" : resolve(r.file)}  ${formatBytes(r.bytes)}${r.externalData ? ` + external data ${r.externalData.file}  ${formatBytes(r.externalData.bytes)}` : ""}`,
       `model ${r.model}${r.fromCheckpoint ? ` from ${r.fromCheckpoint}` : " (freshly initialised)"}`,
       `parameters: ${formatCount(r.denseParameters + r.embeddingParameters)} (dense ${formatCount(r.denseParameters)}, embeddings ${formatCount(r.embeddingParameters)})`,
       ...r.tables.map((t) => `table ${t.name}: ${formatCount(t.rows)} x ${t.dim} ${t.dtype}${t.pieces > 1 ? ` in ${t.pieces} pieces (split by ${t.splitBy})` : ""}`),
       r.schemaHash ? `schema ${r.schemaHash} embedded: the file alone scores raw records (mtl run, mtl serve, mtl-onnx/web)` : "no feature schema: this model takes ids only and cannot score raw records",
     ];
-    process.stdout.write(lines.join("\n") + "\n");
+    say.write(lines.join("\n") + "\n");
     return;
   }
   if (args.model === undefined) throw new MtlError("E_USAGE", "--training needs --model");

@@ -119,11 +119,12 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .option("log-every", { type: "number", describe: "steps between metrics.jsonl step records (default: about 1% of the run)" })
           .option("patience", { type: "number", describe: "early stopping: epochs without improvement on the validation set (0 = off)" })
           .option("resume", { type: "boolean", default: false, describe: "continue the run in --out from its last checkpoint" })
+          .option("json", { type: "boolean", default: false, describe: "print the run's summary as JSON" })
           .option("device", { type: "string", choices: ["cpu", "cuda"], describe: "where onnxruntime runs the steps" }),
       async (args) => trainCommand({
         model: args.model, train: args.train, valid: args.valid, out: args.out, config: args.config, epochs: args.epochs,
         batchSize: args["batch-size"], lr: args.lr, seed: args.seed, validFraction: args["valid-fraction"],
-        checkpointEvery: args["checkpoint-every"], logEvery: args["log-every"], patience: args.patience, resume: args.resume, device: args.device,
+        checkpointEvery: args["checkpoint-every"], logEvery: args["log-every"], patience: args.patience, resume: args.resume, device: args.device, json: args.json,
       }),
     )
     .command(
@@ -158,8 +159,9 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .option("rows", { type: "number", default: 200000, describe: "synthetic impressions (20% held out for evaluation)" })
           .option("bias", { type: "number", default: 1, describe: "selection-bias strength of the synthetic funnel" })
           .option("seed", { type: "number", default: 1 })
-          .option("epochs", { type: "number", default: 1 }),
-      async (args) => demoCommand({ out: args.out, rows: args.rows, bias: args.bias, seed: args.seed, epochs: args.epochs }),
+          .option("epochs", { type: "number", default: 1 })
+          .option("json", { type: "boolean", default: false, describe: "print the comparison and the scored records as JSON" }),
+      async (args) => demoCommand({ out: args.out, rows: args.rows, bias: args.bias, seed: args.seed, epochs: args.epochs, json: args.json }),
     )
     .example("mtl demo", "the quick start: train, compare and export on a synthetic funnel")
     .example("mtl export --model escm2", "write ./escm2.onnx (freshly initialised)")

@@ -7,6 +7,7 @@ import { applyFlags, defaultRunConfig, readRunConfig, type RunConfig } from "../
 import { evaluateRun } from "../flow/evaluate.js";
 import { trainRun, type RunEvent } from "../flow/run.js";
 import { formatCount, table } from "./format.js";
+import { progressPrinter } from "./data.js";
 
 export interface TrainArgs {
   model?: string;
@@ -24,6 +25,8 @@ export interface TrainArgs {
   patience?: number;
   resume: boolean;
   device?: string;
+  /** Print the run's summary (summary.json) as JSON instead of the table. */
+  json?: boolean;
 }
 
 function device(d: string | undefined): Device | undefined {
@@ -136,6 +139,11 @@ export async function trainCommand(args: TrainArgs): Promise<void> {
   } finally {
     process.off("SIGINT", onInt);
   }
+  if (args.json) {
+    process.stdout.write(JSON.stringify({ ...summary, runDir: args.out }) + "\n");
+    if (summary.status === "interrupted") process.exitCode = 130;
+    return;
+  }
   if (summary.status === "interrupted") {
     process.stdout.write(`interrupted at step ${formatCount(summary.steps)}; checkpoint written. Continue with: mtl train --out ${args.out} --resume\n`);
     process.exitCode = 130;
@@ -164,11 +172,19 @@ export function metricsTable(results: readonly { name: string; metrics: FunnelMe
 export async function evalCommand(args: { run: string; data: string; json?: string; latest: boolean; split: string; batchSize?: number; device?: string }): Promise<void> {
   if (!["all", "valid", "train"].includes(args.split)) throw new MtlError("E_USAGE", `unknown split '${args.split}'`, { hint: "use all, valid or train" });
   const dev = device(args.device);
-  const res = await evaluateRun({ runDir: args.run, data: args.data, which: args.latest ? "latest" : "best", split: args.split as "all" | "valid" | "train", ...(args.batchSize ? { batchSize: args.batchSize } : {}), ...(dev ? { device: dev } : {}) });
+  const progress = progressPrinter("eval");
+  const start = Date.now();
+  const res = await evaluateRun({
+    runDir: args.run, data: args.data, which: args.latest ? "latest" : "best", split: args.split as "all" | "valid" | "train", ...(args.batchSize ? { batchSize: args.batchSize } : {}), ...(dev ? { device: dev } : {}),
+    onProgress: (rows) => progress.update(`${formatCount(rows)} rows scored, ${formatCount(Math.round(rows / Math.max((Date.now() - start) / 1000, 1e-3)))} rows/s`),
+  });
+  progress.done();
+  // `--json -`: the JSON is standard output's, the table goes beside it on stderr.
+  const text = args.json === "-" ? process.stderr : process.stdout;
   const out = [`${res.model} from ${res.checkpoint} (step ${formatCount(res.step)}) on ${res.data}${res.split === "all" ? "" : ` (the run's ${res.split} split)`}: ${formatCount(res.rows)} rows${res.loss !== null ? `, loss ${res.loss.toFixed(4)}` : ""}`, metricsTable([{ name: res.model, metrics: res.metrics }])];
-  process.stdout.write(out.join("\n") + "\n");
+  text.write(out.join("\n") + "\n");
   if (args.json) {
     writeJsonAtomic(args.json, res, "JSON");
-    process.stdout.write(`wrote ${args.json}\n`);
+    if (args.json !== "-") process.stdout.write(`wrote ${args.json}\n`);
   }
 }

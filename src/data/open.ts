@@ -3,6 +3,8 @@ import { readAliccp } from "./aliccp.js";
 import { MtlError } from "../errors.js";
 import { DATA_FORMATS, type DataFormat, type DataReader, type ReadOptions } from "./reader.js";
 import { readCsv, readJsonl } from "./tabular.js";
+import { inflatedHead, peekStdin } from "./lines.js";
+import { isStdio } from "../util/atomic.js";
 
 export function readData(file: string, format: DataFormat, opts: ReadOptions = {}): DataReader {
   switch (format) {
@@ -23,6 +25,12 @@ export function sniffFormat(head: Uint8Array): DataFormat {
   if (first.startsWith("{")) return "jsonl";
   if (/^[^,]*,[01],[01],[^,:]+:-?\d+/.test(first)) return "aliccp";
   return "csv";
+}
+
+/** A file's format: as given, else from its name, else (standard input, `-`) from its first bytes. */
+export async function resolveFormat(file: string, given?: DataFormat): Promise<DataFormat> {
+  if (given !== undefined) return given;
+  return isStdio(file) ? sniffFormat(inflatedHead(await peekStdin())) : guessFormat(file);
 }
 
 /** Guess a text format from the file name: .csv/.tsv -> csv, .jsonl/.json -> jsonl, otherwise aliccp. */

@@ -290,6 +290,8 @@ export async function isShardFile(file: string): Promise<boolean> {
   const fh = await open(file, "r").catch(() => null);
   if (!fh) return false;
   try {
+    // A pipe (/dev/stdin) cannot be read by position (ESPIPE): it is no shard, and is left unread.
+    if (!(await fh.stat()).isFile()) return false;
     const b = Buffer.alloc(8);
     const { bytesRead } = await fh.read(b, 0, 8, 0);
     return bytesRead === 8 && b.toString("latin1") === SHARD_MAGIC;

@@ -8,9 +8,8 @@
  * writes standard output; special files (/dev/stdout, a pipe) are written in place.
  */
 import type { ReadBlock } from "../features/batch.js";
-import { readData, guessFormat, sniffFormat } from "../data/open.js";
-import { inflatedHead, peekStdin } from "../data/lines.js";
-import { displayName, isStdio, openOutputStream } from "../util/atomic.js";
+import { readData, resolveFormat } from "../data/open.js";
+import { displayName, openOutputStream } from "../util/atomic.js";
 import type { DataFormat, ReadProgress, ReadStats } from "../data/reader.js";
 import type { Scores } from "../models/feeds.js";
 import type { Scorer } from "./scorer.js";
@@ -63,14 +62,8 @@ function formatBlock(block: ReadBlock, s: Scores, format: PredictionFormat): str
   return parts.join("");
 }
 
-/** The input's format: as given, else from the name, else (standard input) from its first bytes. */
-async function inputFormat(input: string, given: DataFormat | undefined): Promise<DataFormat> {
-  if (given !== undefined) return given;
-  return isStdio(input) ? sniffFormat(inflatedHead(await peekStdin())) : guessFormat(input);
-}
-
 export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise<ScoreFileResult> {
-  const format = await inputFormat(opts.input, opts.format);
+  const format = await resolveFormat(opts.input, opts.format);
   const outFormat = opts.outputFormat ?? predictionFormatOf(opts.output);
   const reader = readData(opts.input, format, {
     schema: scorer.info.schema, skipBad: opts.skipBad ?? false, blockRows: opts.batchSize ?? 8192,
