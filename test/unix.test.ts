@@ -120,3 +120,31 @@ test("numeric flags refuse text naming the value; bare mtl says what to do once;
     assert.ok(shown.length >= 2 && shown.length <= 3, `${command}: ${shown.length} examples`);
   }
 });
+
+test("`-` everywhere: export -o -, train --json, eval --json -, report -o -, data prepare --input - (format from the data), stdin refused for training data", () => {
+  const exp = sh("mtl export --model esmm -o - > piped.onnx && mtl export --model esmm -o file.onnx && cmp piped.onnx file.onnx");
+  assert.equal(exp.code, 0, exp.stderr);
+  assert.match(exp.stderr, /wrote <stdout>/);
+  const train = sh("mtl train --model esmm --train synth:rows=2000,seed=3 --batch-size 256 -o run --json");
+  assert.equal(train.code, 0, train.stderr);
+  const summary = JSON.parse(train.stdout) as { status: string; steps: number; runDir: string };
+  assert.equal(summary.status, "completed");
+  assert.ok(summary.steps > 0);
+  const ev = sh("mtl eval run --data synth:rows=1000,seed=9 --json - > eval.json");
+  assert.equal(ev.code, 0, ev.stderr);
+  const metrics = JSON.parse(readFileSync(join(dir, "eval.json"), "utf8")) as { rows: number; metrics: { ctr_auc: number } };
+  assert.equal(metrics.rows, 1000);
+  assert.match(ev.stderr, /CTR AUC/, "the table goes to stderr");
+  const rep = sh("mtl report run -o - > report.html");
+  assert.equal(rep.code, 0, rep.stderr);
+  assert.match(readFileSync(join(dir, "report.html"), "utf8"), /^<!doctype html>/);
+  const prep = sh("gzip -c test.txt | mtl data prepare --input - --out piped.shard --json");
+  assert.equal(prep.code, 0, prep.stderr);
+  assert.equal((JSON.parse(prep.stdout) as { shard: { rows: number } }).shard.rows, ROWS);
+  const inspect = sh("mtl data inspect /dev/stdin --json < test.txt");
+  assert.equal(inspect.code, 0, inspect.stderr);
+  assert.equal((JSON.parse(inspect.stdout) as { rows: number }).rows, ROWS);
+  const refused = sh("mtl train --train - -o run2 < test.txt");
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /^mtl: training and evaluation data cannot come from standard input \(-\).*mtl data prepare --input -/);
+});

@@ -24,7 +24,7 @@ import { stepFeeds } from "../models/feeds.js";
 import { buildEvalProgram, buildTrainingStep, describeModel } from "../train/program.js";
 import { initialState, STATE_FORMAT_VERSION, TrainingState } from "../train/state.js";
 import { Trainer } from "../train/trainer.js";
-import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { isStdio, writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { applySchemaOverrides, autoLogEvery, higherIsBetter, type RunConfig, type TrainingSettings } from "./config.js";
 import { learningRate } from "./schedule.js";
 import { lookupModel, manifestSchema, modelConfigOf, readJson, RUN_FILES, runPaths, type RunManifest, type RunPaths, type RunProgress, type RunSummary } from "./rundir.js";
@@ -189,7 +189,7 @@ function resumeRun(out: string, paths: RunPaths): RunStart {
 
 /** Data files by absolute path in run.json: a resume or an eval from another directory finds them. */
 function withAbsoluteData(config: RunConfig): RunConfig {
-  const absolute = (spec: string | undefined) => (spec === undefined || spec.startsWith("synth:") ? spec : resolve(spec));
+  const absolute = (spec: string | undefined) => (spec === undefined || spec.startsWith("synth:") || isStdio(spec) ? spec : resolve(spec));
   const next = { ...config, data: { ...config.data, train: absolute(config.data.train), valid: absolute(config.data.valid) } };
   if (next.data.valid === undefined) delete next.data.valid;
   return next;
