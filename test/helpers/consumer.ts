@@ -120,7 +120,7 @@ export function installConsumer(opts: ConsumerOptions = {}): Consumer {
       const outDir = join(site, "dist");
       // Vite from this checkout; every import of the page resolves in the consumer's node_modules.
       const { build } = await import("vite");
-      await build({ root: site, configFile: false, logLevel: "warn", base: "./", build: { outDir, emptyOutDir: true, target: "es2022", chunkSizeWarningLimit: 4096 } });
+      await build({ root: site, configFile: false, logLevel: "warn", base: "./", build: { outDir, emptyOutDir: true, target: "es2022", chunkSizeWarningLimit: 4096, rolldownOptions: { checks: { bundlerTimings: false } } } });
       return outDir;
     },
     remove: () => rmSync(root, { recursive: true, force: true }),
