@@ -11,7 +11,7 @@ export default defineConfig({
   // pre-bundling would move the module away from it.
   optimizeDeps: { exclude: ["onnxruntime-web"] },
   // onnxruntime-web is one ~0.5 MB module (plus its .wasm); splitting it would not help the page.
-  build: { outDir: "dist", emptyOutDir: true, target: "es2022", chunkSizeWarningLimit: 2048 },
+  build: { outDir: "dist", emptyOutDir: true, target: "es2022", chunkSizeWarningLimit: 2048, rolldownOptions: { checks: { bundlerTimings: false } } },
   server: { host: "127.0.0.1" },
   preview: { host: "127.0.0.1" },
 });

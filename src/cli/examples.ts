@@ -41,6 +41,11 @@ export const EXAMPLES: Readonly<Record<string, readonly (readonly [command: stri
     ["mtl demo", "naive CVR, ESMM and ESCM2 on 200,000 synthetic impressions, into ./mtl-demo"],
     ["mtl demo --rows 20000 -o /tmp/demo", "a quicker look"],
   ],
+  data: [
+    ["mtl data synth --out synth.txt --rows 100000", "a synthetic impression log with known truth"],
+    ["mtl data prepare --input synth.txt --out synth.shard", "encode it into a binary shard"],
+    ["mtl data inspect synth.shard", "what is in it"],
+  ],
   "data prepare": [
     ["mtl data prepare --input train.txt.gz --out train.shard", "Ali-CCP text into a binary shard"],
     ["mtl data prepare --input log.csv --schema schema.json --out log.shard", "a CSV log with its own schema"],

@@ -40,7 +40,7 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .option("json", { type: "boolean", default: false, describe: "print the summary as JSON" }),
       async (args) => inspectCommand(args.model, args.json),
     )
-    .command("data", "data: prepare shards, synthesize a funnel with known truth, inspect files", (y) => registerDataCommands(y))
+    .command("data", "data: prepare shards, synthesize a funnel with known truth, inspect files", (y) => withExamples(registerDataCommands(y), "data"))
     .command(
       "export",
       "write a model as ONNX: the scoring model (raw features in, p_ctr/p_cvr/p_ctcvr out, schema embedded), trained (--checkpoint) or freshly initialised; with --training, a directory of train_step.onnx, eval.onnx, inference.onnx, state.mtlstate and signature.json",
