@@ -9,6 +9,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { installConsumer, REPO_ROOT, userEnv, type Consumer } from "./helpers/consumer.js";
+import { Scorer } from "../src/scoring/scorer.js";
+import { exportScoringModel, scoringRecords } from "./helpers/scoring.js";
 
 const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as {
   name: string; private?: boolean; license: string; bin: Record<string, string>; files: string[];
@@ -118,6 +120,39 @@ test("npm install <tarball> into a fresh project: npx mtl, tsc --strict over bot
       assert.equal(lines[0], "line,p_ctr,p_cvr,p_ctcvr");
       assert.equal(lines.length, 201);
       assert.match(run.stderr, /scored 200 rows with escm2/);
+    });
+
+    await t.test("a TypeScript service imports Scorer from mtl-onnx, compiles under tsc --strict and scores as the in-repo Scorer", async () => {
+      const service = [
+        'import { Scorer, MtlError, type ScoringRecord } from "mtl-onnx";',
+        "const records: ScoringRecord[] = JSON.parse(process.argv[3]!);",
+        "try {",
+        "  const scorer: Scorer = await Scorer.open(process.argv[2]!);",
+        "  const scores = await scorer.scoreRecords(records);",
+        '  const ranked = await scorer.rank(records[0]!, records.slice(1), "p_ctcvr", 3);',
+        "  console.log(JSON.stringify({ p_ctcvr: Array.from(scores.p_ctcvr), top: ranked.map((c) => c.index) }));",
+        "  await scorer.release();",
+        "} catch (err) {",
+        "  if (err instanceof MtlError) console.error(err.message);",
+        "  process.exit(1);",
+        "}",
+      ].join("\n") + "\n";
+      const tsc = c.typecheck({ "service/service.ts": service }, { outDir: "out" });
+      assert.equal(tsc.status, 0, `tsc:\n${tsc.stdout}${tsc.stderr}`);
+      const model = exportScoringModel(join(c.dir, "models"), "model.onnx").file;
+      const records = scoringRecords(8);
+      const r = c.run(process.execPath, [join(c.dir, "out", "service", "service.js"), model, JSON.stringify(records)]);
+      assert.equal(r.status, 0, r.stderr);
+      const got = JSON.parse(r.stdout) as { p_ctcvr: number[]; top: number[] };
+      const here = await Scorer.open(model, { worker: false });
+      try {
+        const expected = await here.scoreRecords(records);
+        assert.deepEqual(got.p_ctcvr, Array.from(expected.p_ctcvr));
+        const ranked = await here.rank(records[0]!, records.slice(1), "p_ctcvr", 3);
+        assert.deepEqual(got.top, ranked.map((x) => x.index));
+      } finally {
+        await here.release();
+      }
     });
   } finally {
     consumer?.remove();

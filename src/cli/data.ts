@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import type { Argv } from "yargs";
 import { MtlError } from "../errors.js";
 import { defaultAliccpSchema, parseSchema, toSchemaJson, type FeatureSchema } from "../features/schema.js";
+import { defaultLookalikeSchema } from "../features/lookalike.js";
 import { formatReport, inspectData } from "../data/inspect.js";
 import { resolveFormat } from "../data/open.js";
 import { prepareShard } from "../data/prepare.js";
@@ -184,10 +185,11 @@ export function registerDataCommands(y: Argv): Argv {
     )
     .command(
       "schema",
-      "print the built-in Ali-CCP feature schema (JSON) to start your own from",
-      (c) => withExamples(c, "data schema"),
-      async () => {
-        process.stdout.write(JSON.stringify(toSchemaJson(defaultAliccpSchema()), null, 2) + "\n");
+      "print a built-in feature schema (JSON) to start your own from",
+      (c) => withExamples(c, "data schema").option("builtin", { type: "string", choices: ["aliccp", "lookalike"], default: "aliccp", describe: "aliccp: PaddleRec's ESMM fields; lookalike: the Tencent look-alike columns of PaddleRec's MetaHeac" }),
+      async (a) => {
+        const schema = a.builtin === "lookalike" ? defaultLookalikeSchema() : defaultAliccpSchema();
+        process.stdout.write(JSON.stringify(toSchemaJson(schema), null, 2) + "\n");
       },
     )
     .demandCommand(1, "name a data command: prepare, synth, inspect, schema");

@@ -68,8 +68,12 @@ export interface Consumer {
   mtl(args: readonly string[], input?: string): CommandResult;
   /** Any command in the project, with a user's environment. */
   run(cmd: string, args: readonly string[], env?: Record<string, string>): CommandResult;
-  /** Writes `files` (relative paths → text) into the project and runs `tsc --strict --noEmit` over the .ts ones. */
-  typecheck(files: Readonly<Record<string, string>>): CommandResult;
+  /**
+   * Writes `files` (relative paths → text) into the project and runs `tsc --strict` over the .ts
+   * ones, against the installed package's declarations (skipLibCheck off); with `outDir` it also
+   * emits JavaScript there (to run), else nothing.
+   */
+  typecheck(files: Readonly<Record<string, string>>, opts?: { outDir?: string }): CommandResult;
   /** Writes `files` (index.html and its modules) into `<dir>/<name>` and bundles them with Vite; returns the output folder. */
   viteBuild(name: string, files: Readonly<Record<string, string>>): Promise<string>;
   remove(): void;
@@ -96,7 +100,7 @@ export function installConsumer(opts: ConsumerOptions = {}): Consumer {
     installLog: install.stdout + install.stderr,
     mtl: (args, input) => run("npx", ["--no-install", "mtl", ...args], dir, userEnv(), input),
     run: (cmd, args, env = {}) => run(cmd, args, dir, userEnv(env)),
-    typecheck(files) {
+    typecheck(files, opts = {}) {
       for (const [name, text] of Object.entries(files)) {
         mkdirSync(dirname(join(dir, name)), { recursive: true });
         writeFileSync(join(dir, name), text);
@@ -104,7 +108,7 @@ export function installConsumer(opts: ConsumerOptions = {}): Consumer {
       const tsconfig = {
         compilerOptions: {
           target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", lib: ["ES2022", "DOM"], types: ["node"],
-          strict: true, noEmit: true, skipLibCheck: false,
+          strict: true, skipLibCheck: false, ...(opts.outDir ? { outDir: opts.outDir, rootDir: "." } : { noEmit: true }),
         },
         files: Object.keys(files).filter((f) => f.endsWith(".ts")),
       };
