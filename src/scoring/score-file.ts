@@ -74,7 +74,9 @@ export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise
   let scored = 0;
   const started = performance.now();
   try {
-    await out.write(outFormat === "csv" ? "line,p_ctr,p_cvr,p_ctcvr\n" : "");
+    // The header goes out with the first scores: standard output cannot be rolled back, so an input
+    // that fails before any row scores leaves it empty rather than holding a lone header.
+    let header = outFormat === "csv" ? "line,p_ctr,p_cvr,p_ctcvr\n" : "";
     // One block in flight while the next is parsed.
     let pending: { block: ReadBlock; scores: Promise<Scores> } | null = null;
     const flush = async () => {
@@ -82,7 +84,8 @@ export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise
       const { block, scores } = pending;
       pending = null;
       const s = await scores;
-      await out.write(formatBlock(block, s, outFormat));
+      await out.write(header + formatBlock(block, s, outFormat));
+      header = "";
       scored += block.size;
     };
     for await (const block of reader.blocks()) {
@@ -92,6 +95,7 @@ export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise
       pending = next;
     }
     await flush();
+    if (header) await out.write(header);
     await out.commit();
   } catch (err) {
     out.abort();
