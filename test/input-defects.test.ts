@@ -5,11 +5,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { parseSchema, toSchemaJson, schemaHash, validateSchema, defaultAliccpSchema } from "../src/features/schema.js";
 import { BatchBuilder, layoutOf } from "../src/features/batch.js";
 import { encodeRecord, encodeRecords, RowError } from "../src/features/encode.js";
-import { parseSchema, toSchemaJson, schemaHash, validateSchema, defaultAliccpSchema } from "../src/features/schema.js";
 import { embedFeatures } from "../src/models/inputs.js";
-import { stepFeeds as trainerBatch } from "../src/models/feeds.js";
+import { stepFeeds } from "../src/models/feeds.js";
 import { buildTrainingStep, describeModel, initialState, Trainer, type ModelDefinition } from "../src/train/index.js";
 import * as ops from "../src/graph/ops.js";
 import type { FeatureSchema } from "../src/features/schema.js";
@@ -51,7 +51,7 @@ test("several tables of the same dim train in one step (each table's rows input 
   const trainer = await Trainer.create(state, { train: program }, { worker: false });
   const layout = layoutOf(schema);
   for (let s = 0; s < 3; s++) {
-    const r = await trainer.step(trainerBatch(encode(schema, records), layout), 0.01);
+    const r = await trainer.step(stepFeeds(encode(schema, records), layout), 0.01);
     assert.ok(Number.isFinite(r.loss));
   }
   await trainer.release();
@@ -79,7 +79,7 @@ test("a length column masks the padded positions: only the first `length` ids co
   assert.deepEqual(Array.from(b.ids[t]!.subarray(10, 20)), new Array(10).fill(0));
   assert.deepEqual(Array.from(b.ids[t]!.subarray(20, 30)), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   // the model's mean divides by the true length: the weights the feeds derive are 1 exactly on the kept ids
-  const feeds = trainerBatch(b, layout);
+  const feeds = stepFeeds(b, layout);
   const w = Array.from(feeds["weights.interest1"] as Float32Array);
   assert.deepEqual(w.slice(0, 10), [1, 1, 1, 0, 0, 0, 0, 0, 0, 0]);
   assert.equal(w.slice(10, 20).reduce((a, x) => a + x, 0), 0);
@@ -130,7 +130,7 @@ test("padding id: raw 0 is a real row unless padding_id is 0 (the default); -1 p
   const state = initialState(describeModel(model, null), { kind: "sgd" }, { seed: 2 });
   const before = Array.from(state.get("house")!);
   const trainer = await Trainer.create(state, { train: buildTrainingStep(model, null, { optimizer: { kind: "sgd" } }) }, { worker: false });
-  await trainer.step(trainerBatch(b, layout), 0.5);
+  await trainer.step(stepFeeds(b, layout), 0.5);
   await trainer.release();
   const after = Array.from(state.get("house")!);
   const stride = after.length / 3;
@@ -147,4 +147,15 @@ test("padding_id and length round-trip through the schema file; schemas without 
   assert.equal(schemaHash(aliccp), schemaHash(parseSchema(json)));
   assert.throws(() => validateSchema({ features: [{ name: "a", kind: "id", vocab_size: 3, padding_id: "z" }] }), /padding_id is an integer/);
   assert.throws(() => validateSchema({ features: [{ name: "a", kind: "id", vocab_size: 3, padding_id: 1.5 }] }), /expected an integer, a string or null/);
+});
+
+test("serving: encodeCandidates honours a candidate's length column as encodeRecords does", async () => {
+  const { encodeCandidates } = await import("../src/features/encode.js");
+  const layout = layoutOf(lengthSchema);
+  const context = { interest1: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], interest1_length: 2 };
+  const candidates = [{ house: 0 }, { house: 1, interest1_length: 5 }, { house: 1 }];
+  const got = encodeCandidates(layout, context, candidates);
+  const want = encodeRecords(layout, candidates.map((c) => ({ ...context, ...c })), { labels: false });
+  assert.deepEqual(got.ids.map((a) => Array.from(a)), want.ids.map((a) => Array.from(a)));
+  assert.deepEqual(Array.from(got.ids[0]!.subarray(10, 20)), [2, 3, 4, 5, 6, 0, 0, 0, 0, 0]);
 });

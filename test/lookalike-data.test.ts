@@ -3,13 +3,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { defaultLookalikeSchema, LOOKALIKE_AD, LOOKALIKE_USER_DYNAMIC, LOOKALIKE_USER_STATIC } from "../src/features/lookalike.js";
+import { defaultLookalikeSchema, LOOKALIKE_MAX_IDXS, LOOKALIKE_AD, LOOKALIKE_USER_DYNAMIC, LOOKALIKE_USER_STATIC } from "../src/features/lookalike.js";
 import { layoutOf } from "../src/features/batch.js";
-import { readJsonl } from "../src/data/tabular.js";
 import { schemaHash, parseSchema, toSchemaJson } from "../src/features/schema.js";
+import { readJsonl } from "../src/data/tabular.js";
 import { ShardReader, ShardWriter } from "../src/data/shard.js";
 import { rebatch } from "../src/data/batcher.js";
-import { stepFeeds as trainerBatch } from "../src/models/feeds.js";
+import { stepFeeds } from "../src/models/feeds.js";
 import type { Batch } from "../src/features/batch.js";
 import { readAll, SHARED_DATA, tempDir } from "./helpers/data.js";
 
@@ -30,6 +30,8 @@ test("the look-alike schema: PaddleRec's fields in order, max_idx + 2 rows per t
   assert.equal(schema.task, "aid");
   assert.deepEqual(parseSchema(JSON.stringify(toSchemaJson(schema))), schema);
   assert.ok(layoutOf(defaultLookalikeSchema({ dim: 8 })).tables.every((t) => t.dim === 8));
+  // PaddleRec's config.yaml max_idxs
+  assert.deepEqual(LOOKALIKE_MAX_IDXS, [[3, 2, 855, 5, 7, 2, 1], [124, 82, 12, 263312, 49780, 10002, 9984], [78, 137, 14, 39, 32, 3]]);
 });
 
 /** An independent encoder of one sample line: row = raw + 1 for the first `length` values of a list. */
@@ -82,7 +84,7 @@ test("the real look-alike sample reads exactly: 586 rows, five campaigns, every 
   assert.deepEqual(at("interest3", 0), new Array(10).fill(0));
   assert.deepEqual(at("kw1", 0), [20020, 155486, 30698, 260990, 114538]);
   assert.deepEqual(at("campaignId", 0), [121]);
-  const feeds = trainerBatch(b, layout);
+  const feeds = stepFeeds(b, layout);
   const w2 = Array.from((feeds["weights.interest2"] as Float32Array).subarray(0, 10));
   assert.deepEqual(w2, [1, 1, 1, 0, 0, 0, 0, 0, 0, 0], "mean pooling divides by the true length 3");
   assert.equal((feeds["weights.interest3"] as Float32Array).subarray(0, 10).reduce((s, x) => s + x, 0), 0);

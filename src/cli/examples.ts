@@ -53,6 +53,7 @@ export const EXAMPLES: Readonly<Record<string, readonly (readonly [command: stri
   "data synth": [
     ["mtl data synth --out synth.txt --rows 100000", "an Ali-CCP-format log and synth.txt.truth.csv"],
     ["mtl data synth --out biased.txt --bias 2 --seed 3", "stronger selection bias"],
+    ["mtl data synth --kind lookalike --out lookalike/", "a look-alike world of campaigns (MetaHeac) in PaddleRec's layout"],
   ],
   "data inspect": [
     ["mtl data inspect train.txt.gz", "rates, coverage, ids per row, rejected rows"],

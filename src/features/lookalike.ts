@@ -37,7 +37,16 @@ export const LOOKALIKE_DIM = 64;
 export const LOOKALIKE_USER_FIELDS: readonly string[] = [...LOOKALIKE_USER_STATIC.map(([n]) => n), ...LOOKALIKE_USER_DYNAMIC.map(([n]) => n)];
 export const LOOKALIKE_AD_FIELDS: readonly string[] = LOOKALIKE_AD.map(([n]) => n);
 
-/** The built-in look-alike schema (see the module comment); `dim` overrides the embedding size of every field. */
+/** PaddleRec's `max_idxs` of the built-in schema: [static user, dynamic user, ad] max ids. */
+export const LOOKALIKE_MAX_IDXS: readonly (readonly number[])[] = [
+  LOOKALIKE_USER_STATIC.map(([, m]) => m), LOOKALIKE_USER_DYNAMIC.map(([, m]) => m), LOOKALIKE_AD.map(([, m]) => m),
+];
+
+/**
+ * The built-in look-alike schema (see the module comment); `dim` overrides the embedding size of
+ * every field (PaddleRec's `embed_dim`). A config's `max_idxs` resizes any schema's tables
+ * (src/flow/config.ts), this one included.
+ */
 export function defaultLookalikeSchema(opts: { dim?: number } = {}): FeatureSchema {
   const dim = opts.dim ?? LOOKALIKE_DIM;
   const single = ([name, maxIdx]: readonly [string, number]) => ({ name, kind: "id" as const, vocab_size: maxIdx + 1, padding_id: null, dim });

@@ -28,8 +28,8 @@
  * - hash_buckets features: default null (every value is hashed); with a padding_id the values equal
  *   to it (compared as strings: -1 matches "-1") are dropped before hashing, so `[5,-1,-1]` holds
  *   one id, not three.
- * Padding values are dropped wherever they stand and never counted (mean pooling divides by the ids
- * kept).
+ * Padding values (other than a vocab_size feature's default 0, which stays in place on row 0 as it
+ * always did) are dropped wherever they stand and never counted (mean pooling divides by the ids kept).
  *
  * `length` (ids, weighted_ids): the column holding the true length of a list padded to a fixed
  * size (the Tencent look-alike data's `interest1` with `interest1_length`): only the first
