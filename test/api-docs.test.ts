@@ -35,7 +35,7 @@ test("docs/api.md has an example for each part of the API", () => {
 
 examples().forEach(({ heading, code }, i) => {
   test(`docs/api.md example ${i + 1} runs: ${heading}`, () => {
-    assert.match(code, /from "mtl-onnx"/, "an example imports the package root");
+    assert.match(code, /from "mtl-onnx"/, "an example imports the package root by its npm name, mtl-onnx (package.json)");
     const file = join(dir, `example-${i + 1}.mjs`);
     writeFileSync(file, code.replaceAll('from "mtl-onnx"', `from ${JSON.stringify(entry)}`));
     const out = execFileSync(process.execPath, [file], { cwd: dir, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
