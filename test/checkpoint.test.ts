@@ -73,8 +73,8 @@ test("checkpoints round-trip and damaged ones are refused", () => {
     assert.throws(() => TrainingState.load(join(dir, "flipped")), (e: Error & { code?: string }) => e.code === "E_CHECKPOINT" && /checksum/.test(e.message));
     writeFileSync(join(dir, "junk"), "hello");
     assert.throws(() => TrainingState.load(join(dir, "junk")), (e: Error & { code?: string }) => e.code === "E_CHECKPOINT");
-    // A failed save leaves the previous checkpoint as it was.
-    assert.throws(() => s.save(join(dir, "no-such-dir", "x.mtlstate")));
+    // A failed save leaves the previous checkpoint as it was (missing folders are created; a file in the way is not).
+    assert.throws(() => s.save(join(dir, "junk", "x.mtlstate")));
     sameState(TrainingState.load(path), s);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -315,6 +315,8 @@ export async function isShardFile(file: string): Promise<boolean> {
   const fh = await open(file, "r").catch(() => null);
   if (!fh) return false;
   try {
+    // A pipe (/dev/stdin) cannot be read by position (ESPIPE): it is no shard, and is left unread.
+    if (!(await fh.stat()).isFile()) return false;
     const b = Buffer.alloc(8);
     // a directory opens but cannot be read (EISDIR): not a shard; data/files.ts lists its files
     const { bytesRead } = await fh.read(b, 0, 8, 0).catch(() => ({ bytesRead: 0 }));

@@ -12,6 +12,7 @@ import { encodeRecord, RowError, type RawValue } from "../features/encode.js";
 import type { FeatureSchema } from "../features/schema.js";
 import { MtlError } from "../errors.js";
 import { LineSplitter, openByteSource, type LineRef } from "./lines.js";
+import { displayName } from "../util/atomic.js";
 import { countReject, handleBadRow, newStats, type DataFormat, type DataReader, type ReadOptions } from "./reader.js";
 
 /** Split one CSV line into cells (RFC 4180 quoting within the line). */
@@ -77,7 +78,9 @@ function requiredColumns(schema: FeatureSchema, labels: boolean): { column: stri
   return cols;
 }
 
-function tabularReader(file: string, format: "csv" | "jsonl", opts: ReadOptions): DataReader {
+function tabularReader(path: string, format: "csv" | "jsonl", opts: ReadOptions): DataReader {
+  // Messages name standard input `<stdin>`, not `-`.
+  const file = displayName(path, "in");
   const schema = requireSchema(opts, format);
   const layout = layoutOf(schema);
   const stats = newStats(file, format);
@@ -89,7 +92,7 @@ function tabularReader(file: string, format: "csv" | "jsonl", opts: ReadOptions)
   async function* blocks(): AsyncGenerator<ReadBlock> {
     if (started) throw new MtlError("E_USAGE", "a reader streams its file once", { where: { file }, hint: "open a new reader for another pass" });
     started = true;
-    const src = await openByteSource(file);
+    const src = await openByteSource(path);
     const split = new LineSplitter();
     let b: BatchBuilder | null = null;
     let header: Map<string, number> | null = null;

@@ -22,7 +22,7 @@ import { loadRun, readJson, RUN_FILES } from "../flow/rundir.js";
 import { initialState, type TrainingState } from "../train/state.js";
 import { tablePieces, type TableStorage } from "../train/tables.js";
 import { HASHING, META_KEYS, MODEL_FORMAT, weightsDigest } from "../scoring/metadata.js";
-import { commitFile, temporaryPath, writeFileAtomic } from "../util/atomic.js";
+import { commitFile, temporaryPath, writeFileAtomic, writesInPlace } from "../util/atomic.js";
 import { VERSION } from "../version.js";
 
 /** WebGPU guarantees maxBufferSize ≥ 256 MiB and maxStorageBufferBindingSize ≥ 128 MiB: the portable piece size. */
@@ -167,6 +167,9 @@ export function exportInferenceModel(out: string, opts: InferenceExportOptions):
   let externalData: InferenceExportResult["externalData"] = null;
   const dataFile = `${out}.data`;
   if (inlineBytes > limit) {
+    if (writesInPlace(out)) {
+      throw new MtlError("E_USAGE", `the weights (${inlineBytes} bytes) exceed one protobuf file and go to an external data file beside the model, which ${out} cannot have`, { where: { file: out }, hint: "write the model to a file, or export with --fp16 or smaller tables" });
+    }
     const tmp = temporaryPath(dataFile);
     try {
       const bytes = moveToExternalData(proto, tmp, basename(dataFile), limit);

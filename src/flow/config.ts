@@ -16,7 +16,7 @@
  *     patience: 0                 # early stopping: epochs without improvement (0 = off)
  *     earlyStoppingMetric: ctcvr_auc
  *     checkpointEvery: 1000       # steps (and always at each epoch end)
- *     logEvery: 100               # steps between metrics.jsonl step records
+ *     logEvery: 0                 # steps between metrics.jsonl step records (0: about 1% of the run)
  *     clipNorm: 10                # optional: clip gradients by global L2 norm
  *   data: { train: train.shard, valid: valid.shard, schema: schema.json }
  *
@@ -48,6 +48,7 @@ export interface TrainingSettings {
   /** p ≥ this predicts the positive class in the accuracy / precision / recall / F1 metrics. Default 0.5. */
   classificationThreshold: number;
   checkpointEvery: number;
+  /** Steps between metrics.jsonl step records; 0 (the default) picks about 1% of the run (`autoLogEvery`). */
   logEvery: number;
   clipNorm?: number;
 }
@@ -70,8 +71,16 @@ export interface RunConfig {
 
 export const DEFAULT_TRAINING: TrainingSettings = {
   batchSize: 1024, epochs: 1, lr: 0.001, schedule: { kind: "constant", warmupSteps: 0 }, seed: 0,
-  validFraction: 0.1, patience: 0, earlyStoppingMetric: "auto", classificationThreshold: 0.5, checkpointEvery: 1000, logEvery: 100,
+  validFraction: 0.1, patience: 0, earlyStoppingMetric: "auto", classificationThreshold: 0.5, checkpointEvery: 1000, logEvery: 0,
 };
+
+/**
+ * The default logging interval: about 100 step records over the whole run, so a short run's loss
+ * curve is as readable as a long one's; 100 steps when the run's length is unknown (a text file).
+ */
+export function autoLogEvery(stepsPerEpoch: number | null, epochs: number): number {
+  return stepsPerEpoch === null ? 100 : Math.max(1, Math.round((stepsPerEpoch * epochs) / 100));
+}
 
 export function defaultRunConfig(): RunConfig {
   return {
@@ -343,8 +352,12 @@ function applyOptimizer(out: RunConfig, value: unknown, path: string, where: Whe
 function applyTraining(out: RunConfig, key: string, value: unknown, path: string, where: Where): void {
   const t = out.training as unknown as Record<string, unknown>;
   switch (key) {
-    case "batchSize": case "epochs": case "checkpointEvery": case "logEvery":
+    case "batchSize": case "epochs": case "checkpointEvery":
       t[key] = positiveInt(value, where(path));
+      return;
+    case "logEvery":
+      if (!(Number.isInteger(value) && (value as number) >= 0)) fail(where(path), `must be an integer >= 0 (0: about 1% of the run), got ${JSON.stringify(value)}`);
+      t[key] = value;
       return;
     case "patience": case "seed":
       if (!(Number.isInteger(value) && (value as number) >= 0)) fail(where(path), `must be an integer >= 0, got ${JSON.stringify(value)}`);

@@ -24,8 +24,8 @@ import { stepFeeds } from "../models/feeds.js";
 import { buildEvalProgram, buildTrainingStep, describeModel } from "../train/program.js";
 import { initialState, RESUMABLE_STATE_FORMAT, TrainingState } from "../train/state.js";
 import { Trainer } from "../train/trainer.js";
-import { ioError, writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
-import { applySchemaOverrides, higherIsBetter, resolveEarlyStoppingMetric, type RunConfig, type TrainingSettings } from "./config.js";
+import { ioError, isStdio, writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { applySchemaOverrides, autoLogEvery, higherIsBetter, resolveEarlyStoppingMetric, type RunConfig, type TrainingSettings } from "./config.js";
 import { checkPaddleRecSchema } from "./paddlerec.js";
 import { learningRate } from "./schedule.js";
 import { checkpointIdentity, checkRunDirectory, lockRunDirectory, lookupModel, manifestSchema, modelConfigOf, readJson, RUN_FILES, runPaths, verifyCheckpoint, type CheckpointIdentity, type RunManifest, type RunPaths, type RunProgress, type RunSummary } from "./rundir.js";
@@ -141,8 +141,14 @@ async function lockedRun(opts: TrainRunOptions, paths: RunPaths, started: number
     const modelConfig = validateModelConfig(entry, config, begun.manifest ? begun.schema : data.schema, begun.manifest, paths.run);
     if (begun.manifest && begun.state) verifyCheckpoint(begun.state, paths.checkpoint, begun.manifest, entry, modelConfig, begun.schema);
     const evalProgram = buildEvalProgram(entry.definition, modelConfig);
+    const stepsPerEpoch = data.train.rows !== null ? Math.ceil((data.train.rows * (1 - data.validFraction)) / config.training.batchSize) : null;
     // "auto" follows the model: a CTR-only model watches ctr_auc, never ctcvr_auc (run.json keeps the resolved name).
-    const t = { ...config.training, earlyStoppingMetric: resolveEarlyStoppingMetric(config.training.earlyStoppingMetric, evalProgram.signature.predictions) };
+    // logEvery 0 is about 1% of the run; resolved before run.json is written, so a resumed run logs on the same steps.
+    const t = {
+      ...config.training,
+      earlyStoppingMetric: resolveEarlyStoppingMetric(config.training.earlyStoppingMetric, evalProgram.signature.predictions),
+      logEvery: config.training.logEvery === 0 ? autoLogEvery(stepsPerEpoch, config.training.epochs) : config.training.logEvery,
+    };
     config.training = t;
     const state = begun.state ?? initialState(describeModel(entry.definition, modelConfig), config.optimizer, { seed: t.seed });
     const trainer = await Trainer.create(state, {
@@ -158,7 +164,6 @@ async function lockedRun(opts: TrainRunOptions, paths: RunPaths, started: number
         emit: opts.onEvent ?? (() => undefined), signal: opts.signal,
         lastCheckpointStep: opts.resume ? begun.progress.step : null, lastValid: null, validRows: null,
       };
-      const stepsPerEpoch = data.train.rows !== null ? Math.ceil((data.train.rows * (1 - data.validFraction)) / t.batchSize) : null;
       run.emit({ kind: "start", resumedFrom: run.progress.step, stepsPerEpoch, epochs: t.epochs });
       while (run.progress.epoch < t.epochs && !run.progress.finished) {
         if (opts.signal?.aborted || !(await trainEpoch(run))) {
@@ -212,7 +217,7 @@ function resumeRun(out: string, paths: RunPaths): RunStart {
 
 /** Data files by absolute path in run.json: a resume or an eval from another directory finds them. */
 function withAbsoluteData(config: RunConfig): RunConfig {
-  const absolute = (spec: string | undefined) => (spec === undefined || spec.startsWith("synth:") ? spec : resolve(spec));
+  const absolute = (spec: string | undefined) => (spec === undefined || spec.startsWith("synth:") || isStdio(spec) ? spec : resolve(spec));
   const next = { ...config, data: { ...config.data, train: absolute(config.data.train), valid: absolute(config.data.valid), test: absolute(config.data.test) } };
   if (next.data.valid === undefined) delete next.data.valid;
   if (next.data.test === undefined) delete next.data.test;

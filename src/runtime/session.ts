@@ -6,7 +6,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import * as ort from "onnxruntime-node";
+import type * as ort from "onnxruntime-node";
 import { MtlError } from "../errors.js";
 import { type DType, type TypedArray, dtypeOfArray } from "../graph/dtype.js";
 import type { ModelSession, RunOptions } from "./model-session.js";
@@ -34,6 +34,27 @@ export interface Tensor {
 /** A tensor from a typed array; the dtype follows the array (pass "bool" for a Uint8Array of booleans). */
 export function makeTensor(data: TypedArray, dims: readonly number[], dtype: DType = dtypeOfArray(data)): Tensor {
   return { dtype, dims, data };
+}
+
+/**
+ * onnxruntime-node is an optional dependency (a browser-only user, or an npm whose install step
+ * could not finish, goes without it), so it is loaded on first use: everything that does not run
+ * a model (help, export, inspect, data) works without it, and a missing one is one clear error.
+ */
+let ortModule: typeof ort | null = null;
+async function loadOnnxruntime(): Promise<typeof ort> {
+  if (ortModule) return ortModule;
+  try {
+    ortModule = await import("onnxruntime-node");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "ERR_MODULE_NOT_FOUND" && code !== "MODULE_NOT_FOUND") throw err;
+    throw new MtlError("E_RUNTIME", "onnxruntime-node is not installed (an optional dependency of mtl-onnx, needed to run models in Node)", {
+      hint: "npm install onnxruntime-node@1.30.0 (where its install step cannot reach NuGet: ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node@1.30.0)",
+      cause: err,
+    });
+  }
+  return ortModule;
 }
 
 export const CUDA_HINT =
@@ -85,7 +106,6 @@ export class Session implements ModelSession {
     if (device === "cuda" && !cudaInstalled()) {
       throw new MtlError("E_DEVICE", "the CUDA execution provider is not installed in onnxruntime-node", { hint: CUDA_HINT });
     }
-    ort.env.logLevel = onnxruntimeLogSeverity() === 4 ? "fatal" : "warning";
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: device === "cuda" ? ["cuda", "cpu"] : ["cpu"],
       graphOptimizationLevel: opts.graphOptimizationLevel ?? "all",
@@ -93,10 +113,12 @@ export class Session implements ModelSession {
       ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
       ...(opts.interOpThreads ? { interOpNumThreads: opts.interOpThreads } : {}),
     };
+    const runtime = await loadOnnxruntime();
+    runtime.env.logLevel = onnxruntimeLogSeverity() === 4 ? "fatal" : "warning";
     try {
       const inner = typeof model === "string"
-        ? await ort.InferenceSession.create(model, options)
-        : await ort.InferenceSession.create(model, options);
+        ? await runtime.InferenceSession.create(model, options)
+        : await runtime.InferenceSession.create(model, options);
       return new Session(inner, device, source);
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
@@ -162,7 +184,8 @@ function toOrt(t: Tensor, name: string, source: string): ort.Tensor {
   if (n !== t.data.length) {
     throw new MtlError("E_FEED", `input '${name}' has dims [${t.dims.join(", ")}] (${n} elements) but ${t.data.length} values`, { where: { file: source, field: name } });
   }
-  return new ort.Tensor(t.dtype, t.data as never, [...t.dims]);
+  // Session.create loaded the module before any session could run.
+  return new ortModule!.Tensor(t.dtype, t.data as never, [...t.dims]);
 }
 
 /**
