@@ -51,7 +51,7 @@ function mustRun(what: string, cmd: string, args: readonly string[], cwd: string
 
 /** `npm pack` of the built checkout into `dir`; returns the tarball's path. */
 export function packTarball(dir: string): string {
-  // --ignore-scripts: the tests run after the build (the prepare script would build again).
+  // --ignore-scripts: the tests run after the build (the prepack script would build again).
   mustRun("npm pack", "npm", ["pack", "--ignore-scripts", "--silent", "--pack-destination", dir], REPO_ROOT);
   const tgz = readdirSync(dir).find((f) => f.endsWith(".tgz"));
   if (!tgz) throw new Error(`npm pack wrote no tarball into ${dir}`);
