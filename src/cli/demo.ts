@@ -5,11 +5,12 @@ import type { RunEvent } from "../flow/run.js";
 import { table } from "./format.js";
 import { runProgress } from "./train.js";
 
-export async function demoCommand(args: { out: string; rows: number; bias: number; seed: number; epochs: number }): Promise<void> {
+export async function demoCommand(args: { out: string; rows: number; bias: number; seed: number; epochs: number; json?: boolean }): Promise<void> {
   const progress = new Map<string, (e: RunEvent) => void>();
   const say = (line: string) => process.stderr.write(`demo: ${line}\n`);
+  const { json, ...demoArgs } = args;
   const res = await runDemo({
-    ...args,
+    ...demoArgs,
     onMessage: say,
     onEvent: (model, e) => {
       let p = progress.get(model);
@@ -17,6 +18,10 @@ export async function demoCommand(args: { out: string; rows: number; bias: numbe
       p(e);
     },
   });
+  if (json) {
+    process.stdout.write(JSON.stringify(res) + "\n");
+    return;
+  }
   const rows = [["", ...res.models.map((m) => `${m.name}`)]];
   for (const c of METRIC_COLUMNS) {
     if (res.models.every((m) => m.metrics[c.key] === null)) continue;

@@ -5,14 +5,13 @@
  * summary names). A binary shard (mtl data prepare) is recognised by its magic bytes and read row
  * group by row group without parsing; its `line` column is the row's 1-based position in the shard. While the session scores one block in its worker thread, the next block is parsed.
  * The output is written under a temporary name and renamed when complete: a failed run leaves no
- * half-written predictions behind.
+ * half-written predictions behind. `-` reads standard input (its format told from the data) and
+ * writes standard output; special files (/dev/stdout, a pipe) are written in place.
  */
-import { createWriteStream, rmSync, type WriteStream } from "node:fs";
-import { MtlError } from "../errors.js";
-import { commitFile, temporaryPath } from "../util/atomic.js";
 import type { Batch, ReadBlock } from "../features/batch.js";
 import type { FeatureSchema } from "../features/schema.js";
-import { readData, guessFormat } from "../data/open.js";
+import { readData, resolveFormat } from "../data/open.js";
+import { displayName, ioError, openOutputStream } from "../util/atomic.js";
 import { newStats, type DataFormat, type ReadProgress, type ReadStats } from "../data/reader.js";
 import { isShardFile, ShardReader } from "../data/shard.js";
 import type { Scores } from "../models/feeds.js";
@@ -21,11 +20,13 @@ import type { Scorer } from "./scorer.js";
 export type PredictionFormat = "csv" | "jsonl";
 
 export interface ScoreFileOptions {
+  /** A data file, or `-` for standard input. */
   input: string;
+  /** A .csv or .jsonl file, or `-` for standard output. */
   output: string;
-  /** Input format (default: from the file name). */
+  /** Input format (default: from the file name; for standard input, from its first line). */
   format?: DataFormat;
-  /** Output format (default: from the output name; .jsonl/.ndjson → jsonl, else csv). */
+  /** Output format (default: from the output name; .jsonl/.ndjson → jsonl, else csv, also for `-`). */
   outputFormat?: PredictionFormat;
   /** Rows per session run (default 8192). */
   batchSize?: number;
@@ -38,6 +39,7 @@ export interface ScoreFileResult {
   seconds: number;
   rowsPerSecond: number;
   stats: ReadStats;
+  /** Where the predictions went, as messages name it (`<stdout>` for `-`). */
   output: string;
 }
 
@@ -61,12 +63,6 @@ function formatBlock(block: ReadBlock, s: Scores, format: PredictionFormat): str
     parts.push(format === "csv" ? `${lines[i]},${a},${b},${c}\n` : `{"line":${lines[i]},"p_ctr":${a},"p_cvr":${b},"p_ctcvr":${c}}\n`);
   }
   return parts.join("");
-}
-
-function write(out: WriteStream, text: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    out.write(text, (err) => (err ? reject(err) : resolve()));
-  });
 }
 
 /** Rows [start, end) of a batch as views on its arrays (no copy). */
@@ -126,26 +122,18 @@ export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise
   const outFormat = opts.outputFormat ?? predictionFormatOf(opts.output);
   const blockRows = opts.batchSize ?? 8192;
   const onProgress = (p: ReadProgress) => opts.onProgress?.({ ...p, scored });
-  const reader = (await isShardFile(opts.input))
+  const reader = opts.input !== "-" && (await isShardFile(opts.input))
     ? await readShardBlocks(opts.input, scorer.info.schema, blockRows, onProgress)
-    : readData(opts.input, opts.format ?? guessFormat(opts.input), {
+    : readData(opts.input, await resolveFormat(opts.input, opts.format), {
       schema: scorer.info.schema, skipBad: opts.skipBad ?? false, blockRows, lineNumbers: true, labels: false, truthFile: null, onProgress,
     });
-  const tmp = temporaryPath(opts.output, "partial");
-  const out = createWriteStream(tmp);
-  const opened = new Promise<void>((resolve, reject) => {
-    out.once("open", () => resolve());
-    out.once("error", reject);
-  });
+  const out = await openOutputStream(opts.output, "predictions");
   let scored = 0;
   const started = performance.now();
   try {
-    try {
-      await opened;
-    } catch (err) {
-      throw new MtlError("E_IO", `cannot write predictions: ${(err as Error).message}`, { where: { file: opts.output } });
-    }
-    await write(out, outFormat === "csv" ? "line,p_ctr,p_cvr,p_ctcvr\n" : "");
+    // The header goes out with the first scores: standard output cannot be rolled back, so an input
+    // that fails before any row scores leaves it empty rather than holding a lone header.
+    let header = outFormat === "csv" ? "line,p_ctr,p_cvr,p_ctcvr\n" : "";
     // One block in flight while the next is parsed.
     let pending: { block: ReadBlock; scores: Promise<Scores> } | null = null;
     const flush = async () => {
@@ -153,7 +141,8 @@ export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise
       const { block, scores } = pending;
       pending = null;
       const s = await scores;
-      await write(out, formatBlock(block, s, outFormat));
+      await out.write(header + formatBlock(block, s, outFormat));
+      header = "";
       scored += block.size;
     };
     for await (const block of reader.blocks()) {
@@ -163,13 +152,12 @@ export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise
       pending = next;
     }
     await flush();
-    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    commitFile(tmp, opts.output);
+    if (header) await out.write(header);
+    await out.commit();
   } catch (err) {
-    out.destroy();
-    rmSync(tmp, { force: true });
-    throw err;
+    out.abort();
+    throw ioError(err, displayName(opts.output, "out"), "predictions");
   }
   const seconds = (performance.now() - started) / 1000;
-  return { rows: scored, seconds, rowsPerSecond: scored / seconds, stats: reader.stats, output: opts.output };
+  return { rows: scored, seconds, rowsPerSecond: scored / seconds, stats: reader.stats, output: displayName(opts.output, "out") };
 }
