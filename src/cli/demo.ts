@@ -3,13 +3,15 @@ import { METRIC_COLUMNS, formatMetric } from "../metrics/funnel.js";
 import { runDemo } from "../flow/demo.js";
 import type { RunEvent } from "../flow/run.js";
 import { table } from "./format.js";
-import { runProgress } from "./train.js";
+import { device, runProgress } from "./train.js";
 
-export async function demoCommand(args: { out: string; rows: number; bias: number; seed: number; epochs: number }): Promise<void> {
+export async function demoCommand(args: { out: string; rows: number; bias: number; seed: number; epochs: number; device?: string }): Promise<void> {
   const progress = new Map<string, (e: RunEvent) => void>();
   const say = (line: string) => process.stderr.write(`demo: ${line}\n`);
+  const dev = device(args.device);
   const res = await runDemo({
     ...args,
+    device: dev,
     onMessage: say,
     onEvent: (model, e) => {
       let p = progress.get(model);

@@ -17,6 +17,10 @@ import { reportCommand } from "./report.js";
 import { demoCommand } from "./demo.js";
 import { MODELS } from "../models/index.js";
 import { OPTIMIZER_KINDS } from "../optim/index.js";
+import { DEVICES } from "../runtime/session.js";
+
+/** --device on every command that runs a model; docs/gpu.md says what each needs. */
+const DEVICE_OPTION = { type: "string", choices: DEVICES, describe: "where onnxruntime runs the model: cpu, webgpu (Vulkan/Metal/D3D12 driver) or cuda (ONNXRUNTIME_NODE_INSTALL=cuda12); see docs/gpu.md" } as const;
 
 export async function main(argv: string[] = hideBin(process.argv)): Promise<void> {
   const cli = yargs(argv)
@@ -33,8 +37,9 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
       (y) =>
         y
           .positional("model", { type: "string", demandOption: true, describe: "path to an .onnx file" })
-          .option("json", { type: "boolean", default: false, describe: "print the summary as JSON" }),
-      async (args) => inspectCommand(args.model, args.json),
+          .option("json", { type: "boolean", default: false, describe: "print the summary as JSON" })
+          .option("device", { ...DEVICE_OPTION, describe: "also load the model on this device and print which nodes onnxruntime runs where" }),
+      async (args) => inspectCommand(args.model, args.json, args.device),
     )
     .command("data", "data: prepare shards, synthesize a funnel with known truth, inspect files", (y) => registerDataCommands(y))
     .command(
@@ -70,9 +75,10 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
           .option("output", { alias: "o", type: "string", demandOption: true, describe: "predictions: .csv, or .jsonl (line, p_ctr, p_cvr, p_ctcvr per row)" })
           .option("batch-size", { type: "number", default: 8192, describe: "rows per session run" })
           .option("skip-bad", { type: "boolean", default: false, describe: "skip bad rows and count them (default: stop at the first, naming its line)" })
-          .option("threads", { type: "number", default: 1, describe: "onnxruntime threads (parsing runs on its own thread beside them)" }),
+          .option("threads", { type: "number", default: 1, describe: "onnxruntime threads (parsing runs on its own thread beside them)" })
+          .option("device", DEVICE_OPTION),
       async (args) => runCommand({
-        model: args.model, input: args.input, output: args.output, format: args.format, batchSize: args["batch-size"], skipBad: args["skip-bad"], threads: args.threads,
+        model: args.model, input: args.input, output: args.output, format: args.format, batchSize: args["batch-size"], skipBad: args["skip-bad"], threads: args.threads, device: args.device,
       }),
     )
     .command(
@@ -87,9 +93,10 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
           .option("max-body-kb", { type: "number", default: 1024, describe: "largest request body (413 beyond)" })
           .option("max-candidates", { type: "number", default: 1000, describe: "most candidates in one request" })
           .option("timeout-ms", { type: "number", default: 2000, describe: "per-request scoring timeout (503 beyond)" })
-          .option("rank-formula", { type: "string", describe: "what \"rank\": true sorts by (default p_ctcvr), e.g. \"p_ctcvr * bid\"" }),
+          .option("rank-formula", { type: "string", describe: "what \"rank\": true sorts by (default p_ctcvr), e.g. \"p_ctcvr * bid\"" })
+          .option("device", DEVICE_OPTION),
       async (args) => serveCommand({
-        model: args.model, port: args.port, host: args.host, threads: args.threads, maxBodyKb: args["max-body-kb"],
+        model: args.model, port: args.port, host: args.host, threads: args.threads, device: args.device, maxBodyKb: args["max-body-kb"],
         maxCandidates: args["max-candidates"], timeoutMs: args["timeout-ms"], rankFormula: args["rank-formula"],
       }),
     )
@@ -112,7 +119,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
           .option("log-every", { type: "number", describe: "steps between metrics.jsonl step records" })
           .option("patience", { type: "number", describe: "early stopping: epochs without improvement on the validation set (0 = off)" })
           .option("resume", { type: "boolean", default: false, describe: "continue the run in --out from its last checkpoint" })
-          .option("device", { type: "string", choices: ["cpu", "cuda"], describe: "where onnxruntime runs the steps" }),
+          .option("device", DEVICE_OPTION),
       async (args) => trainCommand({
         model: args.model, train: args.train, valid: args.valid, out: args.out, config: args.config, epochs: args.epochs,
         batchSize: args["batch-size"], lr: args.lr, seed: args.seed, validFraction: args["valid-fraction"],
@@ -130,7 +137,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
           .option("latest", { type: "boolean", default: false, describe: "use checkpoint.mtlstate instead of best.mtlstate" })
           .option("split", { type: "string", default: "all", choices: ["all", "valid", "train"], describe: "all rows, or the run's own held-out (valid) or training rows of this data, split by sample id as in training" })
           .option("batch-size", { type: "number" })
-          .option("device", { type: "string", choices: ["cpu", "cuda"] }),
+          .option("device", DEVICE_OPTION),
       async (args) => evalCommand({ run: args.run, data: args.data, json: args.json, latest: args.latest, split: args.split, batchSize: args["batch-size"], device: args.device }),
     )
     .command(
@@ -151,8 +158,9 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
           .option("rows", { type: "number", default: 200000, describe: "synthetic impressions (20% held out for evaluation)" })
           .option("bias", { type: "number", default: 1, describe: "selection-bias strength of the synthetic funnel" })
           .option("seed", { type: "number", default: 1 })
-          .option("epochs", { type: "number", default: 1 }),
-      async (args) => demoCommand({ out: args.out, rows: args.rows, bias: args.bias, seed: args.seed, epochs: args.epochs }),
+          .option("epochs", { type: "number", default: 1 })
+          .option("device", DEVICE_OPTION),
+      async (args) => demoCommand({ out: args.out, rows: args.rows, bias: args.bias, seed: args.seed, epochs: args.epochs, device: args.device }),
     )
     .fail((msg, err) => {
       if (err) throw err;

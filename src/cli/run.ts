@@ -4,6 +4,7 @@ import { scoreFile } from "../scoring/score-file.js";
 import { ModelScorer } from "../scoring/scorer.js";
 import { progressPrinter } from "./data.js";
 import { formatBytes, formatCount } from "./format.js";
+import { device } from "./train.js";
 
 export interface RunArgs {
   model: string;
@@ -13,6 +14,7 @@ export interface RunArgs {
   batchSize: number;
   skipBad: boolean;
   threads: number;
+  device?: string;
 }
 
 export async function runCommand(args: RunArgs): Promise<void> {
@@ -20,7 +22,8 @@ export async function runCommand(args: RunArgs): Promise<void> {
     throw new MtlError("E_USAGE", `unknown format '${args.format}'`, { hint: `use one of ${DATA_FORMATS.join(", ")}` });
   }
   if (!(Number.isInteger(args.batchSize) && args.batchSize > 0)) throw new MtlError("E_USAGE", `--batch-size must be a positive integer, got ${args.batchSize}`, { where: { field: "batch-size" } });
-  const scorer = await ModelScorer.open(args.model, { intraOpThreads: args.threads });
+  const dev = device(args.device);
+  const scorer = await ModelScorer.open(args.model, { intraOpThreads: args.threads, ...(dev ? { device: dev } : {}) });
   const progress = progressPrinter("run");
   const start = Date.now();
   try {

@@ -14,7 +14,7 @@ import type { FunnelMetrics } from "../metrics/funnel.js";
 import { MODELS } from "../models/index.js";
 import { scoringFeeds } from "../scoring/feeds.js";
 import { exportInferenceModel } from "../export/inference.js";
-import { Session } from "../runtime/session.js";
+import { type Device, Session } from "../runtime/session.js";
 import { defaultRunConfig } from "./config.js";
 import { trainRun, type RunEvent } from "./run.js";
 
@@ -37,6 +37,8 @@ export interface DemoOptions {
   modelConfig?: Record<string, unknown>;
   onEvent?: (model: string, e: RunEvent) => void;
   onMessage?: (line: string) => void;
+  /** Where onnxruntime trains and scores (default cpu). */
+  device?: Device;
 }
 
 export interface DemoResult {
@@ -71,7 +73,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     };
     const runDir = join(opts.out, m.name);
     say(`training ${m.role} (${m.name}) on ${data} -> ${runDir}`);
-    const summary = await trainRun({ config, out: runDir, intraOpThreads: 1, onEvent: (e) => opts.onEvent?.(m.name, e) });
+    const summary = await trainRun({ config, out: runDir, intraOpThreads: 1, ...(opts.device ? { device: opts.device } : {}), onEvent: (e) => opts.onEvent?.(m.name, e) });
     if (!summary.best) throw new MtlError("E_RUN", `the ${m.name} run has no validation metrics`);
     results.push({ name: m.name, role: m.role, runDir, seconds: summary.seconds, metrics: summary.best.metrics });
   }
@@ -90,7 +92,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     sample = b;
     break;
   }
-  const session = await Session.create(exported);
+  const session = await Session.create(exported, opts.device ? { device: opts.device } : {});
   const scored: DemoResult["scored"] = [];
   try {
     const all = scoringFeeds(sample!, source.layout);

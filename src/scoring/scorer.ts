@@ -6,7 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { MtlError } from "../errors.js";
 import type { Batch } from "../features/batch.js";
-import { Session, type Tensor } from "../runtime/session.js";
+import { type Device, Session, type Tensor } from "../runtime/session.js";
 import { WorkerSession } from "../runtime/worker-session.js";
 import { PREDICTIONS, scoringFeeds, type Scores } from "./feeds.js";
 import { META_KEYS, readModelInfo, type ModelInfo } from "./metadata.js";
@@ -16,6 +16,8 @@ export interface ScorerOptions {
   worker?: boolean;
   /** onnxruntime threads inside one op (default 1: the caller's thread is busy with parsing too). */
   intraOpThreads?: number;
+  /** Where onnxruntime runs the model (default cpu; see docs/gpu.md). */
+  device?: Device;
 }
 
 export class ModelScorer {
@@ -39,7 +41,7 @@ export class ModelScorer {
     const info = readModelInfo(bytes, file);
     // With external data, onnxruntime must read the model from its path (the data file sits beside it).
     const source = info.metadata[META_KEYS.externalData] ? file : bytes;
-    const options = { intraOpThreads: opts.intraOpThreads ?? 1, source: file };
+    const options = { intraOpThreads: opts.intraOpThreads ?? 1, source: file, ...(opts.device ? { device: opts.device } : {}) };
     const session = opts.worker === false ? await Session.create(source, options) : await WorkerSession.create(source, options);
     for (const p of PREDICTIONS) {
       if (!session.outputNames.includes(p)) {

@@ -94,7 +94,9 @@ export class Trainer {
     const open = async (p: Program | { bytes: Uint8Array; signature: ProgramSignature } | undefined, what: string, inWorker: boolean) => {
       if (!p) return null;
       const bytes = "bytes" in p ? p.bytes : encodeGraph(p.graph);
-      const options = { ...sessionOptions, source: `<${p.signature.model} ${what} program>` };
+      // The step's int64 scalars (its count's Cast, a Mean's batch size) stay on the CPU on webgpu;
+      // test/gpu.test.ts pins that nothing heavier does. The eval program runs wholly on the device.
+      const options = { ...sessionOptions, cpuFallback: what === "train_step", source: `<${p.signature.model} ${what} program>` };
       const session = inWorker ? await WorkerSession.create(bytes, options) : await Session.create(bytes, options);
       return { session, signature: p.signature };
     };
