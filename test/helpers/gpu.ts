@@ -3,7 +3,9 @@
  * SwiftShader, the software Vulkan driver Debian's chromium package ships (.ci/run installs it with
  * libvulkan1), so the GPU code paths run on a machine without a GPU. Says why when neither works.
  */
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Graph } from "../../src/graph/ir.js";
 import * as ops from "../../src/graph/ops.js";
 import { encodeGraph } from "../../src/onnx/serialize.js";
@@ -23,6 +25,9 @@ export async function webgpuSkip(): Promise<string | false> {
     if (!icd) return `no Vulkan driver for WebGPU: SwiftShader's ICD is not at ${SWIFTSHADER_ICDS[0]} (apt-get install chromium libvulkan1; or set VK_ICD_FILENAMES)`;
     process.env["VK_ICD_FILENAMES"] = icd;
   }
+  // Dawn's window-system probe prints "error: XDG_RUNTIME_DIR is invalid" on a headless machine; a
+  // private runtime directory keeps that noise out of the test output.
+  process.env["XDG_RUNTIME_DIR"] ??= mkdtempSync(join(tmpdir(), "mtl-xdg-"));
   const g = new Graph();
   g.output(ops.Relu(g.input("x", "float32", [2])), "y");
   try {
