@@ -69,7 +69,7 @@ async function child(device, { steps, batch, scoreBatch, model, curveEvery }) {
   const { toSchemaJson } = await import("../dist/src/features/schema.js");
   const { layoutOf } = await import("../dist/src/features/batch.js");
   const { SynthWorld, synthBatches } = await import("../dist/src/data/synth.js");
-  const { trainerBatch } = await import("../dist/src/train/batches.js");
+  const { stepFeeds } = await import("../dist/src/models/feeds.js");
   const { Trainer, buildTrainingStep, buildInferenceGraph, describeModel, initialState } = await import("../dist/src/train/index.js");
   const { encodeGraph } = await import("../dist/src/onnx/serialize.js");
   const { Session } = await import("../dist/src/runtime/session.js");
@@ -83,7 +83,7 @@ async function child(device, { steps, batch, scoreBatch, model, curveEvery }) {
     const config = entry.validate({ ...entry.defaults, schema: toSchemaJson(schema) }, "bench");
     const optimizer = { kind: "adam" };
     const state = initialState(describeModel(entry.definition, config), optimizer, { seed: 1 });
-    const batches = [...synthBatches({ rows: (steps + 1) * batch, batchSize: batch, schema, seed: 9 }, world)].map((b) => trainerBatch(b, layout));
+    const batches = [...synthBatches({ rows: (steps + 1) * batch, batchSize: batch, schema, seed: 9 }, world)].map((b) => stepFeeds(b, layout));
     const trainer = await Trainer.create(state, { train: buildTrainingStep(entry.definition, config, { optimizer }) }, { device, intraOpThreads: 1 });
     let t = performance.now();
     const losses = [(await trainer.step(batches[0], 1e-3)).loss];
@@ -98,7 +98,7 @@ async function child(device, { steps, batch, scoreBatch, model, curveEvery }) {
     await trainer.release();
 
     const session = await Session.create(encodeGraph(buildInferenceGraph(entry.definition, config, state)), { device, intraOpThreads: 1 });
-    const scoring = [...synthBatches({ rows: scoreBatch, batchSize: scoreBatch, schema, seed: 11 }, world)].map((b) => trainerBatch(b, layout))[0];
+    const scoring = [...synthBatches({ rows: scoreBatch, batchSize: scoreBatch, schema, seed: 11 }, world)].map((b) => stepFeeds(b, layout))[0];
     const feeds = {};
     for (const name of session.inputNames) {
       const v = scoring[name];

@@ -10,7 +10,7 @@ import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { synthBatches } from "../dist/src/index.js";
-import { ModelScorer } from "../dist/src/scoring/scorer.js";
+import { Scorer } from "../dist/src/scoring/scorer.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const { values: a } = parseArgs({ options: { rows: { type: "string", default: "200000" }, batch: { type: "string", default: "8192" }, threads: { type: "string", default: "1" } } });
@@ -28,7 +28,7 @@ console.log(`scoring ${a.rows} synthetic rows in batches of ${a.batch}, onnxrunt
 for (const [name, flags] of variants) {
   const file = join(tmp, "m.onnx");
   execFileSync(process.execPath, [join(root, "bin", "mtl.js"), "export", "--model", "esmm", "-o", file, ...flags], { stdio: "ignore" });
-  const scorer = await ModelScorer.open(file, { worker: false, intraOpThreads: Number(a.threads) });
+  const scorer = await Scorer.open(file, { worker: false, intraOpThreads: Number(a.threads) });
   await scorer.score(batches[0]);
   let best = Infinity;
   for (let pass = 0; pass < 3; pass++) {

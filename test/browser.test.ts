@@ -12,8 +12,9 @@ import { tmpdir } from "node:os";
 import { extname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { AddressInfo } from "node:net";
-import { encodeCandidates, type Scores } from "../src/scoring/feeds.js";
-import { ModelScorer } from "../src/scoring/scorer.js";
+import { encodeCandidates } from "../src/features/encode.js";
+import { Scorer } from "../src/scoring/scorer.js";
+import type { Scores } from "../src/models/feeds.js";
 import { Graph, ops, encodeGraph } from "../src/index.js";
 import { CONTEXT_KEYS, exportScoringModel, scoringRecords } from "./helpers/scoring.js";
 
@@ -60,7 +61,7 @@ function buildSite(): Promise<Site> {
     const records = scoringRecords(48, 31);
     const ctx = Object.fromEntries(CONTEXT_KEYS.map((k) => [k, records[0]![k]]));
     const candidates = records.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => !CONTEXT_KEYS.includes(k))));
-    const node = await ModelScorer.open(model, { worker: false });
+    const node = await Scorer.open(model, { worker: false });
     const want = await node.score(encodeCandidates(node.info.layout, ctx as never, candidates as never));
     await node.release();
     const server = await serveStatic(dir);

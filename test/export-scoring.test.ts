@@ -8,7 +8,7 @@ import { float16Bits, float16Value } from "../src/train/tables.js";
 import { encodeRecords } from "../src/features/encode.js";
 import { schemaHash, toSchemaJson } from "../src/features/schema.js";
 import { readModelInfo } from "../src/scoring/metadata.js";
-import { ModelScorer } from "../src/scoring/scorer.js";
+import { Scorer } from "../src/scoring/scorer.js";
 import { exportInferenceModel } from "../src/export/inference.js";
 import { getModel } from "../src/models/index.js";
 import { describeModel, initialState } from "../src/train/index.js";
@@ -19,7 +19,7 @@ const dir = mkdtempSync(join(tmpdir(), "mtl-export-scoring-"));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 async function scores(file: string, records = scoringRecords(40)) {
-  const s = await ModelScorer.open(file, { worker: false });
+  const s = await Scorer.open(file, { worker: false });
   try {
     const b = encodeRecords(s.info.layout, records, { labels: false });
     return await s.score(b);
@@ -81,10 +81,10 @@ test("a table split into pieces scores exactly as one table; float16 tables scor
   const { buildInferenceGraph } = await import("../src/train/program.js");
   const g = buildInferenceGraph(entry.definition, config, state);
   const { Session } = await import("../src/runtime/session.js");
-  const { scoringFeeds } = await import("../src/scoring/feeds.js");
+  const { batchFeeds } = await import("../src/models/feeds.js");
   const sess = await Session.create(encodeGraph(g));
   const info = readModelInfo(readFileSync(join(dir, "a.onnx")));
-  const ref = await sess.run(scoringFeeds(encodeRecords(info.layout, scoringRecords(40), { labels: false }), info.layout) as never);
+  const ref = await sess.run(batchFeeds(encodeRecords(info.layout, scoringRecords(40), { labels: false }), info.layout, { ids: "int64", labels: false }));
   await sess.release();
   for (const p of ["p_ctr", "p_cvr", "p_ctcvr"] as const) {
     const want = ref[p]!.data as Float32Array;
@@ -137,9 +137,9 @@ test("a file that is not an mtl scoring model is refused with a clear reason", a
   g.output(ops.Relu(g.input("x", "float32", [2])), "y");
   const plain = join(dir, "plain-onnx.onnx");
   writeFileSync(plain, encodeGraph(g));
-  await assert.rejects(ModelScorer.open(plain), (e: unknown) => e instanceof MtlError && e.code === "E_NOT_MTL" && /not an mtl scoring model: it has no mtl metadata/.test(e.message));
+  await assert.rejects(Scorer.open(plain), (e: unknown) => e instanceof MtlError && e.code === "E_NOT_MTL" && /not an mtl scoring model: it has no mtl metadata/.test(e.message));
   const junk = join(dir, "junk.onnx");
   writeFileSync(junk, "this is a text file, not a model\n");
-  await assert.rejects(ModelScorer.open(junk), (e: unknown) => e instanceof MtlError && e.code === "E_MODEL" && /not an ONNX model/.test(e.message));
+  await assert.rejects(Scorer.open(junk), (e: unknown) => e instanceof MtlError && e.code === "E_MODEL" && /not an ONNX model/.test(e.message));
   void tensor;
 });

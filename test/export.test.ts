@@ -32,7 +32,7 @@ test("mtl export --training writes artifacts that plain onnxruntime-node and onn
     const state = TrainingState.load(join(out, "state.mtlstate"));
     const trainer = await Trainer.create(state, { train: buildTrainingStep(twoTower, config, { optimizer: { kind: "adam" } }), eval: buildEvalProgram(twoTower, config) });
     const ids = Int32Array.from({ length: 12 }, (_, i) => (i * 7) % 50);
-    const r = await trainer.step({ ids, click: Float32Array.of(1, 0), buy: Float32Array.of(1, 0) }, 0.001);
+    const r = await trainer.step({ "ids.embedding": ids, click: Float32Array.of(1, 0), conversion: Float32Array.of(1, 0) }, 0.001);
     assert.ok(Math.abs(r.loss - runs[0]!.loss) < 1e-6, `${r.loss} vs ${runs[0]!.loss}`);
     assert.deepEqual(Array.from(r.predictions["p_ctr"]!), runs[0]!.p_ctr);
     await trainer.release();
@@ -75,8 +75,8 @@ test("mtl export without --training writes a fresh inference model taking only i
     execFileSync(process.execPath, [mtl, "export", "--model", "two-tower", "-o", file, "--config", join(dir, "model.json")], { stdio: "pipe" });
     const { Session, makeTensor } = await import("../src/runtime/session.js");
     const s = await Session.create(file);
-    assert.deepEqual([...s.inputNames], ["ids"]);
-    const out = await s.run({ ids: makeTensor(new BigInt64Array(12), [2, 6]) });
+    assert.deepEqual([...s.inputNames], ["ids.embedding"]);
+    const out = await s.run({ "ids.embedding": makeTensor(new BigInt64Array(12), [2, 6]) });
     const p = out["p_ctcvr"]!.data as Float32Array;
     assert.equal(p.length, 2);
     assert.ok(p.every((v) => v > 0 && v < 1));

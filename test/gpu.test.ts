@@ -17,8 +17,8 @@ import type { OptimizerConfig } from "../src/optim/index.js";
 import { measurePlacement } from "../src/runtime/placement.js";
 import type { Device, Tensor } from "../src/runtime/session.js";
 import { WorkerSession } from "../src/runtime/worker-session.js";
-import { trainerBatch } from "../src/train/batches.js";
-import { Trainer, buildEvalProgram, buildInferenceGraph, buildTrainingStep, describeModel, initialState, type Batch, type TrainingState } from "../src/train/index.js";
+import { stepFeeds } from "../src/models/feeds.js";
+import { Trainer, buildEvalProgram, buildInferenceGraph, buildTrainingStep, describeModel, initialState, type StepFeeds as Batch, type TrainingState } from "../src/train/index.js";
 import { makeBatch } from "./batches.js";
 import { REPO_ROOT, tempDir, writeTemp } from "./helpers/data.js";
 import { webgpuSkip } from "./helpers/gpu.js";
@@ -35,16 +35,13 @@ const optimizer: OptimizerConfig = { kind: "adam" };
 function setup(name: string): { config: unknown; batches: Batch[] } {
   const entry = MODELS[name]!;
   if (name === "two-tower") {
-    const batches = Array.from({ length: STEPS + 1 }, (_, s) => {
-      const b = makeBatch(40 + s, BATCH, twoTowerConfig);
-      return { ids: b.ids, click: b.click, buy: b.buy };
-    });
+    const batches = Array.from({ length: STEPS + 1 }, (_, s) => makeBatch(40 + s, BATCH, twoTowerConfig));
     return { config: entry.validate({ ...twoTowerConfig }, "test"), batches };
   }
   const defaults = entry.defaults as Record<string, unknown>;
   const config = entry.validate({ ...defaults, schema: toSchemaJson(schema), ...("towerSizes" in defaults ? { towerSizes: [8, 4] } : {}) }, "test");
   const layout = layoutOf(schema);
-  const batches = [...synthBatches({ rows: (STEPS + 1) * BATCH, batchSize: BATCH, schema, seed: 9 }, world)].map((b) => trainerBatch(b, layout));
+  const batches = [...synthBatches({ rows: (STEPS + 1) * BATCH, batchSize: BATCH, schema, seed: 9 }, world)].map((b) => stepFeeds(b, layout));
   return { config, batches };
 }
 
@@ -101,7 +98,7 @@ async function parity(t: TestContext, name: string): Promise<void> {
 
   // Inference from the trained state (global ids in, predictions out), in workers so two models overlap.
   const graph = encodeGraph(buildInferenceGraph(def, config, onCpu));
-  const feeds = inferenceFeeds(name, batches[STEPS]!);
+  const feeds = inferenceFeeds(batches[STEPS]!);
   const out: Record<string, Record<string, Tensor>> = {};
   for (const device of ["cpu", "webgpu"] as const) {
     const s = await WorkerSession.create(graph, { device });
@@ -124,13 +121,9 @@ test(`every model: ${STEPS} Adam steps on webgpu equal the CPU's (loss, and stat
   await Promise.all([next(), next()]);
 });
 
-/** The inference graph's inputs from a trainer batch: each table's ids as int64 (the same ids, globally numbered). */
-function inferenceFeeds(name: string, batch: Batch): Record<string, Tensor> {
+/** The inference graph's inputs from a step's feeds: each table's ids as int64 (the same global ids), weights and dense as they are. */
+function inferenceFeeds(batch: Batch): Record<string, Tensor> {
   const feeds: Record<string, Tensor> = {};
-  if (name === "two-tower") {
-    feeds["ids"] = { dtype: "int64", dims: [BATCH, twoTowerConfig.fields * twoTowerConfig.idsPerField], data: BigInt64Array.from(batch["ids"] as Int32Array, (v: number) => BigInt(v)) };
-    return feeds;
-  }
   for (const [k, v] of Object.entries(batch)) {
     if (k.startsWith("ids.")) feeds[k] = { dtype: "int64", dims: [BATCH, v.length / BATCH], data: BigInt64Array.from(v as Int32Array, (x: number) => BigInt(x)) };
     else if (k.startsWith("weights.") || k === "dense") feeds[k] = { dtype: "float32", dims: [BATCH, v.length / BATCH], data: v };

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { validateSchema, layoutOf, type Batch as DataBatch } from "../src/index.js";
 import { embedFeatures, embeddedWidth, idsInput, weightsInput } from "../src/models/inputs.js";
-import { trainerBatch } from "../src/train/batches.js";
+import { stepFeeds } from "../src/models/feeds.js";
 import { buildInferenceGraph, buildTrainingStep, describeModel, initialState, Trainer, type ModelDefinition } from "../src/train/index.js";
 import * as ops from "../src/graph/ops.js";
 import { Session } from "../src/runtime/session.js";
@@ -45,7 +45,7 @@ const probe: ModelDefinition<null> = {
 test("pooling by hand: sum, mean over present ids, weighted sum, then dense", async () => {
   const state = initialState(describeModel(probe, null), { kind: "sgd" }, { seed: 3 });
   const g = buildInferenceGraph(probe, null, state);
-  const feeds = trainerBatch(batch, layout);
+  const feeds = stepFeeds(batch, layout);
   const s = await Session.create(encodeGraph(g));
   const int64 = (a: Int32Array) => BigInt64Array.from(a, (v) => BigInt(v));
   const out = await s.run({
@@ -77,7 +77,7 @@ test("a training step on trainer feeds from a data batch updates only the rows i
   const state = initialState(describeModel(probe, null), optimizer, { seed: 3 });
   const before = new Float32Array(state.get("cat")!);
   const trainer = await Trainer.create(state, { train: buildTrainingStep(probe, null, { optimizer }) }, { worker: false });
-  const r = await trainer.step(trainerBatch(batch, layout), 0.1);
+  const r = await trainer.step(stepFeeds(batch, layout), 0.1);
   assert.ok(Number.isFinite(r.loss));
   const after = state.get("cat")!;
   const stride = after.length / 5;

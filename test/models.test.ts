@@ -16,7 +16,7 @@ import { ctrOnly, ctrOnlyDefaults, naive, naiveDefaults, type CtrOnlyConfig, typ
 import { mmoeDefaults, mmoeModel, pleDefaults, pleModel, sharedBottomDefaults, sharedBottomModel, type MmoeConfig, type PleConfig, type SharedBottomConfig } from "../src/models/multitask.js";
 import { aitm, aitmDefaults, type AitmConfig } from "../src/models/aitm.js";
 import type { CommonConfig } from "../src/models/config.js";
-import { trainerBatch } from "../src/train/batches.js";
+import { stepFeeds } from "../src/models/feeds.js";
 import { Trainer, buildEvalProgram, buildInferenceGraph, buildTrainingStep, describeModel, initialState, type ModelDefinition, type TrainingState } from "../src/train/index.js";
 import { encodeGraph } from "../src/onnx/serialize.js";
 import { Session } from "../src/runtime/session.js";
@@ -37,12 +37,12 @@ async function lossFalls<C>(t: TestContext, model: ModelDefinition<C>, config: C
   const trainer = await Trainer.create(state, { train: buildTrainingStep(model, config, { optimizer }), eval: buildEvalProgram(model, config) }, { worker: false });
   try {
     const held = [...synthBatches({ rows: 2048, batchSize: 2048, schema: synthSchema, seed: 5 }, world)][0]!;
-    const heldFeeds = trainerBatch(held, synthLayout);
+    const heldFeeds = stepFeeds(held, synthLayout);
     const before = (await trainer.evaluate(heldFeeds)).loss;
     let steps = 0;
     for (const b of synthBatches({ rows: 2048 + 40 * 256, batchSize: 256, schema: synthSchema, seed: 5 }, world)) {
       if (steps++ < 8) continue; // the first 2,048 rows are the held-out set
-      await trainer.step(trainerBatch(b, synthLayout), 0.01);
+      await trainer.step(stepFeeds(b, synthLayout), 0.01);
     }
     const after = (await trainer.evaluate(heldFeeds)).loss;
     t.diagnostic(`${model.name}: held-out loss ${before.toFixed(4)} -> ${after.toFixed(4)}`);

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { encodeRecords } from "../src/features/encode.js";
-import { ModelScorer } from "../src/scoring/scorer.js";
+import { Scorer } from "../src/scoring/scorer.js";
 import { exportScoringModel, scoringRecords } from "./helpers/scoring.js";
 
 const bin = fileURLToPath(new URL("../../bin/mtl.js", import.meta.url));
@@ -28,7 +28,7 @@ function csv(rows: Record<string, unknown>[]): string {
 }
 
 async function expected(rows: Record<string, unknown>[]) {
-  const s = await ModelScorer.open(model, { worker: false });
+  const s = await Scorer.open(model, { worker: false });
   try {
     return await s.score(encodeRecords(s.info.layout, rows as never, { labels: false }));
   } finally {

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { encodeRecords } from "../src/features/encode.js";
-import { ModelScorer } from "../src/scoring/scorer.js";
+import { Scorer } from "../src/scoring/scorer.js";
 import { ScoringServer } from "../src/serve/server.js";
 import { parseFormula } from "../src/serve/formula.js";
 import { MtlError } from "../src/errors.js";
@@ -31,7 +31,7 @@ async function post(url: string, body: unknown, raw = false): Promise<{ status: 
 }
 
 async function reference(file: string, req: { context: Rec; candidates: Rec[] }) {
-  const s = await ModelScorer.open(file, { worker: false });
+  const s = await Scorer.open(file, { worker: false });
   try {
     return await s.score(encodeRecords(s.info.layout, req.candidates.map((c) => ({ ...req.context, ...c })) as never, { labels: false }));
   } finally {

@@ -25,7 +25,7 @@ test("a missing, unknown or mistyped feed is an MtlError naming the input", asyn
   await assert.rejects(s.run({ x: makeTensor(new Float32Array(2), [1, 2]), z: makeTensor(new Float32Array(1), [1]) }), /no input 'z'/);
   await assert.rejects(s.run({ x: makeTensor(new Float32Array(3), [1, 2]) }), /\(2 elements\) but 3 values/);
   await assert.rejects(s.run({ x: { dtype: "float32", dims: [1, 2], data: new Float64Array(2) } }), /float32 but its data is a Float64Array/);
-  await assert.rejects(s.run({ x: makeTensor(new Float32Array(2), [1, 2]) }, ["nope"]), /no output 'nope'/);
+  await assert.rejects(s.run({ x: makeTensor(new Float32Array(2), [1, 2]) }, { fetches: ["nope"] }), /no output 'nope'/);
   await assert.rejects(s.run({ x: makeTensor(new Float32Array(3), [1, 3]) }), code("E_RUN"));
 });
 
@@ -45,3 +45,31 @@ test("VERSION matches package.json", () => {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
   assert.equal(VERSION, pkg.version);
 });
+
+// ---------------------------------------------------------------- one ModelSession interface, two threads
+for (const worker of [false, true]) {
+  test(`openSession (${worker ? "worker thread" : "this thread"}): the same ModelSession contract, fetches, transfer and errors`, async () => {
+    const { openSession } = await import("../src/runtime/model-session.js");
+    const { WorkerSession } = await import("../src/runtime/worker-session.js");
+    const s = await openSession(model(), { worker, intraOpThreads: 1 });
+    try {
+      assert.equal(s instanceof WorkerSession, worker, "openSession chose the thread asked for");
+      assert.deepEqual(s.inputNames, ["x"]);
+      const x = makeTensor(Float32Array.of(1, -2), [1, 2]);
+      const all = await s.run({ x });
+      assert.deepEqual(Object.keys(all).sort(), [...s.outputNames].sort());
+      const want = all[s.outputNames[0]!]!;
+      const data = Float32Array.of(1, -2);
+      let back: ArrayBuffer[] = [];
+      const one = await s.run({ x: makeTensor(data, [1, 2]) }, { fetches: [s.outputNames[0]!], transfer: [data.buffer], onInputs: (b) => (back = b) });
+      assert.deepEqual(Object.keys(one), [s.outputNames[0]]);
+      assert.deepEqual(Array.from(one[s.outputNames[0]!]!.data as Float32Array), Array.from(want.data as Float32Array));
+      assert.equal(back.length, 1, "the transferred feed buffer comes back for reuse");
+      assert.equal(back[0]!.byteLength, 8);
+      await assert.rejects(s.run({}), (e: unknown) => e instanceof MtlError && e.code === "E_FEED" && /missing input 'x'/.test(e.message));
+      await assert.rejects(s.run({ x }, { fetches: ["nope"] }), (e: unknown) => e instanceof MtlError && /no output 'nope'/.test(e.message));
+    } finally {
+      await s.release();
+    }
+  });
+}

@@ -10,7 +10,7 @@ import { twoTower, type TwoTowerConfig } from "../src/models/two_tower.js";
 import {
   Trainer, TrainingState, buildEvalProgram, buildInferenceGraph, buildTrainingStep, describeModel, initialState, tableWeights,
 } from "../src/train/index.js";
-import { Prng } from "../src/util/prng.js";
+import { Rng } from "../src/util/prng.js";
 import { makeBatch } from "./batches.js";
 import { adamStep, backward, forward, type AdamState, type Params, type RefBatch } from "./two_tower_reference.js";
 
@@ -70,7 +70,7 @@ for (const config of optimizers) {
     g.output(next.param, "p_new");
     next.slots.forEach((v, i) => g.output(v, `${names[i]!.name}_new`));
     const session = await Session.create(encodeGraph(g));
-    const rng = new Prng(3);
+    const rng = new Rng(3);
     let pv = Array.from({ length: 5 }, () => rng.normal());
     let sv = names.map((s) => new Array<number>(5).fill(s.initial));
     const rp = [...pv], rs = sv.map((s) => [...s]);
@@ -132,14 +132,14 @@ for (const dtype of ["float64", "float32"] as const) {
     const lr = 0.01;
     for (let s = 0; s < 5; s++) {
       const b = makeBatch(100 + s, 16, small);
-      const refBatch: RefBatch = { ids: b.ids, click: Float64Array.from(b.click), buy: Float64Array.from(b.buy) };
+      const refBatch: RefBatch = { ids: b["ids.embedding"], click: Float64Array.from(b.click), buy: Float64Array.from(b.conversion) };
       const expected = forward({ vocab: 50, dim: 3, fields: 2, k: 2, sizes: [6, 4] }, ref, refBatch);
       const before = state.clone();
       const Arr = dtype === "float64" ? Float64Array : Float32Array;
-      const r = await trainer.step({ ids: b.ids, click: Arr.from(b.click), buy: Arr.from(b.buy) }, lr);
+      const r = await trainer.step({ "ids.embedding": b["ids.embedding"], click: Arr.from(b.click), conversion: Arr.from(b.conversion) }, lr);
       assert.ok(Math.abs(r.loss - expected.loss) < 1e-5, `step ${s} loss ${r.loss} vs ${expected.loss}`);
       const grads = backward({ vocab: 50, dim: 3, fields: 2, k: 2, sizes: [6, 4] }, ref, refBatch);
-      const touched = new Set(b.ids);
+      const touched = new Set(b["ids.embedding"]);
       adamStep(ref, grads, adam, lr, touched, 3);
       // Dense parameters and touched rows follow the formula; untouched rows and row 0 do not move at all.
       for (const name of names) {
@@ -174,8 +174,8 @@ test("lazy Adam on a touched row equals the dense Adam formula for that row's gr
   const ref = toParams(state, names);
   const adam: AdamState = { m: new Map(), v: new Map(), t: 0 };
   for (const [i, ids] of [[1, 2], [2, 3]].entries()) {
-    const batch = { ids: Int32Array.from(ids), click: Float64Array.of(1), buy: Float64Array.of(i) };
-    const grads = backward(refCfg, ref, { ids: batch.ids, click: batch.click, buy: batch.buy });
+    const batch = { "ids.embedding": Int32Array.from(ids), click: Float64Array.of(1), conversion: Float64Array.of(i) };
+    const grads = backward(refCfg, ref, { ids: batch["ids.embedding"], click: batch.click, buy: batch.conversion });
     adamStep(ref, grads, adam, 0.1, new Set(ids), 3);
     await trainer.step(batch, 0.1);
   }
@@ -214,8 +214,8 @@ test("step bytes do not depend on the vocabulary: 1,000 vs 10,000,000 rows", asy
     const trainer = await Trainer.create(state, { train: buildTrainingStep(twoTower, cfg, { optimizer }) });
     const b = makeBatch(7, 32, { ...small, fields: 3, idsPerField: 2 });
     // Use high ids in the big table so the rows really come from far inside it.
-    const ids = vocabSize > 1000 ? b.ids.map((x) => (x === 0 ? 0 : vocabSize - x)) : b.ids;
-    await trainer.step({ ids, click: b.click, buy: b.buy }, 0.5);
+    const ids = vocabSize > 1000 ? b["ids.embedding"].map((x) => (x === 0 ? 0 : vocabSize - x)) : b["ids.embedding"];
+    await trainer.step({ "ids.embedding": ids, click: b.click, conversion: b.conversion }, 0.5);
     bytes.push(trainer.lastStepBytes.fed + trainer.lastStepBytes.fetched);
     const table = state.require("embedding").data;
     const moved = [...new Set(ids)].filter((x) => x !== 0).some((id) => table[id * 4] !== 0 || table[id * 4 + 1] !== 0);
@@ -231,8 +231,8 @@ test("an id outside the table fails with the input named", async () => {
   const state = initialState(describeModel(twoTower, small), optimizer);
   const trainer = await Trainer.create(state, { train: buildTrainingStep(twoTower, small, { optimizer }) });
   const b = makeBatch(1, 4, small);
-  b.ids[5] = 50;
-  await assert.rejects(trainer.step(b, 0.1), (e: Error & { code?: string; where?: { field?: string } }) => e.code === "E_BATCH" && e.where?.field === "ids" && /50/.test(e.message));
+  b["ids.embedding"][5] = 50;
+  await assert.rejects(trainer.step(b, 0.1), (e: Error & { code?: string; where?: { field?: string } }) => e.code === "E_BATCH" && e.where?.field === "ids.embedding" && /50/.test(e.message));
   await trainer.release();
 });
 
@@ -251,18 +251,18 @@ test("BatchNorm + dropout: train updates running statistics; eval and inference 
     const r = await trainer.step(makeBatch(s, 32, small), 0.01);
     assert.ok(r.gradNorm !== undefined && r.gradNorm > 0);
   }
-  assert.notEqual(state.rng, rng0, "dropout masks advance the PRNG kept in the state");
+  assert.notDeepEqual(state.rng, rng0, "dropout masks advance the PRNG kept in the state");
   const mean = state.require("ctr.0.bn.running_mean").data;
   assert.ok(mean.some((v) => v !== 0), "running mean moved");
 
   const batch = makeBatch(77, 8, small);
   const ev = await trainer.evaluate(batch);
   // In eval, one example alone scores as it does inside the batch (running, not batch, statistics).
-  const one = await trainer.evaluate({ ids: batch.ids.slice(0, 4), click: batch.click.slice(0, 1), buy: batch.buy.slice(0, 1) });
+  const one = await trainer.evaluate({ "ids.embedding": batch["ids.embedding"].slice(0, 4), click: batch.click.slice(0, 1), conversion: batch.conversion.slice(0, 1) });
   assert.ok(Math.abs(one.predictions["p_ctr"]![0]! - ev.predictions["p_ctr"]![0]!) < 1e-6);
   const inference = await Session.create(encodeGraph(buildInferenceGraph(twoTower, bnDrop, state)));
-  assert.deepEqual([...inference.inputNames], ["ids"]);
-  const out = await inference.run({ ids: makeTensor(BigInt64Array.from(batch.ids, (v) => BigInt(v)), [8, 4]) });
+  assert.deepEqual([...inference.inputNames], ["ids.embedding"]);
+  const out = await inference.run({ "ids.embedding": makeTensor(BigInt64Array.from(batch["ids.embedding"], (v) => BigInt(v)), [8, 4]) });
   for (const k of ["p_ctr", "p_cvr", "p_ctcvr"]) {
     const a = out[k]!.data as Float32Array, b = ev.predictions[k]!;
     for (let i = 0; i < 8; i++) assert.ok(Math.abs(a[i]! - b[i]!) < 1e-6, `${k}[${i}]`);
@@ -287,7 +287,7 @@ test("fit() (pipelined, step in a worker) is bit-identical to step() on each bat
   assert.equal(n, 7);
   assert.deepEqual(seen, losses.map((l, i) => [i + 1, l]));
   assert.equal(a.step, b.step);
-  assert.equal(a.rng, b.rng);
+  assert.deepEqual(a.rng, b.rng);
   for (const [name, t] of a.tensors) {
     const u = b.require(name).data;
     assert.ok(t.data.every((v, i) => Object.is(v, u[i])), `tensor ${name} differs`);
@@ -301,7 +301,7 @@ test("fit() stopped by a bad batch leaves the state as step() would after the go
   const program = buildTrainingStep(twoTower, small, { optimizer });
   const good = Array.from({ length: 3 }, (_, s) => makeBatch(700 + s, 16, { ...small, vocabSize: 12 }));
   const bad = makeBatch(799, 16, small);
-  bad.ids[3] = 1_000;
+  bad["ids.embedding"][3] = 1_000;
   const a = initialState(describeModel(twoTower, small), optimizer, { seed: 3 });
   const b = a.clone();
   const stepper = await Trainer.create(a, { train: program }, { worker: false });

@@ -4,20 +4,30 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { WebScorer, MtlError } from "../src/web/index.js";
+import { WebScorer, MtlError, RequestError } from "../src/web/index.js";
 import { encodeRecords } from "../src/features/encode.js";
-import { ModelScorer } from "../src/scoring/scorer.js";
+import { Scorer } from "../src/scoring/scorer.js";
 import { Graph, ops, encodeGraph } from "../src/index.js";
 import { CONTEXT_KEYS, exportScoringModel, scoringRecords } from "./helpers/scoring.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mtl-web-scorer-"));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
+/** Runs f on a Node Scorer (this thread) of the file. */
+async function withScorer<T>(file: string, f: (s: Scorer) => Promise<T>): Promise<T> {
+  const s = await Scorer.open(file, { worker: false });
+  try {
+    return await f(s);
+  } finally {
+    await s.release();
+  }
+}
+
 test("WebScorer (wasm) scores records and ranks candidates as onnxruntime-node does, within 1e-6", async () => {
   for (const opts of [{}, { fp16: true, maxPieceBytes: 200 }]) {
     const file = exportScoringModel(dir, "m.onnx", opts).file;
     const records = scoringRecords(64, 17);
-    const node = await ModelScorer.open(file, { worker: false });
+    const node = await Scorer.open(file, { worker: false });
     const want = await node.score(encodeRecords(node.info.layout, records as never, { labels: false }));
     await node.release();
     const web = await WebScorer.load(readFileSync(file));
@@ -29,6 +39,13 @@ test("WebScorer (wasm) scores records and ranks candidates as onnxruntime-node d
     const ranked = await web.rank(context as never, candidates as never);
     for (let i = 1; i < ranked.length; i++) assert.ok(ranked[i - 1]!.p_ctcvr >= ranked[i]!.p_ctcvr);
     assert.equal(ranked.length, 64);
+    // The same request body ranks in the browser as the Node Scorer (and so mtl serve) ranks it.
+    const answer = await web.scoreRequest({ context, candidates, rank: true, top_k: 5 });
+    assert.equal(answer.ranked_by, "p_ctcvr");
+    const nodeRanked = await withScorer(file, (s) => s.rank(context as never, candidates as never, "p_ctcvr", 5));
+    assert.deepEqual(answer.scores.map((r) => r.index), nodeRanked.map((r) => r.index));
+    answer.scores.forEach((r, i) => assert.ok(Math.abs(r.score! - nodeRanked[i]!.score!) <= 1e-6));
+    await assert.rejects(web.scoreRequest({ candidates: [] }), (e: unknown) => e instanceof RequestError && e.code === "bad_request");
     await web.release();
   }
 });
@@ -42,7 +59,7 @@ test("WebScorer refuses a plain ONNX model and a file that is not ONNX, saying w
 });
 
 test("encodeCandidates (context encoded once, copied) gives the rows encodeRecords gives for the merged records", async () => {
-  const { encodeCandidates } = await import("../src/scoring/feeds.js");
+  const { encodeCandidates } = await import("../src/features/encode.js");
   const { layoutOf } = await import("../src/features/batch.js");
   const { scoringSchema } = await import("./helpers/scoring.js");
   const layout = layoutOf(scoringSchema());

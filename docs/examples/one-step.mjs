@@ -18,7 +18,7 @@ for (const t of header.tensors) {
 // 2. A batch of 2 examples: global ids [batch, fields * idsPerField] (0 = padding) and labels.
 const n = sig.lookups[0].shape[1], batch = 2;
 const ids = Int32Array.from({ length: batch * n }, (_, i) => (i * 7) % 50);
-const click = Float32Array.of(1, 0), buy = Float32Array.of(1, 0);
+const click = Float32Array.of(1, 0), conversion = Float32Array.of(1, 0);  // conversion = click AND buy
 
 // 3. Unique ids -> the rows they touch, and ids as local indices. The state keeps each table row
 //    packed with its optimizer slots, [weights | slot 1 | slot 2 ...]; part k goes to input names[k].
@@ -37,7 +37,7 @@ names.forEach((name, k) => {
 Object.assign(feeds, {
   [`${sig.lookups[0].input}__local`]: new ort.Tensor("int32", local, [batch, n]),
   click: new ort.Tensor("float32", click, [batch]),
-  buy: new ort.Tensor("float32", buy, [batch]),
+  conversion: new ort.Tensor("float32", conversion, [batch]),
   step: new ort.Tensor("int64", BigInt64Array.of(1n), []),
   lr: new ort.Tensor("float32", Float32Array.of(0.001), []),
 });

@@ -18,7 +18,7 @@ state = {t["name"]: np.frombuffer(raw, np.float32, int(np.prod(t["dims"])), t["o
 # 2. A batch of 2 examples: global ids [batch, fields * idsPerField] (0 = padding) and labels.
 n, batch = sig["lookups"][0]["shape"][1], 2
 ids = (np.arange(batch * n) * 7 % 50).astype(np.int32).reshape(batch, n)
-click, buy = np.array([1, 0], np.float32), np.array([1, 0], np.float32)
+click, conversion = np.array([1, 0], np.float32), np.array([1, 0], np.float32)  # conversion = click AND buy
 
 # 3. Unique ids -> the rows they touch, and ids as local indices. The state keeps each table row
 #    packed with its optimizer slots, [weights | slot 1 | slot 2 ...]; part k goes to input names[k].
@@ -30,7 +30,7 @@ feeds = {name: np.ascontiguousarray(rows[:, k * dim:(k + 1) * dim]) for k, name 
 
 # 4. Feeds: local ids, labels, dense parameters and their slots, step and learning rate.
 feeds.update({f"{sig['lookups'][0]['input']}__local": local.reshape(batch, n).astype(np.int32),
-              "click": click, "buy": buy, "step": np.array(1, np.int64), "lr": np.array(0.001, np.float32)})
+              "click": click, "conversion": conversion, "step": np.array(1, np.int64), "lr": np.array(0.001, np.float32)})
 for p in sig["params"]:
     for name in [p["name"]] + [f"{p['name']}__{s}" for s in sig["slots"]]:
         feeds[name] = state[name]

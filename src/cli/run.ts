@@ -1,7 +1,7 @@
 import { MtlError } from "../errors.js";
 import { DATA_FORMATS, totalRejected, type DataFormat } from "../data/reader.js";
 import { scoreFile } from "../scoring/score-file.js";
-import { ModelScorer } from "../scoring/scorer.js";
+import { Scorer } from "../scoring/scorer.js";
 import { progressPrinter } from "./data.js";
 import { formatBytes, formatCount } from "./format.js";
 import { device } from "./train.js";
@@ -23,7 +23,7 @@ export async function runCommand(args: RunArgs): Promise<void> {
   }
   if (!(Number.isInteger(args.batchSize) && args.batchSize > 0)) throw new MtlError("E_USAGE", `--batch-size must be a positive integer, got ${args.batchSize}`, { where: { field: "batch-size" } });
   const dev = device(args.device);
-  const scorer = await ModelScorer.open(args.model, { intraOpThreads: args.threads, ...(dev ? { device: dev } : {}) });
+  const scorer = await Scorer.open(args.model, { intraOpThreads: args.threads, ...(dev ? { device: dev } : {}) });
   const progress = progressPrinter("run");
   const start = Date.now();
   try {

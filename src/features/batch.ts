@@ -26,7 +26,12 @@ export interface TableLayout {
   readonly dim: number;
   /** Columns of the table's id matrix (sum of its features' maxLen). */
   readonly width: number;
-  /** Whether the table has weighted_ids features (then the batch carries a weights matrix for it). */
+  /**
+   * Whether the data carries weight values for the table (it has weighted_ids features): then a
+   * batch holds a weights matrix for it, and shards store one. Whether the model graph takes
+   * weights is another question, answered by tableNeedsWeights (src/models/inputs.ts); the feeds
+   * derive 1 per id and 0 for padding where the data has none.
+   */
   readonly weighted: boolean;
   readonly features: readonly FeatureColumns[];
 }
@@ -237,4 +242,26 @@ export function copyRow(layout: Layout, src: Batch, from: number, dst: BatchBuil
     dst.truthConversion![to] = src.truth.conversion[from]!;
   }
   dst.sampleKey[to] = src.sampleKey[from]!;
+}
+
+/** Concatenate batches (one per request) into one, for one session run (labels and keys are not kept). */
+export function concatBatches(layout: Layout, batches: readonly Batch[]): Batch {
+  if (batches.length === 1) return batches[0]!;
+  const size = batches.reduce((s, b) => s + b.size, 0);
+  // Each batch's first `size * width` values of one column group, back to back.
+  const join = <T extends Int32Array | Float32Array>(out: T, width: number, part: (b: Batch) => T): T => {
+    let at = 0;
+    for (const b of batches) {
+      out.set(part(b).subarray(0, b.size * width), at);
+      at += b.size * width;
+    }
+    return out;
+  };
+  return {
+    size,
+    ids: layout.tables.map((t, i) => join(new Int32Array(size * t.width), t.width, (b) => b.ids[i]!)),
+    weights: layout.tables.map((t, i) => (batches[0]!.weights[i] ? join(new Float32Array(size * t.width), t.width, (b) => b.weights[i]!) : null)),
+    dense: join(new Float32Array(size * layout.denseWidth), layout.denseWidth, (b) => b.dense),
+    click: new Uint8Array(size), conversion: new Uint8Array(size), truth: null, userId: null, sampleKey: new Uint32Array(size),
+  };
 }

@@ -8,7 +8,7 @@
  */
 import { MtlError } from "../errors.js";
 import { BatchBuilder, type Batch, type Layout } from "./batch.js";
-import { fnv1a32 } from "./hash.js";
+import { fnv1a32 } from "../util/hash.js";
 import type { DenseFeature, IdFeature } from "./schema.js";
 
 /** Why a row was rejected (or, for click0_buy1, dropped by policy). */
@@ -200,5 +200,57 @@ export function encodeRecords(layout: Layout, records: readonly Readonly<Record<
     const sampleId = layout.schema.sampleId ? String(rec[layout.schema.sampleId] ?? i + 1) : String(i + 1);
     if (!encodeRecord(b, (k) => rec[k], sampleId, i + 1, opts)) throw new RowError("click0_buy1", "click=0 with conversion=1", { line: i + 1 });
   });
+  return b.take();
+}
+
+/**
+ * Encode one context and its candidates as rows (context ∪ candidate each) without building the
+ * merged objects: a candidate's own value wins the lookup, then the context's. Features that come
+ * from the context for every candidate are encoded once (row 0, by the shared encoder) and their
+ * columns copied to the other rows; the rest go through the same per-feature encoders
+ * (encodeIds/encodeDense) as encodeRecord. A bad value throws RowError with `line` = candidate
+ * index + 1. Shared by the server and the browser scorer (through the request contract, src/serve/request.ts).
+ */
+export function encodeCandidates(layout: Layout, context: Readonly<Record<string, RawValue | undefined>>, candidates: readonly Readonly<Record<string, RawValue | undefined>>[]): Batch {
+  const n = candidates.length;
+  const b = new BatchBuilder(layout, Math.max(n, 1));
+  if (n === 0) return b.take();
+  const fromContext = (source: string | null): boolean => source === null || (context[source] !== undefined && candidates.every((c) => c[source] === undefined));
+  const sharedIds = layout.idFeatures.map((c) => fromContext(c.feature.source) && fromContext(c.feature.weightSource));
+  const sharedDense = layout.dense.map((d) => fromContext(d.feature.source));
+  const row0 = candidates[0]!;
+  encodeRecord(b, (k) => (row0[k] === undefined ? context[k] : row0[k]), "1", 1, { labels: false });
+  for (let i = 1; i < n; i++) {
+    const cand = candidates[i]!;
+    const line = i + 1;
+    const need = (source: string, field: string, optional: boolean): RawValue | undefined => {
+      const v = cand[source] === undefined ? context[source] : cand[source];
+      if (v === undefined && !optional) throw new RowError("missing_column", `the record has no '${source}'`, { line, field }, "mark the feature optional in the schema if it may be absent");
+      return v;
+    };
+    b.clearRow(i);
+    layout.idFeatures.forEach((c, k) => {
+      const f = c.feature;
+      const w = layout.tables[c.table]!.width;
+      if (sharedIds[k]) {
+        b.ids[c.table]!.copyWithin(i * w + c.offset, c.offset, c.offset + f.maxLen);
+        b.weights[c.table]?.copyWithin(i * w + c.offset, c.offset, c.offset + f.maxLen);
+        return;
+      }
+      const v = need(f.source, f.name, f.optional);
+      const weights = f.weightSource ? need(f.weightSource, f.name, f.optional) : null;
+      if (v !== undefined) encodeIds(b, i, c.table, c.offset, f, v, weights ?? null, line);
+    });
+    layout.dense.forEach((d, k) => {
+      const dw = layout.denseWidth;
+      if (sharedDense[k]) {
+        b.dense.copyWithin(i * dw + d.offset, d.offset, d.offset + d.feature.size);
+        return;
+      }
+      const v = need(d.feature.source, d.feature.name, d.feature.optional);
+      if (v !== undefined) encodeDense(b, i, d.offset, d.feature, v, line);
+    });
+    b.size = i + 1;
+  }
   return b.take();
 }

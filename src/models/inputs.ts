@@ -1,12 +1,12 @@
 /**
  * The input layer every model shares: a feature schema's layout becomes embedding lookups, pooling
  * and one dense vector per example. This is the contract between models, the trainer's batches
- * (src/train/batches.ts) and scoring (run, serve, browser):
+ * (src/models/feeds.ts) and scoring (run, serve, browser):
  *
  *   ids.<table>      [batch, table.width]  global ids (int64 in inference.onnx), 0 = padding
  *   weights.<table>  [batch, table.width]  float: per-id weights (weighted_ids), 1 for a plain id,
- *                                           0 for padding; present for tables with weighted or
- *                                           mean-pooled features
+ *                                           0 for padding; present where tableNeedsWeights (a
+ *                                           table that one reshape cannot sum-pool)
  *   dense            [batch, denseWidth]    float, already transformed; present when denseWidth > 0
  *   click, conversion [batch]              float labels (conversion = click AND buy: the CTCVR label)
  *
@@ -31,9 +31,16 @@ export interface EmbeddingOptions {
   embeddingInit?: number;
 }
 
-/** Whether the batch carries `weights.<table>` for this table. */
+/**
+ * Whether the graph takes `weights.<table>` for this table: the one answer that the input layer and
+ * the feeds (src/models/feeds.ts) both ask. A table whose features are all plain sums of the same
+ * number of ids pools with one reshape and needs none; weighted ids, mean pooling, or sums over
+ * different `max_len` pool per feature through the weights (1 per id, 0 for padding where the data
+ * has no weight values: see `TableLayout.weighted`).
+ */
 export function tableNeedsWeights(t: TableLayout): boolean {
-  return t.features.some((f) => f.feature.kind === "weighted_ids" || (f.feature.kind === "ids" && f.feature.pooling === "mean"));
+  const k = t.features[0]!.feature.maxLen;
+  return !t.features.every((f) => (f.feature.kind === "id" || (f.feature.kind === "ids" && f.feature.pooling !== "mean")) && f.feature.maxLen === k);
 }
 
 /** The width of `embedFeatures`'s output for a layout. */
@@ -56,10 +63,8 @@ export function embedFeatures(ctx: ModelContext, layout: Layout, opts: Embedding
       init: { kind: "uniform", limit: opts.embeddingInit ?? 0.05 }, paddingRow0: opts.paddingRow0 ?? true,
     };
     const emb = ctx.lookup(spec, idsInput(t.name), ["batch", t.width]); // [batch, width, dim]
-    const k = t.features[0]!.feature.maxLen;
-    const plainSums = t.features.every((f) => f.feature.kind === "ids" || f.feature.kind === "id")
-      && t.features.every((f) => f.feature.maxLen === k && !(f.feature.kind === "ids" && f.feature.pooling === "mean"));
-    if (plainSums) {
+    if (!tableNeedsWeights(t)) {
+      const k = t.features[0]!.feature.maxLen;
       // Every feature sums k ids: one reshape pools the whole table.
       const n = t.features.length;
       parts.push(ops.Reshape(sumPool(ops.Reshape(emb, [-1, n, k, t.dim]), k), [-1, n * t.dim]));

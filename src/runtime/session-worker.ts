@@ -27,7 +27,7 @@ parentPort!.on("message", async (req: Request) => {
     }
   } else if (req.kind === "run") {
     try {
-      const out = await session!.run(req.feeds, req.fetches);
+      const out = await session!.run(req.feeds, { fetches: req.fetches });
       const buffers = new Set<ArrayBuffer>();
       for (const t of Object.values(out)) if (t.data.buffer instanceof ArrayBuffer) buffers.add(t.data.buffer);
       // The inputs go back too, so the caller can reuse their memory instead of allocating anew.

@@ -10,6 +10,7 @@ import { dirname, join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { MtlError } from "../errors.js";
 import { type DType, type TypedArray, dtypeOfArray } from "../graph/dtype.js";
+import type { ModelSession, RunOptions } from "./model-session.js";
 
 export const DEVICES = ["cpu", "webgpu", "cuda"] as const;
 export type Device = (typeof DEVICES)[number];
@@ -84,7 +85,8 @@ export function webgpuBundled(): boolean {
   return ort.listSupportedBackends().some((b) => b.name === "webgpu" && b.bundled);
 }
 
-export class Session {
+/** A session on this thread (see ModelSession; openSession picks this or a WorkerSession). */
+export class Session implements ModelSession {
   private constructor(
     private readonly inner: ort.InferenceSession,
     readonly device: Device,
@@ -143,10 +145,12 @@ export class Session {
   }
 
   /**
-   * Runs the model. Every graph input must be fed; `fetches` picks outputs (default: all).
+   * Runs the model. Every graph input must be fed; `opts.fetches` picks outputs (default: all).
    * Returns tensors that own their data (copied out of onnxruntime's buffers only when needed).
+   * On this thread nothing moves: the `transfer` buffers go straight back through `onInputs`.
    */
-  async run(feeds: Readonly<Record<string, Tensor>>, fetches: readonly string[] = this.outputNames): Promise<Record<string, Tensor>> {
+  async run(feeds: Readonly<Record<string, Tensor>>, opts: RunOptions = {}): Promise<Record<string, Tensor>> {
+    const fetches = opts.fetches ?? this.outputNames;
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const name of this.inputNames) {
       const t = feeds[name];
@@ -177,6 +181,7 @@ export class Session {
       const t = result[name]!;
       out[name] = { dtype: t.type as DType, dims: [...t.dims], data: t.data as TypedArray };
     }
+    opts.onInputs?.([...(opts.transfer ?? [])]);
     return out;
   }
 

@@ -1,11 +1,13 @@
 /**
  * An onnxruntime session in a worker thread. onnxruntime-node runs a model synchronously on the
  * calling thread, so the trainer runs its step here to keep the main thread free for the next
- * batch's row gathering and the last batch's row scatter. Same run() contract as Session; the
- * buffers named in `transfer` move to the worker (the caller must not use them afterwards).
+ * batch's row gathering and the last batch's row scatter. The same ModelSession contract as Session;
+ * the buffers named in `transfer` move to the worker (the caller must not use them until they come
+ * back through `onInputs`).
  */
 import { Worker } from "node:worker_threads";
 import { MtlError } from "../errors.js";
+import type { ModelSession, RunOptions } from "./model-session.js";
 import type { SessionOptions, Tensor } from "./session.js";
 
 interface Pending {
@@ -19,7 +21,7 @@ function toError(e: WorkerError): MtlError {
   return new MtlError(e.code, e.message, { hint: e.hint, where: e.file ? { file: e.file } : {} });
 }
 
-export class WorkerSession {
+export class WorkerSession implements ModelSession {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
 
@@ -60,10 +62,7 @@ export class WorkerSession {
    * Runs the model in the worker. The input buffers come back (the feeds' memory, now owned by the
    * caller again) through `onInputs`, for reuse.
    */
-  run(
-    feeds: Readonly<Record<string, Tensor>>,
-    opts: { fetches?: readonly string[]; transfer?: readonly ArrayBuffer[]; onInputs?: (buffers: ArrayBuffer[]) => void } = {},
-  ): Promise<Record<string, Tensor>> {
+  run(feeds: Readonly<Record<string, Tensor>>, opts: RunOptions = {}): Promise<Record<string, Tensor>> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) this.worker.ref();

@@ -6,13 +6,14 @@
  * The output is written under a temporary name and renamed when complete: a failed run leaves no
  * half-written predictions behind.
  */
-import { createWriteStream, renameSync, rmSync, type WriteStream } from "node:fs";
+import { createWriteStream, rmSync, type WriteStream } from "node:fs";
 import { MtlError } from "../errors.js";
+import { commitFile, temporaryPath } from "../util/atomic.js";
 import type { ReadBlock } from "../features/batch.js";
 import { readData, guessFormat } from "../data/open.js";
 import type { DataFormat, ReadProgress, ReadStats } from "../data/reader.js";
-import type { Scores } from "./feeds.js";
-import type { ModelScorer } from "./scorer.js";
+import type { Scores } from "../models/feeds.js";
+import type { Scorer } from "./scorer.js";
 
 export type PredictionFormat = "csv" | "jsonl";
 
@@ -65,7 +66,7 @@ function write(out: WriteStream, text: string): Promise<void> {
   });
 }
 
-export async function scoreFile(scorer: ModelScorer, opts: ScoreFileOptions): Promise<ScoreFileResult> {
+export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise<ScoreFileResult> {
   const format = opts.format ?? guessFormat(opts.input);
   const outFormat = opts.outputFormat ?? predictionFormatOf(opts.output);
   const reader = readData(opts.input, format, {
@@ -73,7 +74,7 @@ export async function scoreFile(scorer: ModelScorer, opts: ScoreFileOptions): Pr
     lineNumbers: true, labels: false, truthFile: null,
     onProgress: (p) => opts.onProgress?.({ ...p, scored }),
   });
-  const tmp = `${opts.output}.partial-${process.pid}`;
+  const tmp = temporaryPath(opts.output, "partial");
   const out = createWriteStream(tmp);
   const opened = new Promise<void>((resolve, reject) => {
     out.once("open", () => resolve());
@@ -106,7 +107,7 @@ export async function scoreFile(scorer: ModelScorer, opts: ScoreFileOptions): Pr
     }
     await flush();
     await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    renameSync(tmp, opts.output);
+    commitFile(tmp, opts.output);
   } catch (err) {
     out.destroy();
     rmSync(tmp, { force: true });

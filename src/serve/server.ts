@@ -6,10 +6,11 @@
  *   GET  /healthz   → {"status": "ok"} (503 while shutting down)
  *   GET  /v1/model  → the model's metadata: name, mtl version, schema, config, training summary
  *
- * Each candidate is scored as context ∪ candidate through the model's embedded schema with the
- * shared encoder. Requests that arrive while the session is busy are micro-batched: when a run
- * finishes, every request queued meanwhile goes into the next run (no fixed delay to wait out).
- * The session runs in a worker thread, so the event loop keeps accepting and encoding requests.
+ * This file is the HTTP lifecycle (routes, body limit, timeout, drain on close, reload). The request
+ * contract (parse, validate, encode each candidate as context ∪ candidate) is request.ts, shared with
+ * the browser; ranking is ranking.ts, shared too; micro-batching (every request queued while a run
+ * goes on joins the next run) is batching.ts. The session runs in a worker thread, so the event
+ * loop keeps accepting and encoding requests.
  *
  * Bad input never crashes the server: 400 with the reason (invalid JSON, a missing or mistyped
  * feature, naming the candidate and field), 413 over the body limit, 503 on the per-request
@@ -25,13 +26,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { MtlError } from "../errors.js";
-import type { Batch } from "../features/batch.js";
-import { RowError, type RawValue } from "../features/encode.js";
 import { schemaHash, toSchemaJson } from "../features/schema.js";
-import { concatBatches, encodeCandidates, type Scores } from "../scoring/feeds.js";
-import { ModelScorer, type ScorerOptions } from "../scoring/scorer.js";
-import { parseFormula, type RankFormula } from "./formula.js";
+import type { Scores } from "../models/feeds.js";
+import { Scorer, type ScorerOptions } from "../scoring/scorer.js";
 import { VERSION } from "../version.js";
+import { ModelSlot } from "./batching.js";
+import { parseFormula, type RankFormula } from "./formula.js";
+import { rankCandidates, rankName } from "./ranking.js";
+import { encodeScoreRequest, parseScoreRequest, RequestError } from "./request.js";
 
 export interface ServeOptions extends ScorerOptions {
   port?: number;
@@ -47,78 +49,6 @@ export interface ServeOptions extends ScorerOptions {
   /** Ranking formula used when a request asks for `"rank": true` (default "p_ctcvr"). */
   rankFormula?: string;
   log?: (line: string) => void;
-}
-
-class HttpError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
-    super(message);
-  }
-}
-
-interface Job {
-  batch: Batch;
-  resolve(s: Scores): void;
-  reject(e: Error): void;
-  cancelled: boolean;
-}
-
-/** One model and the queue in front of its session: a run at a time, each taking every job queued. */
-class ModelSlot {
-  private queue: Job[] = [];
-  /** Session runs and rows scored (micro-batching: runs ≤ requests). */
-  runs = 0;
-  rows = 0;
-  private running: Promise<void> | null = null;
-  constructor(readonly scorer: ModelScorer, readonly loadedAt: Date, private readonly maxRows: number) {}
-
-  score(batch: Batch, job: Partial<Job> = {}): { promise: Promise<Scores>; job: Job } {
-    let j!: Job;
-    const promise = new Promise<Scores>((resolve, reject) => {
-      j = { batch, resolve, reject, cancelled: false, ...job };
-    });
-    this.queue.push(j);
-    if (!this.running) this.running = this.pump();
-    return { promise, job: j };
-  }
-
-  private async pump(): Promise<void> {
-    while (this.queue.length) {
-      const jobs: Job[] = [];
-      let rows = 0;
-      while (this.queue.length && (jobs.length === 0 || rows + this.queue[0]!.batch.size <= this.maxRows)) {
-        const j = this.queue.shift()!;
-        if (j.cancelled) continue;
-        jobs.push(j);
-        rows += j.batch.size;
-      }
-      if (!jobs.length) continue;
-      try {
-        this.runs++;
-        this.rows += rows;
-        const s = await this.scorer.score(concatBatches(this.scorer.info.layout, jobs.map((j) => j.batch)));
-        let at = 0;
-        for (const j of jobs) {
-          const n = j.batch.size;
-          j.resolve({ p_ctr: s.p_ctr.subarray(at, at + n), p_cvr: s.p_cvr.subarray(at, at + n), p_ctcvr: s.p_ctcvr.subarray(at, at + n) });
-          at += n;
-        }
-      } catch (err) {
-        for (const j of jobs) j.reject(err as Error);
-      }
-    }
-    this.running = null;
-  }
-
-  /** Resolves when every queued job has been scored. */
-  async drain(): Promise<void> {
-    while (this.running) await this.running;
-  }
-}
-
-type RequestBody = { context?: unknown; candidates?: unknown; rank?: unknown; top_k?: unknown };
-
-function isScalar(v: unknown): v is string | number | boolean {
-  return typeof v === "string" || (typeof v === "number" && Number.isFinite(v)) || typeof v === "boolean";
 }
 
 export class ScoringServer {
@@ -143,7 +73,7 @@ export class ScoringServer {
 
   static async start(modelFile: string, opts: ServeOptions = {}): Promise<ScoringServer> {
     const s = new ScoringServer(modelFile, opts);
-    s.slot = new ModelSlot(await ModelScorer.open(modelFile, opts), new Date(), opts.maxBatchRows ?? 16384);
+    s.slot = new ModelSlot(await Scorer.open(modelFile, opts), new Date(), opts.maxBatchRows ?? 16384);
     await new Promise<void>((resolve, reject) => {
       s.server.once("error", (err: NodeJS.ErrnoException) =>
         reject(new MtlError("E_LISTEN", `cannot listen on ${opts.host ?? "127.0.0.1"}:${opts.port ?? 8080}: ${err.code ?? err.message}`, { hint: err.code === "EADDRINUSE" ? "another process holds the port; pick another with --port" : undefined })));
@@ -164,7 +94,7 @@ export class ScoringServer {
     return `http://${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port}`;
   }
 
-  get model(): ModelScorer {
+  get model(): Scorer {
     return this.slot.scorer;
   }
 
@@ -175,7 +105,7 @@ export class ScoringServer {
 
   /** Opens the model file again and swaps it in without dropping a request. */
   async reload(): Promise<void> {
-    const next = new ModelSlot(await ModelScorer.open(this.modelFile, this.opts), new Date(), this.opts.maxBatchRows ?? 16384);
+    const next = new ModelSlot(await Scorer.open(this.modelFile, this.opts), new Date(), this.opts.maxBatchRows ?? 16384);
     const old = this.slot;
     this.slot = next;
     await old.drain();
@@ -226,21 +156,21 @@ export class ScoringServer {
     try {
       const path = (req.url ?? "/").split("?")[0];
       if (path === "/healthz") {
-        if (req.method !== "GET" && req.method !== "HEAD") throw new HttpError(405, "method_not_allowed", "use GET");
+        if (req.method !== "GET" && req.method !== "HEAD") throw new RequestError(405, "method_not_allowed", "use GET");
         this.send(res, this.closing ? 503 : 200, { status: this.closing ? "shutting down" : "ok", model: this.slot.scorer.info.model });
       } else if (path === "/v1/model") {
-        if (req.method !== "GET") throw new HttpError(405, "method_not_allowed", "use GET");
+        if (req.method !== "GET") throw new RequestError(405, "method_not_allowed", "use GET");
         this.send(res, 200, this.describe());
       } else if (path === "/v1/score") {
-        if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST with a JSON body");
+        if (req.method !== "POST") throw new RequestError(405, "method_not_allowed", "use POST with a JSON body");
         const body = await this.readBody(req);
         this.send(res, 200, await this.score(body));
       } else {
-        throw new HttpError(404, "not_found", `no route ${path}; routes: POST /v1/score, GET /v1/model, GET /healthz`);
+        throw new RequestError(404, "not_found", `no route ${path}; routes: POST /v1/score, GET /v1/model, GET /healthz`);
       }
     } catch (err) {
       if (res.headersSent) res.destroy();
-      else if (err instanceof HttpError) {
+      else if (err instanceof RequestError) {
         if (err.status === 413) res.setHeader("connection", "close");
         this.send(res, err.status, { error: { code: err.code, message: err.message } });
       } else {
@@ -272,7 +202,7 @@ export class ScoringServer {
     const declared = Number(req.headers["content-length"]);
     if (Number.isFinite(declared) && declared > limit) {
       req.resume();
-      return Promise.reject(new HttpError(413, "body_too_large", `the body is ${declared} bytes; the limit is ${limit}`));
+      return Promise.reject(new RequestError(413, "body_too_large", `the body is ${declared} bytes; the limit is ${limit}`));
     }
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
@@ -284,7 +214,7 @@ export class ScoringServer {
         if (size > limit) {
           failed = true;
           chunks.length = 0;
-          reject(new HttpError(413, "body_too_large", `the body exceeds the limit of ${limit} bytes`));
+          reject(new RequestError(413, "body_too_large", `the body exceeds the limit of ${limit} bytes`));
           return;
         }
         chunks.push(c);
@@ -293,98 +223,23 @@ export class ScoringServer {
         if (!failed) resolve(Buffer.concat(chunks).toString("utf8"));
       });
       req.on("error", (err) => {
-        if (!failed) reject(new HttpError(400, "bad_request", `reading the body failed: ${err.message}`));
+        if (!failed) reject(new RequestError(400, "bad_request", `reading the body failed: ${err.message}`));
         failed = true;
       });
     });
   }
 
-  private parseRequest(text: string): { context: Record<string, RawValue>; candidates: Record<string, RawValue>[]; rank: RankFormula | "p_ctr" | "p_cvr" | "p_ctcvr" | null; topK: number | null } {
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch (err) {
-      throw new HttpError(400, "bad_json", `invalid JSON: ${(err as Error).message}`);
-    }
-    if (typeof body !== "object" || body === null || Array.isArray(body)) throw new HttpError(400, "bad_request", "the body must be a JSON object {\"context\": {...}, \"candidates\": [...]}");
-    const b = body as RequestBody;
-    for (const k of Object.keys(b)) if (!["context", "candidates", "rank", "top_k"].includes(k)) throw new HttpError(400, "bad_request", `unknown key '${k}'; keys: context, candidates, rank, top_k`);
-    const context = b.context ?? {};
-    if (typeof context !== "object" || context === null || Array.isArray(context)) throw new HttpError(400, "bad_request", "'context' must be an object of feature values");
-    if (!Array.isArray(b.candidates) || b.candidates.length === 0) throw new HttpError(400, "bad_request", "'candidates' must be a non-empty list of objects");
-    const max = this.opts.maxCandidates ?? 1000;
-    if (b.candidates.length > max) throw new HttpError(400, "too_many_candidates", `${b.candidates.length} candidates; the limit is ${max}`);
-    let rank: ReturnType<ScoringServer["parseRequest"]>["rank"] = null;
-    if (b.rank === true) rank = this.formula;
-    else if (b.rank === "p_ctr" || b.rank === "p_cvr" || b.rank === "p_ctcvr") rank = b.rank;
-    else if (b.rank !== undefined && b.rank !== false) throw new HttpError(400, "bad_request", "'rank' is true (the server's formula), false, or one of \"p_ctr\", \"p_cvr\", \"p_ctcvr\"");
-    let topK: number | null = null;
-    if (b.top_k !== undefined) {
-      if (!(typeof b.top_k === "number" && Number.isInteger(b.top_k) && b.top_k > 0)) throw new HttpError(400, "bad_request", "'top_k' must be a positive integer");
-      if (rank === null) throw new HttpError(400, "bad_request", "'top_k' needs 'rank'");
-      topK = b.top_k;
-    }
-    const { schema } = this.slot.scorer.info;
-    const sources = new Set<string>();
-    for (const f of schema.features) {
-      sources.add(f.source);
-      if (f.kind === "weighted_ids" && f.weightSource) sources.add(f.weightSource);
-    }
-    // Checked per value without building strings: a request has ~1,000 of them.
-    const valid = (v: unknown): boolean => v === null || isScalar(v) || (Array.isArray(v) && v.every(isScalar));
-    const mistyped = (v: unknown, where: string): HttpError => {
-      const what = Array.isArray(v) ? "a list with an item that is not a string, number or boolean" : typeof v === "number" ? "a non-finite number" : typeof v === "object" ? "an object" : typeof v;
-      return new HttpError(400, "mistyped_feature", `${where}: expected a string, a number, a boolean or a list of them, got ${what}`);
-    };
-    const ctx = context as Record<string, unknown>;
-    for (const k of Object.keys(ctx)) if (sources.has(k) && !valid(ctx[k])) throw mistyped(ctx[k], `context.${k}`);
-    const candidates = b.candidates;
-    for (let i = 0; i < candidates.length; i++) {
-      const c: unknown = candidates[i];
-      if (typeof c !== "object" || c === null || Array.isArray(c)) throw new HttpError(400, "bad_request", `candidates[${i}] must be an object of feature values`);
-      const cand = c as Record<string, unknown>;
-      for (const k in cand) {
-        if (!sources.has(k)) continue;
-        if (ctx[k] !== undefined) throw new HttpError(400, "bad_request", `candidates[${i}].${k} is also given in context; give each feature once`);
-        if (!valid(cand[k])) throw mistyped(cand[k], `candidates[${i}].${k}`);
-      }
-    }
-    if (rank !== null && typeof rank === "object") {
-      for (const f of rank.fields) {
-        b.candidates.forEach((c: Record<string, unknown>, i: number) => {
-          if (typeof c[f] !== "number" || !Number.isFinite(c[f])) throw new HttpError(400, "bad_request", `the rank formula '${rank === null || typeof rank === "string" ? "" : rank.text}' needs a number '${f}' in every candidate; candidates[${i}] has ${JSON.stringify(c[f])}`);
-        });
-      }
-    }
-    return { context: ctx as Record<string, RawValue>, candidates: b.candidates as Record<string, RawValue>[], rank, topK };
-  }
-
   private async score(text: string): Promise<unknown> {
-    const req = this.parseRequest(text);
     const slot = this.slot; // the model this request is encoded for, even if a reload swaps it meanwhile
-    let batch: Batch;
-    try {
-      batch = encodeCandidates(slot.scorer.info.layout, req.context, req.candidates);
-    } catch (err) {
-      if (err instanceof RowError) {
-        const i = (err.where.line ?? 1) - 1;
-        const field = err.where.field;
-        const cand = req.candidates[i] ?? {};
-        if (err.reason === "missing_column") {
-          throw new HttpError(400, "missing_feature", `candidates[${i}]: the feature '${field}' is in neither the candidate nor the context${err.hint ? ` (${err.hint})` : ""}`);
-        }
-        const owner = field === undefined ? `candidates[${i}]` : field in cand ? `candidates[${i}].${field}` : `context.${field}`;
-        throw new HttpError(400, "bad_feature", `${owner}: ${err.message}${err.hint ? ` (${err.hint})` : ""}`);
-      }
-      throw err;
-    }
+    const req = parseScoreRequest(text, slot.scorer.info.schema, { maxCandidates: this.opts.maxCandidates ?? 1000, formula: this.formula });
+    const batch = encodeScoreRequest(slot.scorer.info.layout, req);
     const timeoutMs = this.opts.timeoutMs ?? 2000;
     const { promise, job } = slot.score(batch);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         job.cancelled = true;
-        reject(new HttpError(503, "timeout", `not scored within ${timeoutMs} ms; the server is overloaded`));
+        reject(new RequestError(503, "timeout", `not scored within ${timeoutMs} ms; the server is overloaded`));
       }, timeoutMs);
     });
     let s: Scores;
@@ -393,14 +248,6 @@ export class ScoringServer {
     } finally {
       clearTimeout(timer);
     }
-    const rows = Array.from({ length: batch.size }, (_, i) => ({ index: i, p_ctr: s.p_ctr[i]!, p_cvr: s.p_cvr[i]!, p_ctcvr: s.p_ctcvr[i]! }));
-    if (req.rank === null) return { model: slot.scorer.info.model, ranked_by: null, scores: rows };
-    const rank = req.rank;
-    const scored = rows.map((r) => ({
-      ...r,
-      score: typeof rank === "string" ? r[rank] : rank.evaluate((name) => (name === "p_ctr" || name === "p_cvr" || name === "p_ctcvr" ? r[name] : (req.candidates[r.index]![name] as number))),
-    }));
-    scored.sort((a, b) => b.score - a.score || a.index - b.index);
-    return { model: slot.scorer.info.model, ranked_by: typeof rank === "string" ? rank : rank.text, scores: req.topK ? scored.slice(0, req.topK) : scored };
+    return { model: slot.scorer.info.model, ranked_by: req.rank === null ? null : rankName(req.rank), scores: rankCandidates(s, req.candidates, req.rank, req.topK) };
   }
 }

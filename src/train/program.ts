@@ -125,9 +125,12 @@ class Recorder implements ModelContext {
         this.tableLookups[t] = storeTable(this.graph, table, tableWeights(data, table), this.dtype, this.tableStorage);
         this.rowSlots.push([]);
       } else {
-        this.rowValues.push(this.graph.input(rowsName(table.name), this.dtype, ["rows", table.dim]));
+        // Each table's block has its own symbolic row count: onnxruntime plans buffers by dim name,
+        // so two tables sharing one ("rows") could be given one buffer for different shapes.
+        const rows = `rows.${table.name}`;
+        this.rowValues.push(this.graph.input(rowsName(table.name), this.dtype, [rows, table.dim]));
         const slots = this.mode === "train" ? this.slotNames : [];
-        this.rowSlots.push(slots.map((s) => this.graph.input(slotName(rowsName(table.name), s), this.dtype, ["rows", table.dim])));
+        this.rowSlots.push(slots.map((s) => this.graph.input(slotName(rowsName(table.name), s), this.dtype, [rows, table.dim])));
       }
     }
     this.lookups.push({ input, table: table.name, shape: [...shape] });

@@ -8,16 +8,20 @@ import { MtlError } from "../errors.js";
 import { type TypedArray, dtypeOfArray } from "../graph/dtype.js";
 import type { Shape } from "../graph/ir.js";
 import { encodeGraph } from "../onnx/serialize.js";
-import { type Device, Session, type Tensor } from "../runtime/session.js";
-import { WorkerSession } from "../runtime/worker-session.js";
-import { Prng } from "../util/prng.js";
+import { openSession, type ModelSession } from "../runtime/model-session.js";
+import type { Device, Tensor } from "../runtime/session.js";
+import { Rng } from "../util/prng.js";
 import type { FloatDType } from "./model.js";
 import { type Program, type ProgramSignature, localName, newName, rowsName, slotName } from "./program.js";
 import { RowIndexer, gatherRows, scatterRows, type IdArray } from "./sparse.js";
 import type { FloatArray, TrainingState } from "./state.js";
 
-/** A batch: each lookup input's global ids, flat row-major (Int32Array or BigInt64Array), and the other batch inputs. */
-export type Batch = Readonly<Record<string, TypedArray>>;
+/**
+ * A step's inputs by name: each lookup input's global ids, flat row-major (Int32Array or
+ * BigInt64Array), and the other batch inputs (labels, dense, weights); the program's signature gives
+ * the dims. `stepFeeds` (src/models/feeds.ts) makes them from a data batch.
+ */
+export type StepFeeds = Readonly<Record<string, TypedArray>>;
 
 export interface StepResult {
   loss: number;
@@ -55,7 +59,7 @@ interface Prepared {
   step: number;
 }
 
-type TrainSession = { session: Session | WorkerSession; signature: ProgramSignature };
+type ProgramSession = { session: ModelSession; signature: ProgramSignature };
 
 export interface FitOptions {
   /** Learning rate, or a schedule of the 1-based step number. */
@@ -80,8 +84,8 @@ export class Trainer {
 
   private constructor(
     readonly state: TrainingState,
-    readonly train: TrainSession | null,
-    readonly evaluation: { session: Session; signature: ProgramSignature } | null,
+    readonly train: ProgramSession | null,
+    readonly evaluation: ProgramSession | null,
   ) {}
 
   /** Sessions for the programs given (built graphs or encoded bytes with their signature). */
@@ -97,12 +101,12 @@ export class Trainer {
       // The step's int64 scalars (its count's Cast, a Mean's batch size) stay on the CPU on webgpu;
       // test/gpu.test.ts pins that nothing heavier does. The eval program runs wholly on the device.
       const options = { ...sessionOptions, cpuFallback: what === "train_step", source: `<${p.signature.model} ${what} program>` };
-      const session = inWorker ? await WorkerSession.create(bytes, options) : await Session.create(bytes, options);
+      const session = await openSession(bytes, { ...options, worker: inWorker });
       return { session, signature: p.signature };
     };
     const train = await open(programs.train, "train_step", worker);
     const evaluation = await open(programs.eval, "eval", false);
-    const t = new Trainer(state, train, evaluation as { session: Session; signature: ProgramSignature } | null);
+    const t = new Trainer(state, train, evaluation);
     try {
       for (const p of [t.train, t.evaluation]) if (p) checkState(state, p.signature);
     } catch (err) {
@@ -113,7 +117,7 @@ export class Trainer {
   }
 
   /** One update: returns the losses and predictions computed before the update. */
-  async step(batch: Batch, lr: number): Promise<StepResult> {
+  async step(batch: StepFeeds, lr: number): Promise<StepResult> {
     const train = this.requireTrain();
     const p = this.prepare(train.signature, batch);
     const out = await this.launch(train, p, lr);
@@ -127,7 +131,7 @@ export class Trainer {
    * changes are patched into step t+1's block when it finishes. The result is bit-identical to
    * calling step() on each batch. Returns the number of steps taken.
    */
-  async fit(batches: Iterable<Batch> | AsyncIterable<Batch>, opts: FitOptions): Promise<number> {
+  async fit(batches: Iterable<StepFeeds> | AsyncIterable<StepFeeds>, opts: FitOptions): Promise<number> {
     const train = this.requireTrain();
     const sig = train.signature;
     const lrAt = typeof opts.lr === "number" ? () => opts.lr as number : opts.lr;
@@ -182,7 +186,7 @@ export class Trainer {
   }
 
   /** Forward and loss on a batch with the current state; nothing changes. */
-  async evaluate(batch: Batch): Promise<StepResult> {
+  async evaluate(batch: StepFeeds): Promise<StepResult> {
     if (!this.evaluation) throw new MtlError("E_TRAIN", "this trainer has no eval program");
     const sig = this.evaluation.signature;
     const p = this.prepare(sig, batch);
@@ -216,7 +220,7 @@ export class Trainer {
     }
   }
 
-  private requireTrain(): TrainSession {
+  private requireTrain(): ProgramSession {
     if (!this.train) throw new MtlError("E_TRAIN", "this trainer has no training-step program");
     return this.train;
   }
@@ -225,7 +229,7 @@ export class Trainer {
    * Host work that needs no result of the step before: unique ids and local indices per table,
    * the row blocks gathered from the tables, batch inputs, dropout masks (advancing the PRNG).
    */
-  private prepare(sig: ProgramSignature, batch: Batch): Prepared {
+  private prepare(sig: ProgramSignature, batch: StepFeeds): Prepared {
     const feeds: Record<string, Tensor> = {};
     const size = batchSize(sig, batch);
     const blocks = new Map<string, Int32Array>();
@@ -273,15 +277,15 @@ export class Trainer {
       feeds[b.name] = { dtype: b.dtype, dims: concreteDims(b.shape, size, b.name), data };
     }
     if (sig.dropouts.length) {
-      const rng = new Prng(this.state.rng);
+      const rng = Rng.fromWords(this.state.rng);
       for (const d of sig.dropouts) {
         const dims = concreteDims(d.shape, size, d.input);
         const mask = new Uint8Array(dims.reduce((a, b) => a * b, 1));
-        for (let i = 0; i < mask.length; i++) mask[i] = rng.uniform() >= d.rate ? 1 : 0;
+        for (let i = 0; i < mask.length; i++) mask[i] = rng.next() >= d.rate ? 1 : 0;
         owned.push(mask.buffer);
         feeds[d.input] = { dtype: "bool", dims, data: mask };
       }
-      this.state.rng = rng.state;
+      this.state.rng = rng.words();
     }
     return { feeds, blocks, indexers, owned, step: 0 };
   }
@@ -330,7 +334,7 @@ export class Trainer {
   }
 
   /** Completes the feeds, runs the step, and takes its dense results; the rows are scattered by the caller. */
-  private async launch(train: TrainSession, p: Prepared, lr: number): Promise<Record<string, Tensor>> {
+  private async launch(train: ProgramSession, p: Prepared, lr: number): Promise<Record<string, Tensor>> {
     const sig = train.signature;
     if (!(Number.isFinite(lr) && lr >= 0)) throw new MtlError("E_CONFIG", `learning rate must be a finite number >= 0, got ${lr}`, { where: { field: "lr" } });
     const Arr = sig.dtype === "float64" ? Float64Array : Float32Array;
@@ -339,7 +343,6 @@ export class Trainer {
     p.feeds["step"] = { dtype: "int64", dims: [], data: BigInt64Array.of(BigInt(p.step)) };
     p.feeds["lr"] = { dtype: sig.dtype, dims: [], data: Arr.of(lr) };
     const out = await this.run(train.session, p.feeds, p.owned);
-    if (!(train.session instanceof WorkerSession)) this.recycle(p.owned);
     for (const param of sig.params) {
       this.state.require(param.name).data = out[newName(param.name)]!.data as FloatArray;
       for (const s of sig.slots) this.state.require(slotName(param.name, s)).data = out[newName(slotName(param.name, s))]!.data as FloatArray;
@@ -360,12 +363,11 @@ export class Trainer {
     }
   }
 
-  private async run(session: Session | WorkerSession, feeds: Record<string, Tensor>, transfer: ArrayBuffer[] = []): Promise<Record<string, Tensor>> {
+  /** Runs a session; the feed buffers it hands back (the step's own, and a worker's returned inputs) go to the pool. */
+  private async run(session: ModelSession, feeds: Record<string, Tensor>, transfer: ArrayBuffer[] = []): Promise<Record<string, Tensor>> {
     let fed = 0;
     for (const t of Object.values(feeds)) fed += t.data.byteLength;
-    const out = session instanceof WorkerSession
-      ? await session.run(feeds, { transfer, onInputs: (buffers) => this.recycle(buffers) })
-      : await session.run(feeds);
+    const out = await session.run(feeds, { transfer, onInputs: (buffers) => this.recycle(buffers) });
     let fetched = 0;
     for (const t of Object.values(out)) fetched += t.data.byteLength;
     this.lastStepBytes = { fed, fetched };
@@ -377,7 +379,7 @@ function tensorOf(data: FloatArray, dims: readonly number[]): Tensor {
   return { dtype: data instanceof Float64Array ? "float64" : "float32", dims, data };
 }
 
-function idsOf(batch: Batch, name: string): IdArray {
+function idsOf(batch: StepFeeds, name: string): IdArray {
   const ids = batch[name];
   if (!ids) throw new MtlError("E_BATCH", `the batch has no ids '${name}'`, { where: { field: name } });
   if (!(ids instanceof Int32Array || ids instanceof BigInt64Array)) {
@@ -387,7 +389,7 @@ function idsOf(batch: Batch, name: string): IdArray {
 }
 
 /** The batch size, from the first lookup (or batch input) whose shape has the symbolic batch dim. */
-function batchSize(sig: ProgramSignature, batch: Batch): number {
+function batchSize(sig: ProgramSignature, batch: StepFeeds): number {
   for (const s of [...sig.lookups.map((l) => ({ name: l.input, shape: l.shape })), ...sig.batchInputs]) {
     const data = batch[s.name];
     if (!data) continue;

@@ -2,7 +2,8 @@
  * `mtl/web`: score raw records in a browser with an exported mtl model. onnxruntime-web runs the
  * same .onnx file as `mtl run` and `mtl serve`; the model's metadata (feature schema, hashing) is
  * read from its protobuf with mtl's generated onnx module, and records are encoded by the same
- * encoder code as in Node (src/features, src/scoring/feeds.ts), so a record scores the same everywhere.
+ * encoder, feeds contract (src/models/feeds.ts), request contract and ranking (src/serve/request.ts,
+ * ranking.ts) as in Node, so a record scores and a request ranks the same everywhere.
  *
  *   import { WebScorer } from "mtl/web";
  *   const scorer = await WebScorer.load("/model.onnx");               // wasm; { device: "webgpu" } for WebGPU
@@ -14,11 +15,13 @@
 import * as ort from "onnxruntime-web";
 import { MtlError, isMtlError } from "../errors.js";
 import type { Batch } from "../features/batch.js";
-import { encodeRecords, RowError, type RawValue } from "../features/encode.js";
-import { encodeCandidates, PREDICTIONS, scoringFeeds, type Scores } from "../scoring/feeds.js";
+import { encodeCandidates, encodeRecords, RowError, type RawValue } from "../features/encode.js";
+import { batchFeeds, PREDICTIONS, type PredictionName, type Scores } from "../models/feeds.js";
 import { META_KEYS, readModelInfo, type ModelInfo } from "../scoring/metadata.js";
+import { rankCandidates, rankName, type ScoredCandidate } from "../serve/ranking.js";
+import { encodeScoreRequest, RequestError, validateScoreRequest } from "../serve/request.js";
 
-export { MtlError, isMtlError, RowError, PREDICTIONS, type ModelInfo, type Scores, type RawValue };
+export { MtlError, isMtlError, RowError, RequestError, PREDICTIONS, type ModelInfo, type Scores, type RawValue, type ScoredCandidate };
 export { toSchemaJson } from "../features/schema.js";
 
 export type WebDevice = "wasm" | "webgpu";
@@ -37,12 +40,14 @@ export interface WebScorerOptions {
   source?: string;
 }
 
-export interface RankedCandidate {
-  /** Position of the candidate in the request. */
-  index: number;
-  p_ctr: number;
-  p_cvr: number;
-  p_ctcvr: number;
+/** A ranked candidate: its position in the request, its scores, and the score it was ranked by. */
+export type RankedCandidate = ScoredCandidate & { score: number };
+
+/** The answer to a scoring request, as `mtl serve`'s POST /v1/score gives it. */
+export interface ScoreResponse {
+  model: string;
+  ranked_by: string | null;
+  scores: ScoredCandidate[];
 }
 
 interface GpuLike {
@@ -121,7 +126,7 @@ export class WebScorer {
   /** Scores encoded rows. */
   async scoreBatch(batch: Batch): Promise<Scores> {
     const feeds: Record<string, ort.Tensor> = {};
-    for (const [name, t] of Object.entries(scoringFeeds(batch, this.info.layout))) feeds[name] = new ort.Tensor(t.dtype, t.data, t.dims);
+    for (const [name, t] of Object.entries(batchFeeds(batch, this.info.layout, { ids: "int64", labels: false }))) feeds[name] = new ort.Tensor(t.data, t.dims);
     const out = await this.session.run(feeds);
     const take = (name: string) => Float32Array.from(out[name]!.data as Float32Array);
     return { p_ctr: take("p_ctr"), p_cvr: take("p_cvr"), p_ctcvr: take("p_ctcvr") };
@@ -138,10 +143,19 @@ export class WebScorer {
   }
 
   /** Candidates sorted by a prediction (default pCTCVR), best first. */
-  async rank(context: Readonly<Record<string, RawValue | undefined>>, candidates: readonly Readonly<Record<string, RawValue | undefined>>[], by: (typeof PREDICTIONS)[number] = "p_ctcvr"): Promise<RankedCandidate[]> {
-    const s = await this.scoreCandidates(context, candidates);
-    const rows = candidates.map((_, i) => ({ index: i, p_ctr: s.p_ctr[i]!, p_cvr: s.p_cvr[i]!, p_ctcvr: s.p_ctcvr[i]! }));
-    return rows.sort((a, b) => b[by] - a[by] || a.index - b.index);
+  async rank(context: Readonly<Record<string, RawValue | undefined>>, candidates: readonly Readonly<Record<string, RawValue | undefined>>[], by: PredictionName = "p_ctcvr"): Promise<RankedCandidate[]> {
+    return rankCandidates(await this.scoreCandidates(context, candidates), candidates, by) as RankedCandidate[];
+  }
+
+  /**
+   * Answers a scoring request body ({"context", "candidates", "rank", "top_k"}) exactly as `mtl
+   * serve` answers POST /v1/score (`"rank": true` ranks by p_ctcvr here). A bad request throws a
+   * RequestError naming the key, candidate and field.
+   */
+  async scoreRequest(body: unknown): Promise<ScoreResponse> {
+    const req = validateScoreRequest(body, this.info.schema);
+    const s = await this.scoreBatch(encodeScoreRequest(this.info.layout, req));
+    return { model: this.info.model, ranked_by: req.rank === null ? null : rankName(req.rank), scores: rankCandidates(s, req.candidates, req.rank, req.topK) };
   }
 
   async release(): Promise<void> {

@@ -1,0 +1,70 @@
+/**
+ * Micro-batching in front of one model: a session run at a time, each taking every request queued
+ * while the previous run went on (no fixed delay to wait out), up to a row limit per run.
+ */
+import { concatBatches, type Batch } from "../features/batch.js";
+import type { Scores } from "../models/feeds.js";
+import type { Scorer } from "../scoring/scorer.js";
+
+/** One request's rows waiting for a run; `cancelled` (a timed-out request) drops it from the queue. */
+export interface Job {
+  readonly batch: Batch;
+  resolve(s: Scores): void;
+  reject(e: Error): void;
+  cancelled: boolean;
+}
+
+/** One model and the queue in front of its session. */
+export class ModelSlot {
+  private readonly queue: Job[] = [];
+  /** Session runs and rows scored (micro-batching: runs ≤ requests). */
+  runs = 0;
+  rows = 0;
+  private running: Promise<void> | null = null;
+
+  constructor(readonly scorer: Scorer, readonly loadedAt: Date, private readonly maxRows: number) {}
+
+  /** Queues a batch; the promise resolves with its rows' scores. */
+  score(batch: Batch): { promise: Promise<Scores>; job: Job } {
+    let job!: Job;
+    const promise = new Promise<Scores>((resolve, reject) => {
+      job = { batch, resolve, reject, cancelled: false };
+    });
+    this.queue.push(job);
+    if (!this.running) this.running = this.pump();
+    return { promise, job };
+  }
+
+  private async pump(): Promise<void> {
+    while (this.queue.length) {
+      const jobs: Job[] = [];
+      let rows = 0;
+      while (this.queue.length && (jobs.length === 0 || rows + this.queue[0]!.batch.size <= this.maxRows)) {
+        const j = this.queue.shift()!;
+        if (j.cancelled) continue;
+        jobs.push(j);
+        rows += j.batch.size;
+      }
+      if (!jobs.length) continue;
+      try {
+        this.runs++;
+        this.rows += rows;
+        const s = await this.scorer.score(concatBatches(this.scorer.info.layout, jobs.map((j) => j.batch)));
+        let at = 0;
+        for (const j of jobs) {
+          const n = j.batch.size;
+          j.resolve({ p_ctr: s.p_ctr.subarray(at, at + n), p_cvr: s.p_cvr.subarray(at, at + n), p_ctcvr: s.p_ctcvr.subarray(at, at + n) });
+          at += n;
+        }
+      } catch (err) {
+        for (const j of jobs) j.reject(err as Error);
+      }
+    }
+    this.running = null;
+  }
+
+  /** Resolves when every queued job has been scored. */
+  async drain(): Promise<void> {
+    while (this.running) await this.running;
+  }
+}
