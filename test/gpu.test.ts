@@ -16,12 +16,14 @@ import { encodeGraph } from "../src/onnx/serialize.js";
 import type { OptimizerConfig } from "../src/optim/index.js";
 import { measurePlacement } from "../src/runtime/placement.js";
 import type { Device, Tensor } from "../src/runtime/session.js";
-import { WorkerSession } from "../src/runtime/worker-session.js";
-import { stepFeeds } from "../src/models/feeds.js";
+import { openSession } from "../src/runtime/model-session.js";
+import { PREDICTIONS, stepFeeds, type Scores } from "../src/models/feeds.js";
+import { Scorer } from "../src/scoring/scorer.js";
 import { Trainer, buildEvalProgram, buildInferenceGraph, buildTrainingStep, describeModel, initialState, type StepFeeds as Batch, type TrainingState } from "../src/train/index.js";
 import { makeBatch } from "./batches.js";
 import { REPO_ROOT, tempDir, writeTemp } from "./helpers/data.js";
 import { webgpuSkip } from "./helpers/gpu.js";
+import { exportScoringModel, scoringRecords } from "./helpers/scoring.js";
 
 const skip = await webgpuSkip();
 const world = new SynthWorld({ seed: 5, users: 100, items: 80, bias: 1 });
@@ -101,7 +103,7 @@ async function parity(t: TestContext, name: string): Promise<void> {
   const feeds = inferenceFeeds(batches[STEPS]!);
   const out: Record<string, Record<string, Tensor>> = {};
   for (const device of ["cpu", "webgpu"] as const) {
-    const s = await WorkerSession.create(graph, { device });
+    const s = await openSession(graph, { device, worker: true });
     out[device] = await s.run(feeds);
     await s.release();
   }
@@ -168,4 +170,17 @@ test("webgpu without a usable Vulkan driver fails at once in one line saying how
   assert.equal(lines.length, 1, stderr);
   assert.match(lines[0]!, /no WebGPU adapter/);
   assert.match(lines[0]!, /Vulkan/);
+});
+
+test("Scorer { device: \"webgpu\" } (what mtl run and mtl serve open) scores raw records as the CPU does, within 1e-5", { skip }, async () => {
+  const dir = tempDir("mtl-gpu-scorer-");
+  const file = exportScoringModel(dir, "model.onnx").file;
+  const records = scoringRecords(40, 5);
+  const scores: Scores[] = [];
+  for (const device of ["cpu", "webgpu"] as const) {
+    const scorer = await Scorer.open(file, { device });
+    scores.push(await scorer.scoreRecords(records as never));
+    await scorer.release();
+  }
+  for (const p of PREDICTIONS) assertRelClose(scores[1]![p], scores[0]![p], `scoring ${p}`, 1e-5, 1);
 });
