@@ -14,8 +14,11 @@ import { SynthWorld, synthBatches } from "../src/data/synth.js";
 import { MODELS } from "../src/models/index.js";
 import { encodeGraph } from "../src/onnx/serialize.js";
 import type { OptimizerConfig } from "../src/optim/index.js";
-import { measurePlacement } from "../src/runtime/placement.js";
-import type { Device, Tensor } from "../src/runtime/session.js";
+import { measurePlacement, refuseHeavyCpuNodes } from "../src/runtime/placement.js";
+import { type Device, Session, type Tensor } from "../src/runtime/session.js";
+import { MtlError } from "../src/errors.js";
+import { Graph } from "../src/graph/ir.js";
+import * as ops from "../src/graph/ops.js";
 import { openSession } from "../src/runtime/model-session.js";
 import { PREDICTIONS, stepFeeds, type Scores } from "../src/models/feeds.js";
 import { Scorer } from "../src/scoring/scorer.js";
@@ -183,4 +186,14 @@ test("Scorer { device: \"webgpu\" } (what mtl run and mtl serve open) scores raw
     await scorer.release();
   }
   for (const p of PREDICTIONS) assertRelClose(scores[1]![p], scores[0]![p], `scoring ${p}`, 1e-5, 1);
+});
+
+test("a node WebGPU cannot run is refused by name, not run on the CPU (Sum has no WebGPU kernel)", { skip }, async () => {
+  const g = new Graph();
+  const x = g.input("x", "float32", ["batch", 4]);
+  g.output(ops.Sum(x, x, x), "y");
+  const bytes = encodeGraph(g);
+  await assert.rejects(Session.create(bytes, { device: "webgpu", source: "sum.onnx" }), (e: unknown) => e instanceof MtlError && e.code === "E_DEVICE" && /no webgpu kernel/.test(e.message) && /mtl inspect --device webgpu/.test(e.hint ?? ""));
+  // The training step's path: CPU nodes allowed, then the measured placement refuses a heavy one.
+  await assert.rejects(refuseHeavyCpuNodes(bytes, g, "webgpu", "sum.onnx"), (e: unknown) => e instanceof MtlError && e.code === "E_DEVICE" && /Sum \(/.test(e.message));
 });

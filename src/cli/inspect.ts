@@ -39,7 +39,7 @@ export function formatSummary(file: string, size: number, s: ModelSummary): stri
 export function formatPlacement(p: Placement): string {
   const rows = Object.entries(p.nodeCounts).map(([provider, n]) => [provider, `${n} nodes`]);
   rows.push(["copies", `${p.copies} MemcpyToHost/MemcpyFromHost`]);
-  if (p.device !== "cpu") rows.push(["on the CPU", formatCpuNodes(p.cpuNodes)]);
+  if (p.device !== "cpu") rows.push(["on the CPU", formatCpuNodes(p)]);
   return [`placement on ${p.device}`, table(rows, "    ")].join("\n");
 }
 

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MtlError } from "../errors.js";
+import type { Graph } from "../graph/ir.js";
 import type { Device } from "./session.js";
 
 export interface PlacedNode {
@@ -22,6 +23,8 @@ export interface Placement {
   nodeCounts: Record<string, number>;
   /** The nodes the CPU runs while the rest runs on the device (empty on cpu, where all do). */
   cpuNodes: PlacedNode[];
+  /** On a device: onnxruntime put every node on the CPU (its log then names none of them). */
+  allOnCpu: boolean;
   /** MemcpyToHost / MemcpyFromHost nodes onnxruntime inserted between the two. */
   copies: number;
 }
@@ -35,6 +38,7 @@ export function parsePlacementLog(log: string, device: Device): Placement {
   let copies = 0;
   let provider: string | null = null;
   let inBlock = false;
+  let allOnCpu = false;
   for (const line of log.split("\n")) {
     if (!line.includes("VerifyEachNodeIsAssignedToAnEp]")) {
       if (inBlock) break;
@@ -49,6 +53,7 @@ export function parsePlacementLog(log: string, device: Device): Placement {
     if (header) {
       provider = header[1]!;
       nodeCounts[provider] = Number(header[2]);
+      if (/All nodes placed/.test(text) && provider === CPU && device !== "cpu") allOnCpu = true;
       continue;
     }
     const node = /^ {3}(\w+) \((.*)\)\s*$/.exec(text);
@@ -60,7 +65,7 @@ export function parsePlacementLog(log: string, device: Device): Placement {
   if (Object.keys(nodeCounts).length === 0) {
     throw new MtlError("E_RUN", "onnxruntime's log has no node placements", { hint: "this onnxruntime build may log differently; see docs/gpu.md" });
   }
-  return { device, nodeCounts, cpuNodes, copies };
+  return { device, nodeCounts, cpuNodes, allOnCpu, copies };
 }
 
 /** Loads the model on `device` in a child process and reports where onnxruntime placed each node. */
@@ -90,8 +95,35 @@ export async function measurePlacement(model: string | Uint8Array, device: Devic
 }
 
 /** `ReduceProd ×2, Cast ×3`: the CPU nodes by op, most first. */
-export function formatCpuNodes(nodes: readonly PlacedNode[]): string {
+export function formatCpuNodes(p: Placement): string {
+  if (p.allOnCpu) return "all of them";
+  const nodes = p.cpuNodes;
   const byOp = new Map<string, number>();
   for (const n of nodes) byOp.set(n.op, (byOp.get(n.op) ?? 0) + 1);
   return [...byOp].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([op, n]) => (n > 1 ? `${op} ×${n}` : op)).join(", ") || "none";
+}
+
+/**
+ * The CPU nodes of a placement that carry more than a scalar or a shape: an output of rank 2 or
+ * more, or a float output of rank 1. onnxruntime keeps shape arithmetic and int64 scalars on the CPU
+ * by design; anything else there is a node the device cannot run. A node the graph does not name
+ * (one onnxruntime made) counts as heavy.
+ */
+export function heavyCpuNodes(placement: Placement, graph: Graph): PlacedNode[] {
+  const byName = new Map(graph.nodes.map((n) => [n.name, n]));
+  const onCpu = placement.allOnCpu ? graph.nodes.filter((n) => n.opType !== "Constant").map((n) => ({ op: n.opType, name: n.name })) : placement.cpuNodes;
+  return onCpu.filter((p) => {
+    const node = byName.get(p.name);
+    return !node || node.outputs.some((v) => v.rank > 1 || (v.rank === 1 && v.dtype.startsWith("float")));
+  });
+}
+
+/** Refuses a model that would run anything heavier than shape arithmetic on the CPU beside `device`. */
+export async function refuseHeavyCpuNodes(bytes: Uint8Array, graph: Graph, device: Device, source: string): Promise<void> {
+  const heavy = heavyCpuNodes(await measurePlacement(bytes, device), graph);
+  if (heavy.length === 0) return;
+  const list = heavy.slice(0, 8).map((n) => `${n.op} (${n.name})`).join(", ") + (heavy.length > 8 ? `, and ${heavy.length - 8} more` : "");
+  throw new MtlError("E_DEVICE", `${heavy.length} node(s) have no ${device} kernel and would run on the CPU: ${list}`, {
+    where: { file: source }, hint: "see docs/gpu.md; use --device cpu",
+  });
 }
