@@ -34,6 +34,7 @@ export {
   type FeatureSchema, type Feature, type IdFeature, type DenseFeature, type FeatureKind, type Pooling, type DenseTransform,
   type SchemaInput, type FeatureSpecInput,
 } from "./features/schema.js";
+export { defaultLookalikeSchema, LOOKALIKE_USER_FIELDS, LOOKALIKE_AD_FIELDS } from "./features/lookalike.js";
 export { layoutOf, type Batch, type BatchTruth, type Layout, type TableLayout } from "./features/batch.js";
 export { encodeRecords, RowError, type RawValue, type RawScalar } from "./features/encode.js";
 
@@ -44,6 +45,7 @@ export { DATA_FORMATS, type DataFormat, type DataReader, type ReadOptions as Dat
 export { ShardWriter, ShardReader, type ShardSummary } from "./data/shard.js";
 export { prepareShard, type PrepareOptions, type PrepareResult } from "./data/prepare.js";
 export { SynthWorld, synthBatches, writeSynth, type SynthOptions, type SynthBatchOptions, type SynthSummary } from "./data/synth.js";
+export { writeLookalikeSynth, LOOKALIKE_FILES, type LookalikeSynthOptions, type LookalikeSynthSummary, type CampaignInfo } from "./data/synth-lookalike.js";
 
 // Models: pure functions from a config to a graph, the registry, and the shared layers to write one.
 export { MODELS, getModel, type RegisteredModel } from "./models/index.js";
