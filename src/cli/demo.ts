@@ -5,13 +5,14 @@ import type { RunEvent } from "../flow/run.js";
 import { table } from "./format.js";
 import { device, runProgress } from "./train.js";
 
-export async function demoCommand(args: { out: string; rows: number; bias: number; seed: number; epochs: number; device?: string }): Promise<void> {
+export async function demoCommand(args: { out: string; rows: number; bias: number; seed: number; epochs: number; json?: boolean; device?: string }): Promise<void> {
   const progress = new Map<string, (e: RunEvent) => void>();
   const say = (line: string) => process.stderr.write(`demo: ${line}\n`);
-  const dev = device(args.device);
+  const { json, device: deviceName, ...demoArgs } = args;
+  const dev = device(deviceName);
   const res = await runDemo({
-    ...args,
-    device: dev,
+    ...demoArgs,
+    ...(dev ? { device: dev } : {}),
     onMessage: say,
     onEvent: (model, e) => {
       let p = progress.get(model);
@@ -19,6 +20,10 @@ export async function demoCommand(args: { out: string; rows: number; bias: numbe
       p(e);
     },
   });
+  if (json) {
+    process.stdout.write(JSON.stringify(res) + "\n");
+    return;
+  }
   const rows = [["", ...res.models.map((m) => `${m.name}`)]];
   for (const c of METRIC_COLUMNS) {
     if (res.models.every((m) => m.metrics[c.key] === null)) continue;

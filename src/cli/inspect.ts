@@ -1,4 +1,7 @@
+import { crc32 } from "node:zlib";
+import { escapeControl } from "../errors.js";
 import { readModelFile } from "../onnx/proto.js";
+import { verifyWeights } from "../scoring/metadata.js";
 import { summarizeModel, type ModelSummary, type ValueSummary } from "../onnx/summary.js";
 import { formatCpuNodes, measurePlacement, type Placement } from "../runtime/placement.js";
 import { parseDevice } from "../runtime/session.js";
@@ -32,7 +35,8 @@ export function formatSummary(file: string, size: number, s: ModelSummary): stri
     table(ops.map(([op, n]) => [op, String(n)]), "    ") || "    (none)",
   ];
   if (meta.length) lines.push("metadata", table(meta.map(([k, v]) => [k, clip(v)]), "    "));
-  return lines.join("\n");
+  // Names and metadata are the file's bytes: escape what would drive the terminal.
+  return lines.join("\n").split("\n").map(escapeControl).join("\n");
 }
 
 /** Where onnxruntime runs the nodes on a device: counts per provider, then the CPU's nodes by op. */
@@ -43,9 +47,10 @@ export function formatPlacement(p: Placement): string {
   return [`placement on ${p.device}`, table(rows, "    ")].join("\n");
 }
 
-export async function inspectCommand(file: string, json: boolean, deviceName?: string): Promise<void> {
+export async function inspectCommand(file: string, json: boolean, skipChecksum = false, deviceName?: string): Promise<void> {
   const { model, bytes } = await readModelFile(file);
   const summary = summarizeModel(model);
+  if (!skipChecksum) verifyWeights(summary.metadata, model.graph?.initializer ?? [], file, crc32);
   const size = bytes.byteLength;
   const placement = deviceName === undefined ? undefined : await measurePlacement(file, parseDevice(deviceName));
   if (json) process.stdout.write(JSON.stringify({ file, bytes: size, ...summary, ...(placement ? { placement } : {}) }, null, 2) + "\n");

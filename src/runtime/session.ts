@@ -7,7 +7,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import * as ort from "onnxruntime-node";
+import type * as ort from "onnxruntime-node";
 import { MtlError } from "../errors.js";
 import { type DType, type TypedArray, dtypeOfArray } from "../graph/dtype.js";
 import type { ModelSession, RunOptions } from "./model-session.js";
@@ -55,6 +55,26 @@ export function makeTensor(data: TypedArray, dims: readonly number[], dtype: DTy
 
 export const WEBGPU_HINT =
   "WebGPU needs a GPU driver: Vulkan on Linux (the GPU vendor's Vulkan driver, or mesa-vulkan-drivers, with libvulkan1), Metal on macOS, D3D12 on Windows; see docs/gpu.md, or use --device cpu";
+/**
+ * onnxruntime-node is an optional dependency (a browser-only user, or an npm whose install step
+ * could not finish, goes without it), so it is loaded on first use: everything that does not run
+ * a model (help, export, inspect, data) works without it, and a missing one is one clear error.
+ */
+let ortModule: typeof ort | null = null;
+async function loadOnnxruntime(): Promise<typeof ort> {
+  if (ortModule) return ortModule;
+  try {
+    ortModule = await import("onnxruntime-node");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "ERR_MODULE_NOT_FOUND" && code !== "MODULE_NOT_FOUND") throw err;
+    throw new MtlError("E_RUNTIME", "onnxruntime-node is not installed (an optional dependency of mtl-onnx, needed to run models in Node)", {
+      hint: "npm install onnxruntime-node@1.30.0 (where its install step cannot reach NuGet: ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node@1.30.0)",
+      cause: err,
+    });
+  }
+  return ortModule;
+}
 
 export const CUDA_HINT =
   "install onnxruntime's CUDA provider: ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node --foreground-scripts (needs CUDA 12 and cuDNN 9), or use --device cpu";
@@ -81,8 +101,8 @@ export function cudaInstalled(): boolean {
 }
 
 /** Whether this platform's onnxruntime-node build carries the WebGPU provider (not Linux arm64 in 1.30). */
-export function webgpuBundled(): boolean {
-  return ort.listSupportedBackends().some((b) => b.name === "webgpu" && b.bundled);
+export async function webgpuBundled(): Promise<boolean> {
+  return (await loadOnnxruntime()).listSupportedBackends().some((b) => b.name === "webgpu" && b.bundled);
 }
 
 /** A session on this thread (see ModelSession; openSession picks this or a WorkerSession). */
@@ -108,7 +128,7 @@ export class Session implements ModelSession {
     if (device === "cuda" && !cudaInstalled()) {
       throw new MtlError("E_DEVICE", "the CUDA execution provider is not installed in onnxruntime-node", { hint: CUDA_HINT });
     }
-    if (device === "webgpu" && !webgpuBundled()) {
+    if (device === "webgpu" && !(await webgpuBundled())) {
       throw new MtlError("E_DEVICE", `onnxruntime-node has no WebGPU provider on ${process.platform}-${process.arch}`, { hint: "its prebuilt binaries carry WebGPU on Linux x64, macOS and Windows; use --device cpu" });
     }
     const options: ort.InferenceSession.SessionOptions = {
@@ -116,21 +136,23 @@ export class Session implements ModelSession {
       // device lacks, which on webgpu disable_cpu_ep_fallback turns into a load error (see cpuFallback).
       executionProviders: [device],
       graphOptimizationLevel: opts.graphOptimizationLevel ?? "all",
-      // Fatal only: every error comes back as an exception, which mtl turns into one line of its own.
-      logSeverityLevel: opts.verboseLog ? 0 : 4,
+      // Verbose for the placement child (src/runtime/placement.ts reads the node placements).
+      logSeverityLevel: opts.verboseLog ? 0 : onnxruntimeLogSeverity(),
       ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
       ...(opts.interOpThreads ? { interOpNumThreads: opts.interOpThreads } : {}),
       ...(device === "webgpu" && !opts.cpuFallback ? { extra: { session: { disable_cpu_ep_fallback: "1" } } } : {}),
     };
+    const runtime = await loadOnnxruntime();
+    runtime.env.logLevel = opts.verboseLog ? "verbose" : onnxruntimeLogSeverity() === 4 ? "fatal" : "warning";
     try {
       const inner = typeof model === "string"
-        ? await ort.InferenceSession.create(model, options)
-        : await ort.InferenceSession.create(model, options);
+        ? await runtime.InferenceSession.create(model, options)
+        : await runtime.InferenceSession.create(model, options);
       return new Session(inner, device, source);
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
       if (device === "cuda" && /cuda|providers_shared/i.test(why)) {
-        throw new MtlError("E_DEVICE", `the CUDA execution provider failed to load: ${firstLine(why)}`, { hint: CUDA_HINT, cause: err });
+        throw new MtlError("E_DEVICE", `the CUDA execution provider failed to load: ${onnxruntimeMessage(why)}`, { hint: CUDA_HINT, cause: err });
       }
       if (device === "webgpu" && /WebGPU adapter|adapter_result|webgpu_context/i.test(why)) {
         throw new MtlError("E_DEVICE", "no WebGPU adapter: onnxruntime's WebGPU provider found no usable GPU driver", { hint: WEBGPU_HINT, cause: err });
@@ -140,7 +162,7 @@ export class Session implements ModelSession {
           where: { file: source }, hint: `\`mtl inspect --device ${device} <model>\` lists them; use --device cpu`, cause: err,
         });
       }
-      throw new MtlError("E_MODEL", `onnxruntime cannot load the model: ${firstLine(why)}`, { where: { file: source }, cause: err });
+      throw new MtlError("E_MODEL", `onnxruntime cannot load the model: ${onnxruntimeMessage(why)}`, { where: { file: source }, cause: err });
     }
   }
 
@@ -174,7 +196,7 @@ export class Session implements ModelSession {
       result = await this.inner.run(ortFeeds, [...fetches]);
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
-      throw new MtlError("E_RUN", `onnxruntime failed to run the model: ${firstLine(why)}`, { where: { file: this.source }, cause: err });
+      throw new MtlError("E_RUN", `onnxruntime failed to run the model: ${onnxruntimeMessage(why)}`, { where: { file: this.source }, cause: err });
     }
     const out: Record<string, Tensor> = {};
     for (const name of fetches) {
@@ -199,11 +221,32 @@ function toOrt(t: Tensor, name: string, source: string): ort.Tensor {
   if (n !== t.data.length) {
     throw new MtlError("E_FEED", `input '${name}' has dims [${t.dims.join(", ")}] (${n} elements) but ${t.data.length} values`, { where: { file: source, field: name } });
   }
-  return new ort.Tensor(t.dtype, t.data as never, [...t.dims]);
+  // Session.create loaded the module before any session could run.
+  return new ortModule!.Tensor(t.dtype, t.data as never, [...t.dims]);
 }
 
-function firstLine(s: string): string {
-  // onnxruntime messages carry ANSI colours and multi-line context; one line is what users need.
-  const clean = s.replace(/\u001b\[[0-9;]*m/g, "");
-  return clean.split("\n").find((l) => l.trim()) ?? clean;
+/**
+ * onnxruntime's own voice, kept out of mtl's output unless asked for (MTL_VERBOSE=1, which
+ * `mtl --verbose` sets): its log lines are silenced (severity fatal only; warnings and errors reach
+ * the user as mtl errors instead), and its error text is translated to one line.
+ */
+export function onnxruntimeLogSeverity(): 0 | 1 | 2 | 3 | 4 {
+  return process.env["MTL_VERBOSE"] === "1" ? 2 : 4;
 }
+
+/**
+ * One line of an onnxruntime error for users: ANSI colours, the `[ONNXRuntimeError] : 2 :
+ * INVALID_ARGUMENT :` prefix and the source locations of onnxruntime's C++ (`/onnxruntime_src/...
+ * file.cc:123 fn`) removed. The raw text stays the MtlError's cause (printed under --verbose).
+ */
+export function onnxruntimeMessage(raw: string): string {
+  const clean = raw.replace(/\u001b\[[0-9;]*m/g, "");
+  const line = clean.split("\n").find((l) => l.trim()) ?? clean;
+  const text = line
+    .replace(/\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*[A-Z_]+\s*:\s*/g, "")
+    .replace(/\s*\S*(onnxruntime_src|onnxruntime\/core|\.cc|\.h):\d+\S*(\s+\S+\(\S*\))?/g, "")
+    .replace(/\s+/g, " ")
+    .trim();
+  return text.length > 300 ? `${text.slice(0, 297)}...` : text || "unknown error";
+}
+
