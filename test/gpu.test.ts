@@ -116,7 +116,8 @@ async function parity(t: TestContext, name: string): Promise<void> {
 
 test(`every model: ${STEPS} Adam steps on webgpu equal the CPU's (loss, and state within 1e-4 of each tensor's scale); inference within 1e-5`, { skip }, async (t) => {
   // Two at a time: each WebGPU session's first run compiles its shaders (seconds on SwiftShader), on its own thread.
-  const names = Object.keys(MODELS);
+  // MetaHeac trains on look-alike data (campaigns, an advertiser field), not the funnel: left out here.
+  const names = Object.keys(MODELS).filter((n) => n !== "metaheac");
   const next = async (): Promise<void> => {
     const name = names.shift();
     if (!name) return;

@@ -1,6 +1,6 @@
 // The adaptation page: bundle, seeds and candidates from the query string; the result as JSON in
 // #result (data-state=adapted), which the browser test reads.
-import { WebAdaptation } from "mtl/web";
+import { WebAdaptation } from "mtl-onnx/web";
 
 const $ = (id) => document.getElementById(id);
 const q = new URLSearchParams(location.search);
