@@ -69,4 +69,6 @@ const session = await ort.InferenceSession.create(`${dir}/train_step.onnx`);
 const out = await session.run(feeds);
 // out[`${name}__new`] for each of `names` holds the updated rows and slots: write row u back into
 // table row unique[u] (except row 0 when paddingRow0). out[`<param>__new`] and out[`<param>__<slot>__new`] replace the dense state.
-console.log(JSON.stringify({ model: sig.model, loss: out.loss.data[0], p_ctr: Array.from(out.p_ctr.data), rowsTouched: touched }));
+// The model's first prediction (p_ctr for the funnel models, p_lookalike for MetaHeac).
+const prediction = sig.predictions[0];
+console.log(JSON.stringify({ model: sig.model, loss: out.loss.data[0], prediction, p: Array.from(out[prediction].data), rowsTouched: touched }));

@@ -63,4 +63,6 @@ session = ort.InferenceSession(f"{d}/train_step.onnx", providers=["CPUExecutionP
 out = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
 # Write back: state[table][unique, k*dim:(k+1)*dim] = out[f"{names[k]}__new"] (skip row 0 when paddingRow0);
 # state[p] = out[f"{p}__new"], state[f"{p}__{s}"] = out[f"{p}__{s}__new"].
-print(json.dumps({"model": sig["model"], "loss": float(out["loss"]), "p_ctr": out["p_ctr"].tolist(), "rowsTouched": touched}))
+# The model's first prediction (p_ctr for the funnel models, p_lookalike for MetaHeac).
+prediction = sig["predictions"][0]
+print(json.dumps({"model": sig["model"], "loss": float(out["loss"]), "prediction": prediction, "p": out[prediction].tolist(), "rowsTouched": touched}))

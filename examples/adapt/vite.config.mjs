@@ -1,4 +1,4 @@
-// The on-device adaptation page: examples/web's build settings (mtl/web resolves to the compiled
+// The on-device adaptation page: examples/web's build settings (mtl-onnx/web resolves to the compiled
 // package, dist/src/web/index.js; npm run build first), rooted here.
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vite";

@@ -4,11 +4,12 @@
  * writes (src/adapt/bundle.ts). The fine-tuning is the same code as `mtl adapt`
  * (src/adapt/adapter.ts) over onnxruntime-web sessions, so the scores match Node's.
  *
- *   import { WebAdaptation } from "mtl/web";
+ *   import { WebAdaptation } from "mtl-onnx/web";
  *   const a = await WebAdaptation.load("/bundle/");                 // adapt.json and its files
  *   const { scores } = await a.adaptAndScore(seedRecords, candidateRecords);
  */
-import * as ort from "onnxruntime-web";
+import type * as ort from "onnxruntime-web";
+import { ortBuild, type OrtWeb } from "./ort.js";
 import { MtlError } from "../errors.js";
 import { layoutOf, type Layout } from "../features/batch.js";
 import { encodeRecords, type RawValue } from "../features/encode.js";
@@ -40,9 +41,9 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
   return new Uint8Array(await res.arrayBuffer());
 }
 
-function toOrt(feeds: Record<string, PlainTensor>): Record<string, ort.Tensor> {
+function toOrt(runtime: OrtWeb, feeds: Record<string, PlainTensor>): Record<string, ort.Tensor> {
   const out: Record<string, ort.Tensor> = {};
-  for (const [k, t] of Object.entries(feeds)) out[k] = new ort.Tensor(t.dtype, t.data, [...t.dims]);
+  for (const [k, t] of Object.entries(feeds)) out[k] = new runtime.Tensor(t.dtype, t.data, [...t.dims]);
   return out;
 }
 
@@ -61,6 +62,7 @@ export class WebAdaptation {
   private constructor(
     readonly manifest: AdaptManifest,
     private readonly weights: AdaptationWeights,
+    private readonly runtime: OrtWeb,
     private readonly train: ort.InferenceSession,
     private readonly evaluation: ort.InferenceSession,
   ) {
@@ -78,11 +80,12 @@ export class WebAdaptation {
       throw new MtlError("E_MODEL", `${ADAPT_FILES.manifest} is not valid JSON: ${(err as Error).message}`, { where: { file: url(ADAPT_FILES.manifest) } });
     }
     const manifest = checkManifest(parsed, url(ADAPT_FILES.manifest));
-    if (opts.wasmPaths) ort.env.wasm.wasmPaths = opts.wasmPaths;
-    ort.env.wasm.numThreads = opts.numThreads ?? 1;
+    const runtime = await ortBuild("wasm");
+    if (opts.wasmPaths) runtime.env.wasm.wasmPaths = opts.wasmPaths;
+    runtime.env.wasm.numThreads = opts.numThreads ?? 1;
     const [trainBytes, evalBytes, weightBytes] = await Promise.all([fetchBytes(url(ADAPT_FILES.trainStep)), fetchBytes(url(ADAPT_FILES.eval)), fetchBytes(url(ADAPT_FILES.weights))]);
-    const session = (bytes: Uint8Array) => ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
-    return new WebAdaptation(manifest, decodeWeights(weightBytes, manifest.weights, url(ADAPT_FILES.weights)), await session(trainBytes), await session(evalBytes));
+    const session = (bytes: Uint8Array) => runtime.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+    return new WebAdaptation(manifest, decodeWeights(weightBytes, manifest.weights, url(ADAPT_FILES.weights)), runtime, await session(trainBytes), await session(evalBytes));
   }
 
   /**
@@ -94,7 +97,7 @@ export class WebAdaptation {
     const seedRows = encodeRecords(this.layout, seeds, { labels: true });
     const candidateRows = encodeRecords(this.layout, candidates, { labels: false });
     const adapter = new Adapter(this.manifest.train, this.manifest.eval, this.weights, async (program, feeds) =>
-      fromOrt(await (program === "train" ? this.train : this.evaluation).run(toOrt(feeds))));
+      fromOrt(await (program === "train" ? this.train : this.evaluation).run(toOrt(this.runtime, feeds))));
     const t0 = performance.now();
     const epochLosses = await adaptOnSeeds(adapter, seedRows.size, full, (which) => feedsOfRows(this.layout, seedRows, which));
     const t1 = performance.now();

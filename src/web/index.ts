@@ -18,6 +18,7 @@
  * fetched beside it, and such a model does not fit a tab's memory anyway.
  */
 import type * as ort from "onnxruntime-web";
+import { ortBuild, type OrtWeb, type WebDevice } from "./ort.js";
 import { MtlError, isMtlError } from "../errors.js";
 import type { Batch } from "../features/batch.js";
 import { encodeCandidates, encodeRecords, RowError, type RawValue } from "../features/encode.js";
@@ -28,9 +29,9 @@ import { encodeScoreRequest, RequestError, validateScoreRequest } from "../serve
 
 export { MtlError, isMtlError, RowError, RequestError, PREDICTIONS, type ModelInfo, type Scores, type RawValue, type ScoredCandidate };
 export { toSchemaJson } from "../features/schema.js";
+export type { WebDevice } from "./ort.js";
 export { WebAdaptation, type AdaptedScores, type WebRecord } from "./adapt.js";
 
-export type WebDevice = "wasm" | "webgpu";
 
 export interface WebScorerOptions {
   /**
@@ -58,13 +59,6 @@ export interface ScoreResponse {
   scores: ScoredCandidate[];
 }
 
-type OrtWeb = typeof ort;
-const builds: Partial<Record<WebDevice, Promise<OrtWeb>>> = {};
-
-/** The onnxruntime-web build for a device, imported once (bundlers make each its own chunk). */
-function ortBuild(device: WebDevice): Promise<OrtWeb> {
-  return (builds[device] ??= device === "webgpu" ? import("onnxruntime-web/webgpu") : import("onnxruntime-web/wasm"));
-}
 
 interface GpuLike {
   requestAdapter(): Promise<unknown>;
