@@ -21,7 +21,8 @@ export { summarizeModel, type ModelSummary } from "./onnx/summary.js";
 
 // Sessions: one interface whether the model runs on this thread or in a worker.
 export { openSession, type ModelSession, type OpenSessionOptions, type RunOptions } from "./runtime/model-session.js";
-export { Session, makeTensor, cudaInstalled, type Device, type SessionOptions, type Tensor } from "./runtime/session.js";
+export { Session, makeTensor, cudaInstalled, webgpuBundled, parseDevice, DEVICES, type Device, type SessionOptions, type Tensor } from "./runtime/session.js";
+export { measurePlacement, type Placement, type PlacedNode } from "./runtime/placement.js";
 
 // Autodiff and optimizers: the pieces a training step is made of.
 export { gradients, stopGradient, registerGradient, hasGradientRule, type GradientOptions, type GradContext, type GradRule } from "./autodiff/index.js";

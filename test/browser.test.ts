@@ -1,7 +1,8 @@
 /**
  * The example page in headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core):
  * every score the page shows equals onnxruntime-node's within 1e-5, and a file that is not an mtl
- * model gets a clear message on the page. Skips, saying why, when Chromium is not installed.
+ * model gets a clear message on the page; the same ranking with device "webgpu" (Chromium's SwiftShader
+ * adapter where there is no GPU). Skips, saying why, when Chromium is not installed.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -15,12 +16,15 @@ import { encodeCandidates } from "../src/features/encode.js";
 import { Scorer } from "../src/scoring/scorer.js";
 import { Graph, ops, encodeGraph } from "../src/index.js";
 import { CONTEXT_KEYS, exportScoringModel, scoringRecords } from "./helpers/scoring.js";
-import { openChromium, serveStatic, skipWithoutChromium } from "./helpers/browser.js";
+import { CHROMIUM_ARGS, WEBGPU_CHROMIUM_ARGS, openChromium, serveStatic, skipWithoutChromium } from "./helpers/browser.js";
 
 const skip = skipWithoutChromium;
 const root = fileURLToPath(new URL("../../", import.meta.url));
 
-test("the example page ranks candidates with the same scores as onnxruntime-node (1e-5), and names a file that is not an mtl model", { skip, timeout: 240_000 }, async () => {
+for (const device of ["wasm", "webgpu"] as const) {
+test(device === "wasm"
+  ? "the example page ranks candidates with the same scores as onnxruntime-node (1e-5), and names a file that is not an mtl model"
+  : "mtl/web with device \"webgpu\" in headless Chromium ranks with onnxruntime-node's scores (1e-5)", { skip, timeout: 240_000 }, async (t) => {
   const work = mkdtempSync(join(tmpdir(), "mtl-browser-"));
   const site = join(work, "site");
   let server: Server | null = null;
@@ -43,12 +47,26 @@ test("the example page ranks candidates with the same scores as onnxruntime-node
 
     server = await serveStatic(site);
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const opened = await openChromium(work, 60_000);
+    const opened = await openChromium(work, 120_000, device === "webgpu" ? WEBGPU_CHROMIUM_ARGS : CHROMIUM_ARGS);
     context = opened.context;
     const { page, pageErrors } = opened;
-    await page.goto(`${url}/?model=model.onnx`);
+    if (device === "webgpu") {
+      await page.goto(`${url}/`);
+      const adapter = await page.evaluate(async () => {
+        const gpu = (globalThis as unknown as { navigator: { gpu?: { requestAdapter(): Promise<{ info?: { vendor?: string; architecture?: string } } | null> } } }).navigator.gpu;
+        const a = gpu ? await gpu.requestAdapter() : null;
+        return a ? `${a.info?.vendor ?? "?"} ${a.info?.architecture ?? ""}`.trim() : null;
+      });
+      if (!adapter) {
+        t.skip(`this Chromium offers no WebGPU adapter with ${WEBGPU_CHROMIUM_ARGS.join(" ")}`);
+        return;
+      }
+      t.diagnostic(`WebGPU adapter: ${adapter}${/swiftshader/i.test(adapter) ? " (software)" : ""}`);
+    }
+    await page.goto(`${url}/?model=model.onnx&device=${device}`);
     await page.waitForSelector("body[data-state=ready], body[data-state=error]");
     assert.equal(await page.getAttribute("body", "data-state"), "ready", await page.textContent("#error") ?? "");
+    assert.match(await page.textContent("#model-info") ?? "", new RegExp(` on ${device} `), "the scorer runs on the device asked for");
     await page.fill("#context", JSON.stringify(ctx));
     await page.fill("#candidates", JSON.stringify(candidates));
     await page.click("#rank");
@@ -68,12 +86,14 @@ test("the example page ranks candidates with the same scores as onnxruntime-node
     }
     for (let i = 1; i < rows.length; i++) assert.ok(rows[i - 1]!.p_ctcvr >= rows[i]!.p_ctcvr, "ranked by pCTCVR");
 
-    await page.setInputFiles("#model-file", join(work, "plain.onnx"));
-    await page.waitForSelector("body[data-state=error]");
-    assert.match(await page.textContent("#error") ?? "", /plain\.onnx: not an mtl scoring model: it has no mtl metadata/);
-    await page.setInputFiles("#model-file", join(work, "notes.onnx"));
-    await page.waitForFunction(() => /notes\.onnx/.test((globalThis as unknown as { document: { getElementById(id: string): { textContent: string | null } | null } }).document.getElementById("error")?.textContent ?? ""));
-    assert.match(await page.textContent("#error") ?? "", /notes\.onnx: not an ONNX model/);
+    if (device === "wasm") {
+      await page.setInputFiles("#model-file", join(work, "plain.onnx"));
+      await page.waitForSelector("body[data-state=error]");
+      assert.match(await page.textContent("#error") ?? "", /plain\.onnx: not an mtl scoring model: it has no mtl metadata/);
+      await page.setInputFiles("#model-file", join(work, "notes.onnx"));
+      await page.waitForFunction(() => /notes\.onnx/.test((globalThis as unknown as { document: { getElementById(id: string): { textContent: string | null } | null } }).document.getElementById("error")?.textContent ?? ""));
+      assert.match(await page.textContent("#error") ?? "", /notes\.onnx: not an ONNX model/);
+    }
     assert.deepEqual(pageErrors, []);
   } finally {
     await context?.close();
@@ -81,3 +101,4 @@ test("the example page ranks candidates with the same scores as onnxruntime-node
     rmSync(work, { recursive: true, force: true });
   }
 });
+}

@@ -58,7 +58,7 @@ export function gradients(loss: Value, params: readonly Value[], opts: GradientO
   const total = (v: Value): Value | null => {
     const list = contributions.get(v);
     if (!list || list.length === 0) return null;
-    return list.length === 1 ? list[0]! : ops.Sum(...list);
+    return ops.addAll(list);
   };
 
   add(loss, opts.seed ?? (loss.rank === 0 ? g.scalar(1, loss.dtype) : ops.ConstantOfShape(ops.Shape(loss), { value: 1, dtype: loss.dtype })));

@@ -65,9 +65,12 @@ export function only(c: GradContext): Value {
   return dy!;
 }
 
-/** Zeros with `like`'s runtime shape and dtype. */
+/**
+ * Zeros with `like`'s runtime shape and dtype: a scalar 0 expanded (onnxruntime's WebGPU provider has
+ * Expand but no ConstantOfShape, which would make the zeros on the CPU and copy them over).
+ */
 export function zerosLike(like: Value): Value {
-  return ops.ConstantOfShape(ops.Shape(like), { value: 0, dtype: like.dtype });
+  return ops.Expand(like.graph.scalar(0, like.dtype), ops.Shape(like));
 }
 
 function dimsEqual(a: Shape[number], b: Shape[number]): boolean {

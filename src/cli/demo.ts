@@ -3,14 +3,16 @@ import { METRIC_COLUMNS, formatMetric } from "../metrics/funnel.js";
 import { runDemo } from "../demo/demo.js";
 import type { RunEvent } from "../flow/run.js";
 import { table } from "./format.js";
-import { runProgress } from "./train.js";
+import { device, runProgress } from "./train.js";
 
-export async function demoCommand(args: { out: string; rows: number; bias: number; seed: number; epochs: number; json?: boolean }): Promise<void> {
+export async function demoCommand(args: { out: string; rows: number; bias: number; seed: number; epochs: number; json?: boolean; device?: string }): Promise<void> {
   const progress = new Map<string, (e: RunEvent) => void>();
   const say = (line: string) => process.stderr.write(`demo: ${line}\n`);
-  const { json, ...demoArgs } = args;
+  const { json, device: deviceName, ...demoArgs } = args;
+  const dev = device(deviceName);
   const res = await runDemo({
     ...demoArgs,
+    ...(dev ? { device: dev } : {}),
     onMessage: say,
     onEvent: (model, e) => {
       let p = progress.get(model);

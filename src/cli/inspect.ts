@@ -3,6 +3,8 @@ import { escapeControl } from "../errors.js";
 import { readModelFile } from "../onnx/proto.js";
 import { verifyWeights } from "../scoring/metadata.js";
 import { summarizeModel, type ModelSummary, type ValueSummary } from "../onnx/summary.js";
+import { formatCpuNodes, measurePlacement, type Placement } from "../runtime/placement.js";
+import { parseDevice } from "../runtime/session.js";
 import { formatBytes, formatCount, table } from "./format.js";
 
 const shape = (v: ValueSummary) => `[${v.shape.map((d) => (d === null ? "?" : String(d))).join(", ")}]`;
@@ -37,10 +39,20 @@ export function formatSummary(file: string, size: number, s: ModelSummary): stri
   return lines.join("\n").split("\n").map(escapeControl).join("\n");
 }
 
-export async function inspectCommand(file: string, json: boolean, skipChecksum = false): Promise<void> {
+/** Where onnxruntime runs the nodes on a device: counts per provider, then the CPU's nodes by op. */
+export function formatPlacement(p: Placement): string {
+  const rows = Object.entries(p.nodeCounts).map(([provider, n]) => [provider, `${n} nodes`]);
+  rows.push(["copies", `${p.copies} MemcpyToHost/MemcpyFromHost`]);
+  if (p.device !== "cpu") rows.push(["on the CPU", formatCpuNodes(p)]);
+  return [`placement on ${p.device}`, table(rows, "    ")].join("\n");
+}
+
+export async function inspectCommand(file: string, json: boolean, skipChecksum = false, deviceName?: string): Promise<void> {
   const { model, bytes } = await readModelFile(file);
   const summary = summarizeModel(model);
   if (!skipChecksum) verifyWeights(summary.metadata, model.graph?.initializer ?? [], file, crc32);
   const size = bytes.byteLength;
-  process.stdout.write(json ? JSON.stringify({ file, bytes: size, ...summary }, null, 2) + "\n" : formatSummary(file, size, summary) + "\n");
+  const placement = deviceName === undefined ? undefined : await measurePlacement(file, parseDevice(deviceName));
+  if (json) process.stdout.write(JSON.stringify({ file, bytes: size, ...summary, ...(placement ? { placement } : {}) }, null, 2) + "\n");
+  else process.stdout.write(formatSummary(file, size, summary) + "\n" + (placement ? formatPlacement(placement) + "\n" : ""));
 }

@@ -21,6 +21,10 @@ import { withExamples } from "./examples.js";
 import { joinDashValues, rejectBadNumbers } from "./args.js";
 import { MODELS } from "../models/index.js";
 import { OPTIMIZER_KINDS } from "../optim/index.js";
+import { DEVICES, parseDevice } from "../runtime/session.js";
+
+/** --device on every command that runs a model; docs/gpu.md says what each needs. */
+const DEVICE_OPTION = { type: "string", choices: DEVICES, describe: "where onnxruntime runs the model: cpu, webgpu (Vulkan/Metal/D3D12 driver) or cuda (ONNXRUNTIME_NODE_INSTALL=cuda12); see docs/gpu.md" } as const;
 
 export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<void> {
   const argv = joinDashValues(rawArgv);
@@ -44,8 +48,9 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
         withExamples(y, "inspect")
           .positional("model", { type: "string", demandOption: true, describe: "path to an .onnx file" })
           .option("json", { type: "boolean", default: false, describe: "print the summary as JSON" })
-          .option("skip-checksum", { type: "boolean", default: false, describe: "summarise a model whose weights fail their checksum (mtl.weights)" }),
-      async (args) => inspectCommand(args.model, args.json, args["skip-checksum"]),
+          .option("skip-checksum", { type: "boolean", default: false, describe: "summarise a model whose weights fail their checksum (mtl.weights)" })
+          .option("device", { ...DEVICE_OPTION, describe: "also load the model on this device and print which nodes onnxruntime runs where" }),
+      async (args) => inspectCommand(args.model, args.json, args["skip-checksum"], args.device),
     )
     .command("data", "data: prepare shards, synthesize a funnel with known truth, inspect files", (y) => withExamples(registerDataCommands(y), "data"))
     .command(
@@ -85,9 +90,10 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .option("batch-size", { type: "number", default: 8192, describe: "rows per session run" })
           .option("skip-bad", { type: "boolean", default: false, describe: "skip bad rows and count them (default: stop at the first, naming its line)" })
           .option("threads", { type: "number", default: 1, describe: "onnxruntime threads (parsing runs on its own thread beside them)" })
-          .option("skip-checksum", { type: "boolean", default: false, describe: "load a model whose weights fail their checksum (a file you edited on purpose)" }),
+          .option("skip-checksum", { type: "boolean", default: false, describe: "load a model whose weights fail their checksum (a file you edited on purpose)" })
+          .option("device", DEVICE_OPTION),
       async (args) => runCommand({
-        model: args.model, input: args.input, output: args.output, format: args.format, outputFormat: args["output-format"], json: args.json, batchSize: args["batch-size"], skipBad: args["skip-bad"], threads: args.threads, skipChecksum: args["skip-checksum"],
+        model: args.model, input: args.input, output: args.output, format: args.format, outputFormat: args["output-format"], json: args.json, batchSize: args["batch-size"], skipBad: args["skip-bad"], threads: args.threads, skipChecksum: args["skip-checksum"], device: args.device,
       }),
     )
     .command(
@@ -106,9 +112,10 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .option("max-connections", { type: "number", default: 1024, describe: "most open connections; more are refused" })
           .option("body-timeout-ms", { type: "number", default: 10_000, describe: "a request whose headers and body take longer is answered 408 and closed" })
           .option("allow-origin", { type: "string", array: true, default: [] as string[], describe: "a browser origin (https://app.example.com) allowed to call the server, and a Host it may be reached by beyond loopback names; repeatable; '*' allows any" })
-          .option("skip-checksum", { type: "boolean", default: false, describe: "load a model whose weights fail their checksum (a file you edited on purpose)" }),
+          .option("skip-checksum", { type: "boolean", default: false, describe: "load a model whose weights fail their checksum (a file you edited on purpose)" })
+          .option("device", DEVICE_OPTION),
       async (args) => serveCommand({
-        model: args.model, port: args.port, host: args.host, threads: args.threads, maxBodyKb: args["max-body-kb"],
+        model: args.model, port: args.port, host: args.host, threads: args.threads, device: args.device, maxBodyKb: args["max-body-kb"],
         maxCandidates: args["max-candidates"], timeoutMs: args["timeout-ms"], rankFormula: args["rank-formula"],
         maxConnections: args["max-connections"], bodyTimeoutMs: args["body-timeout-ms"], allowOrigins: args["allow-origin"].map(String), skipChecksum: args["skip-checksum"],
       }),
@@ -133,7 +140,7 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .option("patience", { type: "number", describe: "early stopping: epochs without improvement on the validation set (0 = off)" })
           .option("resume", { type: "boolean", default: false, describe: "continue the run in --out from its last checkpoint" })
           .option("json", { type: "boolean", default: false, describe: "print the run's summary as JSON" })
-          .option("device", { type: "string", choices: ["cpu", "cuda"], describe: "where onnxruntime runs the steps" }),
+          .option("device", DEVICE_OPTION),
       async (args) => trainCommand({
         model: args.model, train: args.train, valid: args.valid, out: args.out, config: args.config, epochs: args.epochs,
         batchSize: args["batch-size"], lr: args.lr, seed: args.seed, validFraction: args["valid-fraction"],
@@ -153,10 +160,11 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .option("lr", { type: "number", describe: "Adam learning rate (default the model's adaptLr, PaddleRec's local_test_learning_rate 1e-3)" })
           .option("batch-size", { type: "number", describe: "seed rows per step (default the model's adaptBatchSize)" })
           .option("seed", { type: "number", describe: "seed of the one shuffle of the seed rows (default 2021)" })
-          .option("threads", { type: "number", default: 1, describe: "onnxruntime threads" }),
+          .option("threads", { type: "number", default: 1, describe: "onnxruntime threads" })
+          .option("device", DEVICE_OPTION),
       async (args) => adaptCommand({
         model: args.model, seeds: args.seeds, candidates: args.candidates, output: args.output, epochs: args.epochs, lr: args.lr,
-        batchSize: args["batch-size"], seed: args.seed, intraOpThreads: args.threads,
+        batchSize: args["batch-size"], seed: args.seed, intraOpThreads: args.threads, ...(args.device ? { device: parseDevice(args.device) } : {}),
       }),
     )
     .command(
@@ -171,7 +179,7 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .option("latest", { type: "boolean", default: false, describe: "use checkpoint.mtlstate instead of best.mtlstate" })
           .option("split", { type: "string", default: "all", choices: ["all", "valid", "train"], describe: "all rows, or the run's own held-out (valid) or training rows of this data, split by sample id as in training" })
           .option("batch-size", { type: "number" })
-          .option("device", { type: "string", choices: ["cpu", "cuda"] }),
+          .option("device", DEVICE_OPTION),
       async (args) => evalCommand({ run: args.run, data: args.data, config: args.config, json: args.json, latest: args.latest, split: args.split, batchSize: args["batch-size"], device: args.device }),
     )
     .command(
@@ -193,8 +201,9 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .option("bias", { type: "number", default: 1, describe: "selection-bias strength of the synthetic funnel" })
           .option("seed", { type: "number", default: 1 })
           .option("epochs", { type: "number", default: 1 })
-          .option("json", { type: "boolean", default: false, describe: "print the comparison and the scored records as JSON" }),
-      async (args) => demoCommand({ out: args.out, rows: args.rows, bias: args.bias, seed: args.seed, epochs: args.epochs, json: args.json }),
+          .option("json", { type: "boolean", default: false, describe: "print the comparison and the scored records as JSON" })
+          .option("device", DEVICE_OPTION),
+      async (args) => demoCommand({ out: args.out, rows: args.rows, bias: args.bias, seed: args.seed, epochs: args.epochs, json: args.json, device: args.device }),
     )
     .example("mtl demo", "the quick start: train, compare and export on a synthetic funnel")
     .example("mtl export --model escm2", "write ./escm2.onnx (freshly initialised)")

@@ -5,6 +5,7 @@ import { scoreFile } from "../scoring/score-file.js";
 import { Scorer } from "../scoring/scorer.js";
 import { progressPrinter } from "./data.js";
 import { formatBytes, formatCount } from "./format.js";
+import { device } from "./train.js";
 import { writesInPlace } from "../util/atomic.js";
 import type { PredictionFormat } from "../scoring/score-file.js";
 
@@ -18,6 +19,7 @@ export interface RunArgs {
   batchSize: number;
   skipBad: boolean;
   threads: number;
+  device?: string;
   skipChecksum?: boolean;
 }
 
@@ -27,7 +29,8 @@ export async function runCommand(args: RunArgs): Promise<void> {
   }
   if (!(Number.isInteger(args.batchSize) && args.batchSize > 0)) throw new MtlError("E_USAGE", `--batch-size must be a positive integer, got ${args.batchSize}`, { where: { field: "batch-size" } });
   refuseOverwritingInput(args.output, [{ path: args.model, what: "the model" }, { path: `${args.model}.data`, what: "the model's external data" }, { path: args.input, what: "the data" }], "--output");
-  const scorer = await Scorer.open(args.model, { intraOpThreads: args.threads, skipChecksum: args.skipChecksum ?? false });
+  const dev = device(args.device);
+  const scorer = await Scorer.open(args.model, { intraOpThreads: args.threads, skipChecksum: args.skipChecksum ?? false, ...(dev ? { device: dev } : {}) });
   const progress = progressPrinter("run");
   const start = Date.now();
   try {

@@ -1,12 +1,14 @@
 import { isMtlError, MtlError } from "../errors.js";
 import { schemaHash } from "../features/schema.js";
 import { ScoringServer } from "../serve/server.js";
+import { device } from "./train.js";
 
 export interface ServeArgs {
   model: string;
   port: number;
   host: string;
   threads: number;
+  device?: string;
   maxBodyKb: number;
   maxCandidates: number;
   timeoutMs: number;
@@ -22,8 +24,9 @@ const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 export async function serveCommand(args: ServeArgs): Promise<void> {
   const log = (line: string) => process.stderr.write(line + "\n");
   if (!(args.maxBodyKb > 0)) throw new MtlError("E_USAGE", `--max-body-kb must be positive, got ${args.maxBodyKb}`, { where: { field: "--max-body-kb" } });
+  const dev = device(args.device);
   const server = await ScoringServer.start(args.model, {
-    port: args.port, host: args.host, intraOpThreads: args.threads, maxBodyBytes: Math.max(1, Math.floor(args.maxBodyKb * 1024)),
+    port: args.port, host: args.host, intraOpThreads: args.threads, ...(dev ? { device: dev } : {}), maxBodyBytes: Math.max(1, Math.floor(args.maxBodyKb * 1024)),
     maxCandidates: args.maxCandidates, timeoutMs: args.timeoutMs, rankFormula: args.rankFormula, log,
     ...(args.maxConnections !== undefined ? { maxConnections: args.maxConnections } : {}),
     ...(args.bodyTimeoutMs !== undefined ? { bodyTimeoutMs: args.bodyTimeoutMs } : {}),

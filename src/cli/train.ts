@@ -5,7 +5,7 @@ import { refuseOverwritingInput, writeJsonAtomic } from "../util/atomic.js";
 import { runInputs } from "../flow/rundir.js";
 import { MtlError } from "../errors.js";
 import { METRIC_COLUMNS, formatMetric, type FunnelMetrics } from "../metrics/funnel.js";
-import { cudaInstalled, type Device } from "../runtime/session.js";
+import { cudaInstalled, type Device, parseDevice } from "../runtime/session.js";
 import { applyFlags, defaultRunConfig, readRunConfig, type RunConfig } from "../flow/config.js";
 import { evaluateRun } from "../flow/evaluate.js";
 import { trainRun, type RunEvent } from "../flow/run.js";
@@ -36,10 +36,9 @@ export interface TrainArgs {
   json?: boolean;
 }
 
-function device(d: string | undefined): Device | undefined {
-  if (d === undefined) return undefined;
-  if (d !== "cpu" && d !== "cuda") throw new MtlError("E_USAGE", `unknown device '${d}'`, { hint: "use cpu or cuda" });
-  return d;
+/** The --device flag, checked (every command that runs a model has one). */
+export function device(d: string | undefined): Device | undefined {
+  return d === undefined ? undefined : parseDevice(d);
 }
 
 function duration(secs: number): string {

@@ -13,6 +13,7 @@ import type { Batch as DataBatch } from "../features/batch.js";
 import type { FunnelMetrics } from "../metrics/funnel.js";
 import { MODELS } from "../models/index.js";
 import { exportInferenceModel } from "../export/inference.js";
+import type { Device } from "../runtime/session.js";
 import { Scorer } from "../scoring/scorer.js";
 import { defaultRunConfig } from "../flow/config.js";
 import { writeJsonAtomic } from "../util/atomic.js";
@@ -37,6 +38,8 @@ export interface DemoOptions {
   modelConfig?: Record<string, unknown>;
   onEvent?: (model: string, e: RunEvent) => void;
   onMessage?: (line: string) => void;
+  /** Where onnxruntime trains and scores (default cpu). */
+  device?: Device;
 }
 
 export interface DemoResult {
@@ -70,7 +73,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     };
     const runDir = join(opts.out, m.name);
     say(`training ${m.role} (${m.name}) on ${data} -> ${runDir}`);
-    const summary = await trainRun({ config, out: runDir, intraOpThreads: 1, onEvent: (e) => opts.onEvent?.(m.name, e) });
+    const summary = await trainRun({ config, out: runDir, intraOpThreads: 1, ...(opts.device ? { device: opts.device } : {}), onEvent: (e) => opts.onEvent?.(m.name, e) });
     if (!summary.best) throw new MtlError("E_RUN", `the ${m.name} run has no validation metrics`);
     results.push({ name: m.name, role: m.role, runDir, seconds: summary.seconds, metrics: summary.best.metrics });
   }
@@ -90,7 +93,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     break;
   }
   // The exported file's schema is the synthetic source's, so its batches score as they are.
-  const scorer = await Scorer.open(exported, { worker: false });
+  const scorer = await Scorer.open(exported, { worker: false, ...(opts.device ? { device: opts.device } : {}) });
   const scored: DemoResult["scored"] = [];
   try {
     const s = await scorer.score(sample!);

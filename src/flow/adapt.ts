@@ -8,7 +8,10 @@ import { MtlError } from "../errors.js";
 import type { Batch, Layout } from "../features/batch.js";
 import type { FeatureSchema } from "../features/schema.js";
 import { openDataSource } from "../data/source.js";
-import { Session, type Tensor } from "../runtime/session.js";
+import { decodeModel } from "../onnx/proto.js";
+import { graphFromProto } from "../onnx/serialize.js";
+import { refuseHeavyCpuNodes } from "../runtime/placement.js";
+import { type Device, Session, type Tensor } from "../runtime/session.js";
 import { METAHEAC_PREDICTION } from "../models/metaheac.js";
 import { Adapter, adaptOnSeeds, type AdaptationPlan, type PlainTensor } from "../adapt/adapter.js";
 import { concatRows, feedsOfRows, scoreRows } from "../adapt/rows.js";
@@ -25,6 +28,8 @@ export interface AdaptOptions {
   batchSize?: number;
   seed?: number;
   intraOpThreads?: number;
+  /** Where onnxruntime runs the adaptation (default cpu; docs/gpu.md). */
+  device?: Device;
   onStep?: (done: number, total: number) => void;
 }
 
@@ -69,8 +74,12 @@ export async function adaptCampaign(opts: AdaptOptions): Promise<AdaptResult> {
   };
   const seeds = await readRows(opts.seeds, m.config.schema, "seeds");
   const candidates = await readRows(opts.candidates, m.config.schema, "candidates");
-  const sessionOptions = { intraOpThreads: opts.intraOpThreads ?? 1 };
-  const train = await Session.create(m.programs.train.bytes, { ...sessionOptions, source: "<metaheac adaptation step>" });
+  const device = opts.device ?? "cpu";
+  const sessionOptions = { intraOpThreads: opts.intraOpThreads ?? 1, device };
+  // As the Trainer does: on webgpu the step may leave its int64 scalars on the CPU, nothing heavier.
+  const trainSource = "<metaheac adaptation step>";
+  if (device === "webgpu") await refuseHeavyCpuNodes(m.programs.train.bytes, graphFromProto(decodeModel(m.programs.train.bytes, trainSource)), device, trainSource);
+  const train = await Session.create(m.programs.train.bytes, { ...sessionOptions, cpuFallback: device === "webgpu", source: trainSource });
   const evaluation = await Session.create(m.programs.eval.bytes, { ...sessionOptions, source: "<metaheac eval program>" });
   try {
     const adapter = new Adapter(m.programs.train.signature, m.programs.eval.signature, m.weights,

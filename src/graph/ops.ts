@@ -86,6 +86,16 @@ export function Sum(...xs: Value[]): Value {
   return node("Sum", xs);
 }
 
+/**
+ * x0 + x1 + … as a left fold of Add, where the builder would write Sum: onnxruntime's WebGPU provider
+ * has no Sum kernel (1.30), so a Sum runs on the CPU with copies both ways. The CPU's Sum adds its
+ * inputs in this same order, so CPU numbers do not change.
+ */
+export function addAll(xs: readonly Value[]): Value {
+  if (xs.length === 0) throw new MtlError("E_GRAPH", "addAll: nothing to add");
+  return xs.slice(1).reduce<Value>((acc, x) => Add(acc, x), xs[0]!);
+}
+
 export function LeakyRelu(x: Value, a: { alpha?: number } = {}): Value {
   return node("LeakyRelu", [x], attrs({ alpha: a.alpha === undefined ? undefined : float(a.alpha) }));
 }

@@ -67,7 +67,8 @@ export function buildAitm(ctx: ModelContext, config: AitmConfig): ModelOutputs {
   const z = adaptiveInformationTransfer(ctx, transferred, qConversion);
   const pCtr = probabilityHead(ctx, "ctr.out", qClick);
   const pCtcvr = probabilityHead(ctx, "ctcvr.out", z);
-  const pCvr = ops.Clip(ops.Div(pCtcvr, ops.Max(pCtr, PROBABILITY_EPS)), 0, 1);
+  // Clip(pCTR, eps) is max(pCTR, eps) in an op onnxruntime-web's WebGPU backend has (it lacks Max).
+  const pCvr = ops.Clip(ops.Div(pCtcvr, ops.Clip(pCtr, PROBABILITY_EPS)), 0, 1);
 
   const loss = lossOptions(ctx, config);
   const ctrLoss = binaryCrossEntropy(pCtr, click, loss);
@@ -77,7 +78,7 @@ export function buildAitm(ctx: ModelContext, config: AitmConfig): ModelOutputs {
   return {
     predictions: { p_ctr: pCtr, p_cvr: pCvr, p_ctcvr: pCtcvr },
     losses: { ctr: ctrLoss, ctcvr: ctcvrLoss, calibration },
-    loss: ops.Sum(weighted(ctrLoss, config.ctrWeight), weighted(ctcvrLoss, config.ctcvrWeight), weighted(calibration, config.calibrationWeight)),
+    loss: ops.addAll([weighted(ctrLoss, config.ctrWeight), weighted(ctcvrLoss, config.ctcvrWeight), weighted(calibration, config.calibrationWeight)]),
   };
 }
 

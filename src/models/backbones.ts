@@ -123,6 +123,6 @@ export function funnelObjective(pCtr: Value, pCvr: Value, labels: { click: Value
   return {
     predictions: { p_ctr: pCtr, p_cvr: pCvr, p_ctcvr: pCtcvr },
     losses,
-    loss: terms.length === 1 ? terms[0]! : ops.Sum(...terms),
+    loss: ops.addAll(terms),
   };
 }

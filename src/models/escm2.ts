@@ -131,7 +131,7 @@ export function buildEscm2(ctx: ModelContext, config: Escm2Config): ModelOutputs
   return {
     predictions: { p_ctr: pCtr, p_cvr: pCvr, p_ctcvr: pCtcvr },
     losses,
-    loss: ops.Sum(ctrLoss, weighted(cvrRisk, config.counterfactualWeight), weighted(ctcvrLoss, config.globalWeight)), // L_ctr + λ_cf·R_cvr + λ_g·L_ctcvr
+    loss: ops.addAll([ctrLoss, weighted(cvrRisk, config.counterfactualWeight), weighted(ctcvrLoss, config.globalWeight)]), // L_ctr + λ_cf·R_cvr + λ_g·L_ctcvr
   };
 }
 

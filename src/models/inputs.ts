@@ -68,7 +68,7 @@ function pooledColumns(layout: Layout, name: string): { offset: number; dim: num
 /** Sum over axis 2 of [batch, F, K, D] as Split + Sum (onnxruntime's middle-axis ReduceSum is ~4x slower on CPU). */
 export function sumPool(x: Value, k: number): Value {
   if (k === 1) return ops.Squeeze(x, [2]);
-  return ops.Squeeze(ops.Sum(...ops.Split(x, { axis: 2, split: new Array<number>(k).fill(1) })), [2]);
+  return ops.Squeeze(ops.addAll(ops.Split(x, { axis: 2, split: new Array<number>(k).fill(1) })), [2]);
 }
 
 /** [batch, inputWidth] of pooled embeddings and dense features (see the module comment for the order). */
@@ -93,9 +93,10 @@ export function embedFeatures(ctx: ModelContext, layout: Layout, opts: Embedding
       const cols = [f.offset, f.offset + f.feature.maxLen];
       const sum = ops.ReduceSum(ops.Slice(weighted, [cols[0]!], [cols[1]!], [1]), { axes: [1], keepdims: 0 }); // [batch, dim]
       if (f.feature.kind === "ids" && f.feature.pooling === "mean") {
-        // Mean over the ids present; a row without any keeps a zero vector.
+        // Mean over the ids present; a row without any keeps a zero vector. Clip(count, 1) is max(count, 1)
+        // (same values, same gradient) in an op that onnxruntime-web's WebGPU backend has; it lacks Max.
         const count = ops.ReduceSum(ops.Slice(weights, [cols[0]!], [cols[1]!], [1]), { axes: [1], keepdims: 1 });
-        parts.push(ops.Div(sum, ops.Max(count, 1)));
+        parts.push(ops.Div(sum, ops.Clip(count, 1)));
       } else {
         parts.push(sum);
       }

@@ -104,7 +104,7 @@ export function softmaxGate(ctx: ModelContext, name: string, x: Activation, coun
 export function mixExperts(gate: Value, expertOutputs: readonly Activation[]): Activation {
   const width = expertOutputs[0]!.width;
   const terms = expertOutputs.map((e, i) => ops.Mul(ops.Slice(gate, [i], [i + 1], [1]), e.value));
-  return { value: terms.length === 1 ? terms[0]! : ops.Sum(...terms), width };
+  return { value: ops.addAll(terms), width };
 }
 
 /** Per-example log-loss −(y·log p + (1 − y)·log(1 − p)), p clipped to [eps, 1 − eps]: [batch]. */

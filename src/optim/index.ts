@@ -101,7 +101,7 @@ export function createUpdater(config: OptimizerConfig, step: Value, lr: Value): 
 export function clipByGlobalNorm(grads: readonly Value[], maxNorm: number): { grads: Value[]; norm: Value } {
   if (!(maxNorm > 0)) throw new MtlError("E_CONFIG", `clip norm must be > 0, got ${maxNorm}`, { where: { field: "clipNorm" } });
   const squares = grads.map((g) => ops.ReduceSum(ops.Mul(g, g), { keepdims: 0 }));
-  const norm = ops.Sqrt(squares.length === 1 ? squares[0]! : ops.Sum(...squares));
+  const norm = ops.Sqrt(ops.addAll(squares));
   const scale = ops.Div(maxNorm, ops.Max(norm, maxNorm));
   return { grads: grads.map((g) => ops.Mul(g, scale)), norm };
 }

@@ -1,7 +1,8 @@
 /**
  * A small layer over onnxruntime-node: sessions from bytes or a path, typed feeds and fetches,
- * thread and optimisation options, and the execution provider (`cpu`, or `cuda` where onnxruntime's
- * CUDA provider is installed). Models never touch this; the trainer and the server do.
+ * thread and optimisation options, and the device: `cpu`, `webgpu` (onnxruntime-node's bundled WebGPU
+ * provider: Dawn over Vulkan, Metal or D3D12) or `cuda` (where onnxruntime's CUDA provider is
+ * installed). Models never touch this; the trainer and the server do. See docs/gpu.md.
  */
 import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -12,10 +13,24 @@ import { MtlError } from "../errors.js";
 import { type DType, type TypedArray, dtypeOfArray } from "../graph/dtype.js";
 import type { ModelSession, RunOptions } from "./model-session.js";
 
-export type Device = "cpu" | "cuda";
+export const DEVICES = ["cpu", "webgpu", "cuda"] as const;
+export type Device = (typeof DEVICES)[number];
+
+/** A device name from a flag or a config; anything else is an MtlError naming `field`. */
+export function parseDevice(name: string, field = "device"): Device {
+  if ((DEVICES as readonly string[]).includes(name)) return name as Device;
+  throw new MtlError("E_DEVICE", `unknown device '${name}'`, { where: { field }, hint: `use ${DEVICES.join(", ")}` });
+}
 
 export interface SessionOptions {
   device?: Device;
+  /**
+   * On webgpu: let onnxruntime run nodes the device has no kernel for on the CPU (default false: the
+   * session refuses to load instead, so nothing falls back silently). mtl's training step needs it for
+   * its int64 scalars (the step count's Cast, a batch size), which onnxruntime keeps on the CPU;
+   * test/gpu.test.ts pins that nothing else of any model's step lands there.
+   */
+  cpuFallback?: boolean;
   /** Threads inside one op (default: onnxruntime's choice, one per core). */
   intraOpThreads?: number;
   /** Threads across independent ops (default 1; ops run sequentially). */
@@ -23,6 +38,8 @@ export interface SessionOptions {
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
   /** Names the model in errors. */
   source?: string;
+  /** onnxruntime's verbose log on stderr (src/runtime/placement.ts reads its node placements). */
+  verboseLog?: boolean;
 }
 
 /** A tensor crossing the boundary: dtype, dims and a typed array in row-major order. */
@@ -37,6 +54,8 @@ export function makeTensor(data: TypedArray, dims: readonly number[], dtype: DTy
   return { dtype, dims, data };
 }
 
+export const WEBGPU_HINT =
+  "WebGPU needs a GPU driver: Vulkan on Linux (the GPU vendor's Vulkan driver, or mesa-vulkan-drivers, with libvulkan1), Metal on macOS, D3D12 on Windows; see docs/gpu.md, or use --device cpu";
 /**
  * onnxruntime-node is an optional dependency (a browser-only user, or an npm whose install step
  * could not finish, goes without it), so it is loaded on first use: everything that does not run
@@ -82,6 +101,11 @@ export function cudaInstalled(): boolean {
   return false;
 }
 
+/** Whether this platform's onnxruntime-node build carries the WebGPU provider (not Linux arm64 in 1.30). */
+export async function webgpuBundled(): Promise<boolean> {
+  return (await loadOnnxruntime()).listSupportedBackends().some((b) => b.name === "webgpu" && b.bundled);
+}
+
 /** A session on this thread (see ModelSession; openSession picks this or a WorkerSession). */
 export class Session implements ModelSession {
   private constructor(
@@ -101,21 +125,26 @@ export class Session implements ModelSession {
   static async create(model: Uint8Array | string, opts: SessionOptions = {}): Promise<Session> {
     const device = opts.device ?? "cpu";
     const source = opts.source ?? (typeof model === "string" ? model : "<model bytes>");
-    if (device !== "cpu" && device !== "cuda") {
-      throw new MtlError("E_DEVICE", `unknown device '${String(device)}'`, { where: { field: "device" }, hint: "use cpu or cuda" });
-    }
+    parseDevice(device);
     if (device === "cuda" && !cudaInstalled()) {
       throw new MtlError("E_DEVICE", "the CUDA execution provider is not installed in onnxruntime-node", { hint: CUDA_HINT });
     }
+    if (device === "webgpu" && !(await webgpuBundled())) {
+      throw new MtlError("E_DEVICE", `onnxruntime-node has no WebGPU provider on ${process.platform}-${process.arch}`, { hint: "its prebuilt binaries carry WebGPU on Linux x64, macOS and Windows; use --device cpu" });
+    }
     const options: ort.InferenceSession.SessionOptions = {
-      executionProviders: device === "cuda" ? ["cuda", "cpu"] : ["cpu"],
+      // The device alone, never "cpu" after it: onnxruntime adds its CPU provider itself for nodes the
+      // device lacks, which on webgpu disable_cpu_ep_fallback turns into a load error (see cpuFallback).
+      executionProviders: [device],
       graphOptimizationLevel: opts.graphOptimizationLevel ?? "all",
-      logSeverityLevel: onnxruntimeLogSeverity(),
+      // Verbose for the placement child (src/runtime/placement.ts reads the node placements).
+      logSeverityLevel: opts.verboseLog ? 0 : onnxruntimeLogSeverity(),
       ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
       ...(opts.interOpThreads ? { interOpNumThreads: opts.interOpThreads } : {}),
+      ...(device === "webgpu" && !opts.cpuFallback ? { extra: { session: { disable_cpu_ep_fallback: "1" } } } : {}),
     };
     const runtime = await loadOnnxruntime();
-    runtime.env.logLevel = onnxruntimeLogSeverity() === 4 ? "fatal" : "warning";
+    runtime.env.logLevel = opts.verboseLog ? "verbose" : onnxruntimeLogSeverity() === 4 ? "fatal" : "warning";
     try {
       const inner = typeof model === "string"
         ? await runtime.InferenceSession.create(model, options)
@@ -125,6 +154,14 @@ export class Session implements ModelSession {
       const why = err instanceof Error ? err.message : String(err);
       if (device === "cuda" && /cuda|providers_shared/i.test(why)) {
         throw new MtlError("E_DEVICE", `the CUDA execution provider failed to load: ${onnxruntimeMessage(why)}`, { hint: CUDA_HINT, cause: err });
+      }
+      if (device === "webgpu" && /WebGPU adapter|adapter_result|webgpu_context/i.test(why)) {
+        throw new MtlError("E_DEVICE", "no WebGPU adapter: onnxruntime's WebGPU provider found no usable GPU driver", { hint: WEBGPU_HINT, cause: err });
+      }
+      if (/fallback to CPU EP has been explicitly disabled/.test(why)) {
+        throw new MtlError("E_DEVICE", `some nodes of the model have no ${device} kernel and would run on the CPU`, {
+          where: { file: source }, hint: `\`mtl inspect --device ${device} <model>\` lists them; use --device cpu`, cause: err,
+        });
       }
       throw new MtlError("E_MODEL", `onnxruntime cannot load the model: ${onnxruntimeMessage(why)}`, { where: { file: source }, cause: err });
     }

@@ -16,6 +16,7 @@ import type { Batch } from "../features/batch.js";
 import { encodeCandidates, encodeRecords, type RawValue } from "../features/encode.js";
 import { batchFeeds, PREDICTIONS, type Scores } from "../models/feeds.js";
 import { openSession, type ModelSession } from "../runtime/model-session.js";
+import type { Device } from "../runtime/session.js";
 import { missingFormulaField, rankCandidates, type RankBy, type ScoredCandidate } from "../serve/ranking.js";
 import { checkModelAgainstGraph, META_KEYS, readInitializers, readModelInfo, verifyWeights, type ModelInfo } from "./metadata.js";
 
@@ -24,6 +25,8 @@ export interface ScorerOptions {
   worker?: boolean;
   /** onnxruntime threads inside one op (default 1: the caller's thread is busy with parsing too). */
   intraOpThreads?: number;
+  /** Where onnxruntime runs the model (default cpu; see docs/gpu.md). */
+  device?: Device;
   /** Load a model whose weights fail their checksum (a file edited on purpose); default false. */
   skipChecksum?: boolean;
 }
@@ -59,7 +62,7 @@ export class Scorer {
     checkModelAgainstGraph(info, initializers, file);
     // With external data, onnxruntime must read the model from its path (the data file sits beside it).
     const source = info.metadata[META_KEYS.externalData] ? file : bytes;
-    const session = await openSession(source, { intraOpThreads: opts.intraOpThreads ?? 1, source: file, worker: opts.worker ?? true });
+    const session = await openSession(source, { intraOpThreads: opts.intraOpThreads ?? 1, source: file, worker: opts.worker ?? true, ...(opts.device ? { device: opts.device } : {}) });
     for (const p of PREDICTIONS) {
       if (!session.outputNames.includes(p)) {
         await session.release();

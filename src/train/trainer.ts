@@ -8,7 +8,9 @@
 import { MtlError } from "../errors.js";
 import { type TypedArray, dtypeOfArray } from "../graph/dtype.js";
 import type { Shape } from "../graph/ir.js";
-import { encodeGraph } from "../onnx/serialize.js";
+import { decodeModel } from "../onnx/proto.js";
+import { encodeGraph, graphFromProto } from "../onnx/serialize.js";
+import { refuseHeavyCpuNodes } from "../runtime/placement.js";
 import { openSession, type ModelSession } from "../runtime/model-session.js";
 import type { TableRows } from "../runtime/rows.js";
 import type { Device, Tensor } from "../runtime/session.js";
@@ -98,7 +100,13 @@ export class Trainer {
     const open = async (p: Program | { bytes: Uint8Array; signature: ProgramSignature } | undefined, what: string, inWorker: boolean) => {
       if (!p) return null;
       const bytes = "bytes" in p ? p.bytes : encodeGraph(p.graph);
-      const options = { ...sessionOptions, source: `<${p.signature.model} ${what} program>` };
+      const source = `<${p.signature.model} ${what} program>`;
+      // On webgpu the step's int64 scalars (its count's Cast, a Mean's batch size) stay on the CPU, so
+      // its session allows CPU nodes; the measured placement then refuses anything heavier there.
+      // The eval program loads only if it runs wholly on the device.
+      const cpuFallback = what === "train_step" && sessionOptions.device === "webgpu";
+      if (cpuFallback) await refuseHeavyCpuNodes(bytes, "bytes" in p ? graphFromProto(decodeModel(bytes, source)) : p.graph, "webgpu", source);
+      const options = { ...sessionOptions, cpuFallback, source };
       const session = await openSession(bytes, { ...options, worker: inWorker });
       return { session, signature: p.signature };
     };

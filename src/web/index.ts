@@ -6,7 +6,7 @@
  * ranking.ts) as in Node, so a record scores and a request ranks the same everywhere.
  *
  *   import { WebScorer } from "mtl-onnx/web";
- *   const scorer = await WebScorer.load("/model.onnx");               // wasm; { device: "webgpu" } to ask for WebGPU
+ *   const scorer = await WebScorer.load("/model.onnx");               // wasm; { device: "webgpu" } for WebGPU
  *   const ranked = await scorer.rank({ user: "u1" }, [{ item: "i1" }, { item: "i2" }]);
  *
  * onnxruntime-web comes in builds: the plain wasm one (`onnxruntime-web/wasm`, ~3.7 MB gzipped with
@@ -34,7 +34,10 @@ export { WebAdaptation, type AdaptedScores, type WebRecord } from "./adapt.js";
 
 
 export interface WebScorerOptions {
-  /** Execution provider: "wasm" (default) or "webgpu" (used when the browser has it; else wasm). */
+  /**
+   * Execution provider: "wasm" (default) or "webgpu". WebGPU in a browser without it (no
+   * navigator.gpu, or no adapter) fails with E_DEVICE rather than running on wasm unasked.
+   */
   device?: WebDevice;
   /** Where onnxruntime-web finds its .wasm/.mjs files (default: next to the bundle). */
   wasmPaths?: string;
@@ -57,10 +60,22 @@ export interface ScoreResponse {
 }
 
 
-function hasWebGpu(): boolean {
-  const nav = (globalThis as { navigator?: { gpu?: unknown } }).navigator;
-  return nav?.gpu !== undefined;
+interface GpuLike {
+  requestAdapter(): Promise<unknown>;
 }
+
+/** Why WebGPU cannot run here, or null when an adapter is available. */
+async function webGpuMissing(): Promise<string | null> {
+  const gpu = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator?.gpu;
+  if (!gpu) return "this browser has no WebGPU (navigator.gpu is missing)";
+  try {
+    return (await gpu.requestAdapter()) ? null : "the browser found no WebGPU adapter (navigator.gpu.requestAdapter() gave none)";
+  } catch (err) {
+    return `the browser's WebGPU adapter request failed: ${(err as Error).message ?? String(err)}`;
+  }
+}
+
+const WEB_GPU_HINT = "use a browser with WebGPU enabled and a GPU driver (Chrome/Edge 113+, Safari 26+), or device \"wasm\"";
 
 export class WebScorer {
   private constructor(
@@ -93,15 +108,29 @@ export class WebScorer {
     if (info.metadata[META_KEYS.externalData]) {
       throw new MtlError("E_MODEL", "the model keeps its weights in an external data file, which mtl-onnx/web does not load", { where: { file: source }, hint: "export it with --fp16 or smaller tables so it fits one file" });
     }
-    const device: WebDevice = opts.device === "webgpu" && hasWebGpu() ? "webgpu" : "wasm";
+    const device: WebDevice = opts.device ?? "wasm";
+    if (device !== "wasm" && device !== "webgpu") throw new MtlError("E_DEVICE", `unknown device '${String(device)}'`, { where: { field: "device" }, hint: "use wasm or webgpu" });
+    if (device === "webgpu") {
+      const missing = await webGpuMissing();
+      if (missing) throw new MtlError("E_DEVICE", missing, { where: { file: source }, hint: WEB_GPU_HINT });
+    }
     const runtime = await ortBuild(device);
     if (opts.wasmPaths) runtime.env.wasm.wasmPaths = opts.wasmPaths;
     runtime.env.wasm.numThreads = opts.numThreads ?? 1;
     let session: ort.InferenceSession;
     try {
-      session = await runtime.InferenceSession.create(bytes, { executionProviders: [device], graphOptimizationLevel: "all" });
+      session = await runtime.InferenceSession.create(bytes, {
+        executionProviders: [device],
+        graphOptimizationLevel: "all",
+        // As in Node (src/runtime/session.ts): a node WebGPU cannot run is a load error, not a silent run on wasm.
+        ...(device === "webgpu" ? { extra: { session: { disable_cpu_ep_fallback: "1" } } } : {}),
+      });
     } catch (err) {
-      throw new MtlError("E_MODEL", `onnxruntime-web cannot load the model: ${String((err as Error).message ?? err).split("\n")[0]}`, { where: { file: source } });
+      const why = String((err as Error).message ?? err).split("\n")[0];
+      if (/fallback to CPU EP has been explicitly disabled/.test(why)) {
+        throw new MtlError("E_DEVICE", "some nodes of the model have no WebGPU kernel and would run on wasm", { where: { file: source }, hint: "use device \"wasm\"" });
+      }
+      throw new MtlError("E_MODEL", `onnxruntime-web cannot load the model: ${why}`, { where: { file: source } });
     }
     for (const p of PREDICTIONS) {
       if (!session.outputNames.includes(p)) throw new MtlError("E_NOT_MTL", `the model has no output '${p}'`, { where: { file: source } });

@@ -7,6 +7,11 @@ export const CHROMIUM = process.env["MTL_CHROMIUM"] ?? "/usr/bin/chromium";
 export const skipWithoutChromium: string | false = existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM} (.ci/run installs it with apt-get install chromium; or set MTL_CHROMIUM)`;
 /** Flags for a quiet, offline headless Chromium. */
 export const CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-gpu", "--disable-quic"];
+/**
+ * The same with WebGPU on: a headless Chromium without a GPU then offers its own software adapter
+ * (SwiftShader); a real GPU would be picked first (docs/gpu.md).
+ */
+export const WEBGPU_CHROMIUM_ARGS = [...CHROMIUM_ARGS.filter((a) => a !== "--disable-gpu"), "--enable-unsafe-webgpu", "--enable-unsafe-swiftshader"];
 
 const TYPES: Record<string, string> = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".onnx": "application/octet-stream", ".css": "text/css", ".json": "application/json" };
 
@@ -25,9 +30,9 @@ export function serveStatic(dir: string): Promise<Server> {
 }
 
 /** Headless Chromium on a profile in `work`, with one page whose uncaught errors are collected. */
-export async function openChromium(work: string, timeoutMs: number): Promise<{ context: import("playwright-core").BrowserContext; page: import("playwright-core").Page; pageErrors: string[] }> {
+export async function openChromium(work: string, timeoutMs: number, args: readonly string[] = CHROMIUM_ARGS): Promise<{ context: import("playwright-core").BrowserContext; page: import("playwright-core").Page; pageErrors: string[] }> {
   const { chromium } = await import("playwright-core");
-  const context = await chromium.launchPersistentContext(join(work, "profile"), { executablePath: CHROMIUM, headless: true, timeout: 60_000, args: CHROMIUM_ARGS });
+  const context = await chromium.launchPersistentContext(join(work, "profile"), { executablePath: CHROMIUM, headless: true, timeout: 60_000, args: [...args] });
   const page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(timeoutMs);
   const pageErrors: string[] = [];

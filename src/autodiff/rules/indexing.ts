@@ -9,8 +9,10 @@ import { axisOf, intAttr, only, registerGradient, zerosLike } from "../registry.
 registerGradient("Gather", (c) => {
   const [data, indices] = [c.x[0]!, c.x[1]!];
   if (axisOf(intAttr(c.node, "axis", 0), data.rank) !== 0) c.fail("the gradient is implemented for axis 0");
-  const idx = indices.dtype === "int64" ? indices : ops.Cast(indices, { to: "int64" });
-  return [ops.ScatterND(zerosLike(data), ops.Unsqueeze(idx, [-1]), only(c), { reduction: "add" }), null];
+  // ScatterND wants int64 [..., 1] indices. Unsqueeze before the Cast: onnxruntime's WebGPU provider
+  // has no int64 Unsqueeze, and would run it on the CPU.
+  const idx = indices.dtype === "int64" ? ops.Unsqueeze(indices, [-1]) : ops.Cast(ops.Unsqueeze(indices, [-1]), { to: "int64" });
+  return [ops.ScatterND(zerosLike(data), idx, only(c), { reduction: "add" }), null];
 });
 
 // y = data, then y[indices] += updates: d data = dy; d updates = dy[indices] (GatherND).
