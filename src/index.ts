@@ -34,7 +34,7 @@ export { DATA_FORMATS, totalRejected, type DataFormat, type DataReader, type Rea
 export { ShardWriter, ShardReader, isShardFile, SHARD_MAGIC, SHARD_VERSION, type ShardSummary } from "./data/shard.js";
 export { prepareShard, type PrepareOptions, type PrepareResult } from "./data/prepare.js";
 export { shardBatches, rebatch, isValidRow, type BatcherOptions, type SplitPart } from "./data/batcher.js";
-export { SynthWorld, synthBatches, writeSynth, formatAliccpRow, formatTruthRow, type SynthOptions, type SynthBatchOptions, type SynthSummary, type SynthRow } from "./data/synth.js";
+export { SynthWorld, SYNTH_PRESETS, synthBatches, writeSynth, formatAliccpRow, formatTruthRow, type SynthOptions, type SynthPresetName, type SynthBatchOptions, type SynthSummary, type SynthRow } from "./data/synth.js";
 export { TRUTH_HEADER } from "./data/truth.js";
 export { inspectData, formatReport, ID_COUNT_BUCKETS, type DataReport, type FeatureReport, type InspectOptions } from "./data/inspect.js";
 export { Rng, ZipfSampler } from "./data/random.js";
@@ -64,6 +64,7 @@ export { parseRunConfig, readRunConfig, applyFlags, applySchemaOverrides, defaul
 export { learningRate, checkSchedule, type LrSchedule } from "./flow/schedule.js";
 export { trainRun, evaluatePass, loadRun, RUN_FILES, type LoadedRun, type TrainRunOptions, type RunEvent, type RunManifest, type RunProgress, type RunSummary } from "./flow/run.js";
 export { evaluateRun, type EvalOptions, type EvalResult } from "./flow/evaluate.js";
+export { trainAndTest, testPass, cellData, chooseLearningRate, BENCHMARK_BUDGET, TEST_STREAM, type BenchmarkCell, type TrainingBudget, type TrainAndTestOptions, type TrainAndTestResult } from "./flow/benchmark.js";
 export { runDemo, DEMO_LINEUP, type DemoOptions, type DemoResult } from "./flow/demo.js";
-export { PredictionCollector, METRIC_COLUMNS, TASKS, type FunnelMetrics, type FunnelCurves, type Task } from "./metrics/funnel.js";
+export { PredictionCollector, METRIC_COLUMNS, TASKS, type FunnelMetrics, type PropensityBin, type FunnelCurves, type Task } from "./metrics/funnel.js";
 export { buildReport } from "./report/html.js";
