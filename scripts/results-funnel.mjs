@@ -14,7 +14,7 @@
  * sharing one cache. Prints the tables (markdown) from the cache. Build first (npm run build).
  *
  *   node scripts/results-funnel.mjs [--impressions 30000] [--test-impressions 20000] [--seeds 1,2,3,4,5]
- *     [--presets dense,sparse] [--bias 0,1,2,4] [--grid 0.001,0.003,0.01] [--phases tune,claim1,peers,claim2]
+ *     [--presets dense,sparse] [--bias 0,1,2,4] [--grid 0.001,0.003,0.01,0.03] [--phases tune,claim1,peers,claim2]
  *     [--cache results-cache] [--shard 0/1] [--tables-only] [--json results-funnel.json]
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -31,7 +31,7 @@ const { values } = parseArgs({
     seeds: { type: "string", default: "1,2,3,4,5" },
     presets: { type: "string", default: "dense,sparse" },
     bias: { type: "string", default: "0,1,2,4" },
-    grid: { type: "string", default: "0.001,0.003,0.01" },
+    grid: { type: "string", default: "0.001,0.003,0.01,0.03" },
     "tune-preset": { type: "string", default: "dense" },
     "tune-bias": { type: "string", default: "2" },
     "peer-preset": { type: "string", default: "dense" },
@@ -68,7 +68,9 @@ const VARIANTS = {
 };
 const CLAIM1 = ["naive", "esmm"];
 const PEERS = ["esmm", "shared-bottom", "mmoe", "ple", "aitm"];
-const CLAIM2 = ["esmm", "escm2-ipw", "escm2-dr", "esmm-mmoe", "escm2-ipw-mmoe", "escm2-dr-mmoe"];
+const CLAIM2_TOWERS = ["esmm", "escm2-ipw", "escm2-dr"];
+const CLAIM2_MMOE = ["esmm-mmoe", "escm2-ipw-mmoe", "escm2-dr-mmoe"];
+const CLAIM2 = [...CLAIM2_TOWERS, ...CLAIM2_MMOE];
 const tuned = [...new Set([...CLAIM1, ...PEERS, ...CLAIM2])];
 
 const sizeKey = `n${impressions}-t${testImpressions}-e${budget.epochs}-p${budget.patience}-b${budget.batchSize}-v${budget.validFraction}`;
@@ -125,7 +127,8 @@ try {
   const lrOf = (v) => chosenLr[v] ?? 0.001;
   if (phases.has("claim1")) for (const c of cells) for (const v of CLAIM1) await run("sweep", v, c, lrOf(v));
   if (phases.has("peers")) for (const c of peerCells) for (const v of PEERS) await run("sweep", v, c, lrOf(v));
-  if (phases.has("claim2")) for (const c of cells) for (const v of CLAIM2) await run("sweep", v, c, lrOf(v));
+  // ESCM2's risks on ESMM's towers first (ESMM's runs are claim 1's), then the MMoE backbone.
+  if (phases.has("claim2")) for (const backbone of [CLAIM2_TOWERS, CLAIM2_MMOE]) for (const c of cells) for (const v of backbone) await run("sweep", v, c, lrOf(v));
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

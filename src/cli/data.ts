@@ -7,7 +7,7 @@ import { formatReport, inspectData } from "../data/inspect.js";
 import { guessFormat } from "../data/open.js";
 import { prepareShard } from "../data/prepare.js";
 import { DATA_FORMATS, totalRejected, type DataFormat, type ReadProgress } from "../data/reader.js";
-import { writeSynth } from "../data/synth.js";
+import { SYNTH_PRESETS, writeSynth, type SynthPresetName } from "../data/synth.js";
 import { formatBytes, formatCount } from "./format.js";
 
 /** Progress on stderr: a rewritten line on a terminal, a plain line every 5 s otherwise. */
@@ -88,7 +88,7 @@ export async function prepareCommand(args: { input: string; out: string; format?
   process.stdout.write(out.join("\n") + "\n");
 }
 
-export async function synthCommand(args: { out: string; rows: number; seed: number; bias: number; users?: number; items?: number; maxHistory?: number }): Promise<void> {
+export async function synthCommand(args: { out: string; rows: number; seed: number; bias: number; users?: number; items?: number; maxHistory?: number; preset?: string; ctr?: number; cvr?: number }): Promise<void> {
   const progress = progressPrinter("synth");
   const start = Date.now();
   const s = await writeSynth(args.out, {
@@ -96,6 +96,9 @@ export async function synthCommand(args: { out: string; rows: number; seed: numb
     ...(args.users !== undefined ? { users: args.users } : {}),
     ...(args.items !== undefined ? { items: args.items } : {}),
     ...(args.maxHistory !== undefined ? { maxHistory: args.maxHistory } : {}),
+    ...(args.preset !== undefined ? { preset: args.preset as SynthPresetName } : {}),
+    ...(args.ctr !== undefined ? { ctr: args.ctr } : {}),
+    ...(args.cvr !== undefined ? { cvr: args.cvr } : {}),
     onProgress: (n) => progress.update(`${formatCount(n)} of ${formatCount(args.rows)} rows, ${formatCount(Math.round(n / Math.max((Date.now() - start) / 1000, 1e-3)))} rows/s`),
   });
   progress.done();
@@ -152,8 +155,11 @@ export function registerDataCommands(y: Argv): Argv {
           .option("bias", { type: "number", default: 1, describe: "selection bias: how much click propensity follows conversion propensity (0 = none)" })
           .option("users", { type: "number", describe: "users in the world (default 20,000)" })
           .option("items", { type: "number", describe: "items in the world (default 30,000)" })
-          .option("max-history", { type: "number", describe: "longest multi-valued user field (default 40; real Ali-CCP lines reach ~350)" }),
-      async (a) => synthCommand({ out: a.out, rows: a.rows, seed: a.seed, bias: a.bias, users: a.users, items: a.items, maxHistory: a["max-history"] }),
+          .option("max-history", { type: "number", describe: "longest multi-valued user field (default 40; real Ali-CCP lines reach ~350)" })
+          .option("preset", { type: "string", choices: Object.keys(SYNTH_PRESETS), describe: "a world calibrated to observed rates: aliccp (Ali-CCP's 3.9% CTR, 0.56% CVR of clicks), dense, sparse (docs/data.md)" })
+          .option("ctr", { type: "number", describe: "calibrate to this observed click rate (overrides the preset's)" })
+          .option("cvr", { type: "number", describe: "calibrate to this observed conversions-per-click rate (overrides the preset's)" }),
+      async (a) => synthCommand({ out: a.out, rows: a.rows, seed: a.seed, bias: a.bias, users: a.users, items: a.items, maxHistory: a["max-history"], preset: a.preset, ctr: a.ctr, cvr: a.cvr }),
     )
     .command(
       "inspect <file>",
