@@ -8,8 +8,8 @@
 import { parseArgs } from "node:util";
 import { twoTower, ESMM_REFERENCE } from "../dist/src/models/two_tower.js";
 import { Trainer, buildTrainingStep, describeModel, initialState } from "../dist/src/train/index.js";
-import { Prng } from "../dist/src/util/prng.js";
-import { Rng, ZipfSampler } from "../dist/src/data/random.js";
+import { Rng } from "../dist/src/util/prng.js";
+import { ZipfSampler } from "../dist/src/data/random.js";
 
 const { values } = parseArgs({
   options: {
@@ -36,7 +36,7 @@ const trainer = await Trainer.create(state, { train: program }, {
 console.log(`setup ${((performance.now() - t0) / 1000).toFixed(2)} s (graph ${program.graph.nodes.length} nodes, state ${(state.require("embedding").data.byteLength / 2 ** 20).toFixed(0)} MiB table+slots)`);
 
 // Pre-generate batches (data loading is not what this measures).
-const rng = new Prng(42);
+const rng = new Rng(42, 1);
 const n = cfg.fields * cfg.idsPerField;
 const zipf = values.ids === "zipf" ? new ZipfSampler(cfg.vocabSize - 1, 1.05) : null;
 const zrng = new Rng(42);
@@ -46,8 +46,8 @@ const batches = Array.from({ length: 32 }, () => {
   const ids = new Int32Array(B * n), click = new Float32Array(B), buy = new Float32Array(B);
   for (let i = 0; i < ids.length; i++) ids[i] = drawId();
   for (let b = 0; b < B; b++) {
-    click[b] = rng.uniform() < 0.2 ? 1 : 0;
-    buy[b] = click[b] && rng.uniform() < 0.1 ? 1 : 0;
+    click[b] = rng.next() < 0.2 ? 1 : 0;
+    buy[b] = click[b] && rng.next() < 0.1 ? 1 : 0;
   }
   return { "ids.embedding": ids, click, conversion: buy };
 });

@@ -14,7 +14,8 @@ export { toModelProto, encodeGraph, graphFromProto, tensorFromProto, type ModelO
 export { summarizeModel, type ModelSummary } from "./onnx/summary.js";
 export { Session, makeTensor, cudaInstalled, type Device, type SessionOptions, type Tensor } from "./runtime/session.js";
 // features: schema, hashing, batch layout, encoder (pure TypeScript, shared with the browser)
-export { fnv1a32, fnv1a32Bytes, hashBucket, hashKey, FNV_OFFSET_BASIS } from "./features/hash.js";
+export { fnv1a32, fnv1a32Bytes, FNV_OFFSET_BASIS } from "./util/hash.js";
+export { hashBucket, hashKey } from "./features/hash.js";
 export {
   validateSchema, parseSchema, toSchemaJson, schemaHash, defaultAliccpSchema,
   ALICCP_FIELDS, ALICCP_VOCAB_SIZE, ALICCP_DIM, ALICCP_MAX_LEN, MAX_VOCAB,
@@ -37,7 +38,8 @@ export { shardBatches, rebatch, isValidRow, type BatcherOptions, type SplitPart 
 export { SynthWorld, SYNTH_PRESETS, synthBatches, writeSynth, formatAliccpRow, formatTruthRow, type SynthOptions, type SynthPresetName, type SynthBatchOptions, type SynthSummary, type SynthRow } from "./data/synth.js";
 export { TRUTH_HEADER } from "./data/truth.js";
 export { inspectData, formatReport, ID_COUNT_BUCKETS, type DataReport, type FeatureReport, type InspectOptions } from "./data/inspect.js";
-export { Rng, ZipfSampler } from "./data/random.js";
+export { Rng } from "./util/prng.js";
+export { ZipfSampler } from "./data/random.js";
 export { openDataSource, parseSynthSpec, type DataSource, type OpenDataOptions } from "./data/source.js";
 export {
   gradients, stopGradient, registerGradient, hasGradientRule, registeredGradientOps,
@@ -59,12 +61,12 @@ export { aitm, aitmDefaults, type AitmConfig } from "./models/aitm.js";
 export { funnelObjective, separateTowers, sharedBottom, mmoe, ple, type FunnelWeights, type MmoeShape, type PleShape, type TaskProbabilities } from "./models/backbones.js";
 export { commonDefaults, validateConfig, type CommonConfig } from "./models/config.js";
 export * as layers from "./models/layers.js";
-export { Prng } from "./util/prng.js";
 export { parseRunConfig, readRunConfig, applyFlags, applySchemaOverrides, defaultRunConfig, DEFAULT_TRAINING, EARLY_STOPPING_METRICS, type RunConfig, type TrainingSettings } from "./flow/config.js";
 export { learningRate, checkSchedule, type LrSchedule } from "./flow/schedule.js";
-export { trainRun, evaluatePass, loadRun, RUN_FILES, type LoadedRun, type TrainRunOptions, type RunEvent, type RunManifest, type RunProgress, type RunSummary } from "./flow/run.js";
+export { trainRun, evaluatePass, type TrainRunOptions, type RunEvent } from "./flow/run.js";
+export { loadRun, RUN_FILES, type LoadedRun, type RunManifest, type RunProgress, type RunSummary } from "./flow/rundir.js";
 export { evaluateRun, type EvalOptions, type EvalResult } from "./flow/evaluate.js";
 export { trainAndTest, testPass, cellData, chooseLearningRate, BENCHMARK_BUDGET, TEST_STREAM, type BenchmarkCell, type TrainingBudget, type TrainAndTestOptions, type TrainAndTestResult } from "./flow/benchmark.js";
-export { runDemo, DEMO_LINEUP, type DemoOptions, type DemoResult } from "./flow/demo.js";
+export { runDemo, DEMO_LINEUP, type DemoOptions, type DemoResult } from "./demo/demo.js";
 export { PredictionCollector, METRIC_COLUMNS, TASKS, type FunnelMetrics, type PropensityBin, type FunnelCurves, type Task } from "./metrics/funnel.js";
 export { buildReport } from "./report/html.js";

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,7 +12,7 @@ const child = fileURLToPath(new URL("./train_child.js", import.meta.url));
 
 function sameState(a: TrainingState, b: TrainingState): void {
   assert.equal(a.step, b.step);
-  assert.equal(a.rng, b.rng);
+  assert.deepEqual(a.rng, b.rng);
   assert.deepEqual([...a.tensors.keys()].sort(), [...b.tensors.keys()].sort());
   for (const [name, t] of a.tensors) {
     const u = b.tensors.get(name)!;
@@ -76,6 +76,48 @@ test("checkpoints round-trip and damaged ones are refused", () => {
     // A failed save leaves the previous checkpoint as it was.
     assert.throws(() => s.save(join(dir, "no-such-dir", "x.mtlstate")));
     sameState(TrainingState.load(path), s);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A state file as mtl wrote it before the one PRNG: format version 1, one mulberry32 word in `rng`. */
+function asVersion1(v2: Buffer, word: number): Buffer {
+  const out = Buffer.from(v2);
+  const hlen = out.readUInt32LE(12);
+  const header = out.toString("utf8", 16, 16 + hlen);
+  const rng = /"rng":\[[0-9,]+\]/.exec(header)![0];
+  // Same length (JSON whitespace pads it), so every tensor offset stays where it was.
+  const old = `"rng":${word}`.padEnd(rng.length, " ");
+  out.write(header.replace(rng, old), 16, "utf8");
+  out.writeUInt32LE(1, 8);
+  return out;
+}
+
+test("a version 1 state file still loads to the same digits; resuming a run from one is refused naming the format version", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "mtl-state-v1-"));
+  try {
+    const s = new TrainingState(5);
+    s.step = 12;
+    s.info = { model: "esmm" };
+    s.set("w", [3], Float32Array.of(0.25, -1.5, 3));
+    const v2 = join(dir, "v2.mtlstate");
+    s.save(v2);
+    assert.equal(TrainingState.load(v2).formatVersion, 2);
+    const v1 = join(dir, "v1.mtlstate");
+    writeFileSync(v1, asVersion1(readFileSync(v2), 12345));
+    const old = TrainingState.load(v1);
+    assert.equal(old.formatVersion, 1);
+    assert.equal(old.step, 12);
+    assert.deepEqual([...old.get("w")!], [0.25, -1.5, 3]);
+
+    const run = join(dir, "run");
+    mkdirSync(run);
+    writeFileSync(join(run, "run.json"), JSON.stringify({ model: "esmm", modelConfig: {}, optimizer: { kind: "adam" }, training: {}, data: { train: "synth:rows=100", valid: null }, schemaOverrides: {} }));
+    writeFileSync(join(run, "checkpoint.mtlstate"), readFileSync(v1));
+    const { trainRun } = await import("../src/flow/run.js");
+    const { defaultRunConfig } = await import("../src/flow/config.js");
+    await assert.rejects(trainRun({ config: defaultRunConfig(), out: run, resume: true }), (e: Error & { code?: string }) => e.code === "E_CHECKPOINT" && /state format version 1\b.*version 2/.test(e.message));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { readAliccp } from "../src/data/aliccp.js";
 import { validateSchema, defaultAliccpSchema } from "../src/features/schema.js";
-import { fnv1a32 } from "../src/features/hash.js";
+import { fnv1a32 } from "../src/util/hash.js";
 import { MtlError } from "../src/errors.js";
 import { RowError } from "../src/features/encode.js";
 import { readAll, SHARED_DATA, tempDir, writeTemp } from "./helpers/data.js";

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, existsSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { ShardReader, ShardWriter } from "../src/data/shard.js";
 import { prepareShard } from "../src/data/prepare.js";
@@ -36,7 +36,7 @@ test("shard round trip: synthetic batches with truth come back bit-identical, he
   const w = await ShardWriter.create(join(dir, "s.shard"), schema, { truth: true });
   for (const b of batches) await w.write(b);
   const summary = await w.close({ note: "test" });
-  assert.equal(existsSync(join(dir, "s.shard.partial")), false);
+  assert.deepEqual(readdirSync(dir).filter((f) => f.includes("partial")), [], "no temporary file left");
   const r = await ShardReader.open(join(dir, "s.shard"), { expectSchema: schema });
   assert.equal(r.rows, 3000);
   assert.equal(r.rowGroups, 3);
@@ -141,7 +141,7 @@ test("prepare refuses to leave a half-written shard when the input is bad", asyn
   const input = writeTemp(dir, "a.txt", Array.from({ length: 40000 }, (_, i) => `${i},0,0,101:${i % 7}`).join("\n") + "\n1,0,0,101:x\n");
   await assert.rejects(prepareShard(input, join(dir, "a.shard"), { format: "aliccp" }), (e: unknown) => e instanceof MtlError && /a\.txt:40001/.test(e.format()));
   assert.equal(existsSync(join(dir, "a.shard")), false);
-  assert.equal(existsSync(join(dir, "a.shard.partial")), false);
+  assert.deepEqual(readdirSync(dir).filter((f) => f.includes("partial")), [], "no temporary file left");
 });
 
 test("rebatch works on any batch stream: the in-process synthetic funnel, split into train and valid", async () => {

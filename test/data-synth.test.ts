@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { writeSynth, synthBatches, SynthWorld } from "../src/data/synth.js";
 import { readAliccp } from "../src/data/aliccp.js";
 import { inspectData } from "../src/data/inspect.js";
-import { Rng } from "../src/data/random.js";
+import { Rng } from "../src/util/prng.js";
 import { defaultAliccpSchema, parseSchema } from "../src/features/schema.js";
 import type { Batch } from "../src/features/batch.js";
 import { readAll, REPO_ROOT, tempDir, writeTemp } from "./helpers/data.js";

@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { readCsv, readJsonl, splitCsvLine } from "../src/data/tabular.js";
 import { validateSchema } from "../src/features/schema.js";
-import { fnv1a32 } from "../src/features/hash.js";
+import { fnv1a32 } from "../src/util/hash.js";
 import { MtlError } from "../src/errors.js";
 import { readAll, SHARED_DATA, tempDir, writeTemp } from "./helpers/data.js";
 

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import vm from "node:vm";
-import { fnv1a32, fnv1a32Bytes, hashBucket } from "../src/features/hash.js";
+import { hashBucket } from "../src/features/hash.js";
+import { fnv1a32, fnv1a32Bytes } from "../src/util/hash.js";
 import { defaultAliccpSchema, parseSchema, schemaHash, toSchemaJson, validateSchema, ALICCP_FIELDS } from "../src/features/schema.js";
 import { BatchBuilder, layoutOf } from "../src/features/batch.js";
 import { encodeRecord, RowError } from "../src/features/encode.js";
@@ -49,13 +50,25 @@ test("the feature modules use no Node-only API (the browser shares them)", () =>
   }
 });
 
-test("the compiled hash module runs in a bare JavaScript realm (no Node or web globals) with the same ids", () => {
-  const js = readFileSync(join(REPO_ROOT, "dist", "src", "features", "hash.js"), "utf8");
-  assert.doesNotMatch(js, /^import /m, "hash.js has no imports");
+test("the compiled hash modules run in a bare JavaScript realm (no Node or web globals) with the same ids", () => {
+  const fnv = readFileSync(join(REPO_ROOT, "dist", "src", "util", "hash.js"), "utf8");
+  const buckets = readFileSync(join(REPO_ROOT, "dist", "src", "features", "hash.js"), "utf8");
+  assert.doesNotMatch(fnv, /^import /m, "util/hash.js has no imports");
+  assert.deepEqual(buckets.match(/^import .*$/gm), ['import { fnv1a32 } from "../util/hash.js";'], "features/hash.js imports only the FNV-1a module");
   const context = vm.createContext({});
-  vm.runInContext(js.replace(/^export /gm, "") + "\nglobalThis.out = [fnv1a32('héllo'), fnv1a32('北京'), hashBucket('foobar', 1000), fnv1a32Bytes(new Uint8Array([0x61]))];", context);
+  const bare = (js: string) => js.replace(/^import .*$/gm, "").replace(/^export /gm, "");
+  vm.runInContext(bare(fnv) + "\n" + bare(buckets) + "\nglobalThis.out = [fnv1a32('héllo'), fnv1a32('北京'), hashBucket('foobar', 1000), fnv1a32Bytes(new Uint8Array([0x61]))];", context);
   assert.equal(vm.runInContext("typeof Buffer + typeof process + typeof TextEncoder", context), "undefinedundefinedundefined");
   assert.deepEqual(Array.from(context.out as number[]), [0x4aa48540, 0x36943181, 721, 0xe40c292c]);
+});
+
+test("FNV-1a hashes the UTF-8 bytes of a non-ASCII name, not its UTF-16 code units", () => {
+  // "é" is U+00E9: UTF-8 bytes C3 A9. By hand: 0x811c9dc5 ^ 0xc3 = 0x811c9d06, * 0x01000193 mod 2^32
+  // = 0x460b3072; ^ 0xa9 = 0x460b30db, * 0x01000193 mod 2^32 = 0x1e9de8c1. (Over the one UTF-16 unit
+  // 0x00e9 it would be 0x6c0b6c44, what the old per-name seed hash gave.)
+  assert.equal(fnv1a32("é"), 0x1e9de8c1);
+  assert.notEqual(fnv1a32("é"), 0x6c0b6c44);
+  assert.equal(fnv1a32Bytes(new Uint8Array([0xc3, 0xa9])), 0x1e9de8c1);
 });
 
 test("the default Ali-CCP schema: 23 fields in PaddleRec's order, one shared 737,947 x 12 table, max_len 3", () => {

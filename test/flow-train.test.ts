@@ -29,7 +29,7 @@ function tinyConfig(over: Partial<RunConfig["training"]> = {}, model = "tiny"): 
 
 function sameTensors(a: TrainingState, b: TrainingState, what: string): void {
   assert.equal(a.step, b.step, `${what}: step`);
-  assert.equal(a.rng, b.rng, `${what}: rng`);
+  assert.deepEqual(a.rng, b.rng, `${what}: rng`);
   assert.deepEqual([...a.tensors.keys()].sort(), [...b.tensors.keys()].sort(), `${what}: tensor names`);
   for (const [name, t] of a.tensors) {
     const u = b.tensors.get(name)!;
@@ -204,7 +204,7 @@ test("mtl demo on a small funnel: trains what is registered, prints the comparis
   assert.match(r.stdout, /CVR AUC \(entire, true\)/);
   assert.match(r.stdout, /best by CTCVR AUC: \S+; exported to/);
   assert.match(r.stderr, /demo: training ESMM/);
-  const demo = JSON.parse(readFileSync(join(dir, "demo.json"), "utf8")) as import("../src/flow/demo.js").DemoResult;
+  const demo = JSON.parse(readFileSync(join(dir, "demo.json"), "utf8")) as import("../src/demo/demo.js").DemoResult;
   assert.ok(demo.models.some((m) => m.name === "esmm"));
   assert.ok(existsSync(join(dir, "model.onnx")));
   assert.equal(demo.scored.length, 8);
@@ -213,7 +213,7 @@ test("mtl demo on a small funnel: trains what is registered, prints the comparis
   const { Trainer } = await import("../src/train/trainer.js");
   const { buildEvalProgram } = await import("../src/train/program.js");
   const { stepFeeds } = await import("../src/models/feeds.js");
-  const { lookupModel, modelConfigOf } = await import("../src/flow/run.js");
+  const { lookupModel, modelConfigOf } = await import("../src/flow/rundir.js");
   const runDir = join(dir, demo.best);
   const manifest = JSON.parse(readFileSync(join(runDir, "run.json"), "utf8"));
   const entry = lookupModel(demo.best);

@@ -4,7 +4,7 @@ import * as ops from "../src/graph/ops.js";
 import { Graph, type Value } from "../src/graph/ir.js";
 import { encodeGraph } from "../src/onnx/serialize.js";
 import { Session, makeTensor, type Tensor } from "../src/runtime/session.js";
-import { Prng } from "../src/util/prng.js";
+import { Rng } from "../src/util/prng.js";
 
 export interface InputSpec {
   shape: number[];
@@ -36,13 +36,13 @@ export interface GradCheckResult {
 
 export async function gradCheck(spec: GradCheck): Promise<GradCheckResult> {
   const dtype = spec.dtype ?? "float64";
-  const rng = new Prng(spec.seed ?? 1234);
+  const rng = new Rng(spec.seed ?? 1234);
   const g = new Graph({ name: "gradcheck", opset: 17 });
   const vals: Record<string, Value> = {};
   const feeds: Record<string, Tensor> = {};
   for (const [name, s] of Object.entries(spec.inputs)) {
     const n = s.shape.reduce((a, b) => a * b, 1);
-    const raw = s.values ?? Array.from({ length: n }, () => (s.lo ?? -1) + ((s.hi ?? 1) - (s.lo ?? -1)) * rng.uniform());
+    const raw = s.values ?? Array.from({ length: n }, () => (s.lo ?? -1) + ((s.hi ?? 1) - (s.lo ?? -1)) * rng.next());
     const declared = s.declared ?? s.shape;
     if (s.int) {
       vals[name] = g.input(name, s.int, declared);
@@ -67,7 +67,7 @@ export async function gradCheck(spec: GradCheck): Promise<GradCheckResult> {
   // The probe's shape is the output's runtime shape: run once without knowing it by evaluating y.
   const yShape = await outputShape(spec, y, feeds, dtype);
   const wn = yShape.reduce((a, b) => a * b, 1);
-  const wData = Array.from({ length: wn }, () => rng.uniform() * 2 - 1);
+  const wData = Array.from({ length: wn }, () => rng.next() * 2 - 1);
   feeds["w_probe"] = makeTensor(dtype === "float64" ? Float64Array.from(wData) : Float32Array.from(wData), yShape);
 
   const base = await session.run(feeds);

@@ -1,6 +1,6 @@
-/** `mtl demo`: a thin command over src/flow/demo.ts that shows progress and prints the comparison. */
+/** `mtl demo`: a thin command over src/demo/demo.ts that shows progress and prints the comparison. */
 import { METRIC_COLUMNS, formatMetric } from "../metrics/funnel.js";
-import { runDemo } from "../flow/demo.js";
+import { runDemo } from "../demo/demo.js";
 import type { RunEvent } from "../flow/run.js";
 import { table } from "./format.js";
 import { runProgress } from "./train.js";

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { MtlError } from "../errors.js";
 import { getModel } from "../models/index.js";
@@ -74,10 +74,7 @@ export async function exportCommand(args: ExportArgs): Promise<void> {
     throw new MtlError("E_CONFIG", `unknown optimizer '${args.optimizer}'`, { where: { field: "optimizer" }, hint: `use one of ${OPTIMIZER_KINDS.join(", ")}` });
   }
   const optimizer = { kind: args.optimizer } as OptimizerConfig;
-  if (args.training) {
-    process.stderr.write(`building ${args.model} training artifacts...\n`);
-    const files = exportTrainingArtifacts(args.out, { model: entry.definition, config, optimizer, seed: args.seed, clipNorm: args.clipNorm, opset: args.opset });
-    for (const f of files) process.stdout.write(`${join(args.out, f.file)}  ${formatBytes(f.bytes)}\n`);
-    return;
-  }
+  process.stderr.write(`building ${args.model} training artifacts...\n`);
+  const files = exportTrainingArtifacts(args.out, { model: entry.definition, config, optimizer, seed: args.seed, clipNorm: args.clipNorm, opset: args.opset });
+  for (const f of files) process.stdout.write(`${join(args.out, f.file)}  ${formatBytes(f.bytes)}\n`);
 }

@@ -1,5 +1,5 @@
 /** `mtl train` and `mtl eval`: thin commands over src/flow/run.ts and src/flow/evaluate.ts. */
-import { writeFileSync } from "node:fs";
+import { writeJsonAtomic } from "../util/atomic.js";
 import { MtlError } from "../errors.js";
 import { METRIC_COLUMNS, formatMetric, type FunnelMetrics } from "../metrics/funnel.js";
 import type { Device } from "../runtime/session.js";
@@ -168,11 +168,7 @@ export async function evalCommand(args: { run: string; data: string; json?: stri
   const out = [`${res.model} from ${res.checkpoint} (step ${formatCount(res.step)}) on ${res.data}${res.split === "all" ? "" : ` (the run's ${res.split} split)`}: ${formatCount(res.rows)} rows${res.loss !== null ? `, loss ${res.loss.toFixed(4)}` : ""}`, metricsTable([{ name: res.model, metrics: res.metrics }])];
   process.stdout.write(out.join("\n") + "\n");
   if (args.json) {
-    try {
-      writeFileSync(args.json, JSON.stringify(res, null, 2) + "\n");
-    } catch (err) {
-      throw new MtlError("E_IO", `cannot write the JSON: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { where: { file: args.json } });
-    }
+    writeJsonAtomic(args.json, res, "JSON");
     process.stdout.write(`wrote ${args.json}\n`);
   }
 }

@@ -16,7 +16,7 @@ import { existsSync } from "node:fs";
 import { MtlError } from "../errors.js";
 import { BatchBuilder, layoutOf, type ReadBlock } from "../features/batch.js";
 import { RowError } from "../features/encode.js";
-import { fnv1a32Bytes, FNV_OFFSET_BASIS } from "../features/hash.js";
+import { fnv1a32Bytes, FNV_OFFSET_BASIS } from "../util/hash.js";
 import { defaultAliccpSchema, type FeatureSchema } from "../features/schema.js";
 import { LineSplitter, openByteSource, type LineRef } from "./lines.js";
 import { countReject, handleBadRow, newStats, type DataReader, type ReadOptions, type ReadStats } from "./reader.js";
@@ -96,7 +96,6 @@ export class AliccpLineParser {
     if (s >= e) throw new RowError("empty_line", "the line is empty", { line }, "remove blank lines");
     const b = this.builder;
     const r = b.size;
-    const layout = b.layout;
     const nf = this.hashes.length;
     const counts = this.counts;
     counts.fill(0);

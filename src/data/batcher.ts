@@ -12,7 +12,7 @@
  * so the split is the same across shuffles, epochs, formats and machines.
  */
 import { BatchBuilder, type Batch, type Layout } from "../features/batch.js";
-import { Rng } from "./random.js";
+import { Rng } from "../util/prng.js";
 import type { ShardReader } from "./shard.js";
 
 export type SplitPart = "train" | "valid" | "all";

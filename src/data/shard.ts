@@ -17,10 +17,11 @@
  *      dense float32 [rows, denseWidth]; click uint8 [rows]; conversion uint8 [rows];
  *      sample key uint32 [rows]; with truth: true CTR float32, true CVR float32, potential conversion uint8.
  *   footer: UTF-8 JSON {schema, rowGroups: [{offset, rows}], source, rejected}, to the end of the file.
- * A shard is written to `<out>.partial` and renamed when complete, so a crash never leaves a
+ * A shard is written to a temporary sibling and committed (fsync, rename, fsync of the directory) when complete, so a crash never leaves a
  * half-written file under the final name.
  */
-import { open, rename, rm, stat, type FileHandle } from "node:fs/promises";
+import { open, rm, stat, type FileHandle } from "node:fs/promises";
+import { commitFile, temporaryPath } from "../util/atomic.js";
 import { MtlError } from "../errors.js";
 import { layoutOf, userKeys, type Batch, type Layout } from "../features/batch.js";
 import { schemaHash, toSchemaJson, validateSchema, type FeatureSchema, type SchemaInput } from "../features/schema.js";
@@ -84,7 +85,7 @@ export class ShardWriter {
   }
 
   static async create(file: string, schema: FeatureSchema, opts: { truth: boolean }): Promise<ShardWriter> {
-    const partial = `${file}.partial`;
+    const partial = temporaryPath(file, "partial");
     let fh: FileHandle;
     try {
       fh = await open(partial, "w");
@@ -144,7 +145,7 @@ export class ShardWriter {
     header.writeDoubleLE(this.offset, 56);
     await this.fh.write(header, 0, HEADER_BYTES, 0);
     await this.fh.close();
-    await rename(this.partial, this.file);
+    commitFile(this.partial, this.file);
     return { rows: this.rows, clicks: this.clicks, conversions: this.conversions, truth: this.truth, schemaHash: hash, rowGroups: this.groups.length, bytes: this.offset + footer.length };
   }
 

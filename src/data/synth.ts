@@ -24,13 +24,15 @@
  * stream 2, so a seed gives the same rows in a file or in memory, on any machine.
  */
 import { createWriteStream, type WriteStream } from "node:fs";
-import { rename, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
+import { commitFile, temporaryPath } from "../util/atomic.js";
 import { once } from "node:events";
 import { BatchBuilder, layoutOf, type Batch, type Layout } from "../features/batch.js";
-import { fnv1a32 } from "../features/hash.js";
+import { fnv1a32 } from "../util/hash.js";
 import { ALICCP_FIELDS, defaultAliccpSchema, type FeatureSchema } from "../features/schema.js";
 import { MtlError } from "../errors.js";
-import { Rng, ZipfSampler } from "./random.js";
+import { Rng } from "../util/prng.js";
+import { ZipfSampler } from "./random.js";
 import { TRUTH_HEADER } from "./truth.js";
 
 export interface SynthOptions {
@@ -480,12 +482,13 @@ async function writeLine(out: WriteStream, s: string): Promise<void> {
 
 /**
  * Write `rows` impressions to `file` (Ali-CCP format) and the truth sidecar `<file>.truth.csv`.
- * Streams: memory does not grow with rows. Written under `.partial` names and renamed at the end.
+ * Streams: memory does not grow with rows. Written to temporary siblings and committed at the end (src/util/atomic.ts).
  */
 export async function writeSynth(file: string, opts: SynthOptions & { rows: number; onProgress?: (rows: number) => void }): Promise<SynthSummary> {
   if (!Number.isInteger(opts.rows) || opts.rows < 1) throw new MtlError("E_USAGE", `rows must be a positive integer, got ${opts.rows}`, { where: { field: "rows" } });
   const world = new SynthWorld(opts);
   const truthFile = `${file}.truth.csv`;
+  const dataTmp = temporaryPath(file, "partial"), truthTmp = temporaryPath(truthFile, "partial");
   const opened = async (path: string): Promise<WriteStream> => {
     const stream = createWriteStream(path, { highWaterMark: 1 << 20 });
     try {
@@ -495,13 +498,13 @@ export async function writeSynth(file: string, opts: SynthOptions & { rows: numb
     }
     return stream;
   };
-  const data = await opened(`${file}.partial`);
+  const data = await opened(dataTmp);
   let truth: WriteStream;
   try {
-    truth = await opened(`${truthFile}.partial`);
+    truth = await opened(truthTmp);
   } catch (err) {
     data.destroy();
-    await rm(`${file}.partial`, { force: true });
+    await rm(dataTmp, { force: true });
     throw err;
   }
   const sum: SynthSummary = { rows: 0, clicks: 0, conversions: 0, meanTrueCvrAll: 0, meanTrueCvrClicked: 0, meanTrueCtr: 0, potentialConversionRate: 0, vocabSize: world.vocabSize };
@@ -533,13 +536,13 @@ export async function writeSynth(file: string, opts: SynthOptions & { rows: numb
     data.end();
     truth.end();
     await Promise.all([once(data, "finish"), once(truth, "finish")]);
-    await rename(`${file}.partial`, file);
-    await rename(`${truthFile}.partial`, truthFile);
+    commitFile(dataTmp, file);
+    commitFile(truthTmp, truthFile);
   } catch (err) {
     data.destroy();
     truth.destroy();
-    await rm(`${file}.partial`, { force: true });
-    await rm(`${truthFile}.partial`, { force: true });
+    await rm(dataTmp, { force: true });
+    await rm(truthTmp, { force: true });
     throw err;
   }
   sum.rows = opts.rows;

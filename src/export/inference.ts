@@ -9,7 +9,7 @@
  * initializer exceeds `maxPieceBytes` (WebGPU's buffer limit); when the weights would push the file
  * over protobuf's 2 GB, initializers go to `<file>.data` as ONNX external data.
  */
-import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, openSync, rmSync, writeSync } from "node:fs";
 import { basename, join } from "node:path";
 import { MtlError } from "../errors.js";
 import { isValidatedSchema, schemaHash, toSchemaJson, validateSchema, type FeatureSchema } from "../features/schema.js";
@@ -17,10 +17,11 @@ import { onnx } from "../onnx/proto.js";
 import { toModelProto } from "../onnx/serialize.js";
 import { getModel, type RegisteredModel } from "../models/index.js";
 import { buildInferenceGraph, describeModel } from "../train/program.js";
-import { loadRun, readJson, RUN_FILES } from "../flow/run.js";
+import { loadRun, readJson, RUN_FILES } from "../flow/rundir.js";
 import { initialState, type TrainingState } from "../train/state.js";
 import { tablePieces, type TableStorage } from "../train/tables.js";
 import { HASHING, META_KEYS, MODEL_FORMAT } from "../scoring/metadata.js";
+import { commitFile, temporaryPath, writeFileAtomic } from "../util/atomic.js";
 import { VERSION } from "../version.js";
 
 /** WebGPU guarantees maxBufferSize ≥ 256 MiB and maxStorageBufferBindingSize ≥ 128 MiB: the portable piece size. */
@@ -108,29 +109,10 @@ function moveToExternalData(model: onnx.ModelProto.$Properties, dataFile: string
         { key: "length", value: String(bytes.byteLength) },
       ];
     }
-    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
   return pos;
-}
-
-function writeFileAtomic(path: string, bytes: Uint8Array): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    const fd = openSync(tmp, "w");
-    try {
-      let done = 0;
-      while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw new MtlError("E_IO", `cannot write the model: ${(err as Error).message}`, { where: { file: path }, cause: err });
-  }
 }
 
 export function exportInferenceModel(out: string, opts: InferenceExportOptions): InferenceExportResult {
@@ -184,10 +166,10 @@ export function exportInferenceModel(out: string, opts: InferenceExportOptions):
   let externalData: InferenceExportResult["externalData"] = null;
   const dataFile = `${out}.data`;
   if (inlineBytes > limit) {
-    const tmp = `${dataFile}.tmp-${process.pid}`;
+    const tmp = temporaryPath(dataFile);
     try {
       const bytes = moveToExternalData(proto, tmp, basename(dataFile), limit);
-      renameSync(tmp, dataFile);
+      commitFile(tmp, dataFile);
       externalData = { file: dataFile, bytes };
       (proto.metadataProps as onnx.StringStringEntryProto.$Properties[]).push({ key: META_KEYS.externalData, value: basename(dataFile) });
     } catch (err) {
@@ -197,7 +179,7 @@ export function exportInferenceModel(out: string, opts: InferenceExportOptions):
     }
   }
   const bytes = onnx.ModelProto.encode(proto).finish();
-  writeFileAtomic(out, bytes);
+  writeFileAtomic(out, bytes, "model");
   return {
     file: out, bytes: bytes.byteLength, externalData, model: entry.definition.name,
     schemaHash: schema ? schemaHash(schema) : null,

@@ -3,7 +3,7 @@
  * the initial state, written to one directory. Any onnxruntime binding can run them; see
  * docs/training-artifacts.md for the few lines that run one step from Node and from Python.
  */
-import { mkdirSync, writeFileSync, renameSync, statSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { MtlError } from "../errors.js";
 import { encodeGraph } from "../onnx/serialize.js";
@@ -12,6 +12,7 @@ import { VERSION } from "../version.js";
 import type { FloatDType, ModelDefinition } from "../train/model.js";
 import { buildEvalProgram, buildInferenceGraph, buildTrainingStep, describeModel } from "../train/program.js";
 import { initialState } from "../train/state.js";
+import { writeFileAtomic } from "../util/atomic.js";
 
 export interface ExportTrainingOptions<C> {
   model: ModelDefinition<C>;
@@ -36,13 +37,6 @@ export const TRAINING_FILES = {
   signature: "signature.json",
 } as const;
 
-function writeAtomic(path: string, bytes: Uint8Array | string): number {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, bytes);
-  renameSync(tmp, path);
-  return typeof bytes === "string" ? Buffer.byteLength(bytes) : bytes.byteLength;
-}
-
 export function exportTrainingArtifacts<C>(dir: string, opts: ExportTrainingOptions<C>): WrittenFile[] {
   try {
     mkdirSync(dir, { recursive: true });
@@ -60,7 +54,7 @@ export function exportTrainingArtifacts<C>(dir: string, opts: ExportTrainingOpti
   inference.metadata.set("mtl.config", JSON.stringify(opts.config));
 
   const out: WrittenFile[] = [];
-  const put = (file: string, bytes: Uint8Array | string) => out.push({ file, bytes: writeAtomic(join(dir, file), bytes) });
+  const put = (file: string, bytes: Uint8Array | string) => out.push({ file, bytes: writeFileAtomic(join(dir, file), bytes, "training artifact") });
   put(TRAINING_FILES.trainStep, encodeGraph(train.graph));
   put(TRAINING_FILES.eval, encodeGraph(evaluation.graph));
   put(TRAINING_FILES.inference, encodeGraph(inference));

@@ -8,7 +8,7 @@
  */
 import { MtlError } from "../errors.js";
 import { BatchBuilder, type Batch, type Layout } from "./batch.js";
-import { fnv1a32 } from "./hash.js";
+import { fnv1a32 } from "../util/hash.js";
 import type { DenseFeature, IdFeature } from "./schema.js";
 
 /** Why a row was rejected (or, for click0_buy1, dropped by policy). */

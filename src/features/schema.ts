@@ -19,7 +19,7 @@
  * over its features.
  */
 import { MtlError } from "../errors.js";
-import { fnv1a32 } from "./hash.js";
+import { fnv1a32 } from "../util/hash.js";
 
 export type FeatureKind = "id" | "ids" | "weighted_ids" | "dense";
 export type Pooling = "sum" | "mean" | "weighted_sum";

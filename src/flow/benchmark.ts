@@ -18,7 +18,8 @@ import { stepFeeds } from "../models/feeds.js";
 import { buildEvalProgram } from "../train/program.js";
 import { Trainer } from "../train/trainer.js";
 import { defaultRunConfig } from "./config.js";
-import { loadRun, trainRun, type RunEvent } from "./run.js";
+import { trainRun, type RunEvent } from "./run.js";
+import { loadRun } from "./rundir.js";
 
 export interface BenchmarkCell {
   preset: SynthPresetName;

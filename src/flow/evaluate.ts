@@ -8,7 +8,8 @@ import type { FunnelCurves, FunnelMetrics } from "../metrics/funnel.js";
 import type { RegisteredModel } from "../models/index.js";
 import type { Device } from "../runtime/session.js";
 import { buildEvalProgram } from "../train/program.js";
-import { evaluatePass, loadRun } from "./run.js";
+import { evaluatePass } from "./run.js";
+import { loadRun } from "./rundir.js";
 import { Trainer } from "../train/trainer.js";
 
 export interface EvalResult {

@@ -21,8 +21,6 @@ export interface LrSchedule {
   warmupSteps?: number;
 }
 
-export const CONSTANT_SCHEDULE: LrSchedule = { kind: "constant", warmupSteps: 0 };
-
 export function checkSchedule(s: LrSchedule, field = "schedule"): LrSchedule {
   const bad = (key: string, what: string): never => {
     throw new MtlError("E_CONFIG", `'${key}' ${what}`, { where: { field: `${field}.${key}` } });

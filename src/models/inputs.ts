@@ -1,7 +1,7 @@
 /**
  * The input layer every model shares: a feature schema's layout becomes embedding lookups, pooling
  * and one dense vector per example. This is the contract between models, the trainer's batches
- * (src/train/batches.ts) and scoring (run, serve, browser):
+ * (src/models/feeds.ts) and scoring (run, serve, browser):
  *
  *   ids.<table>      [batch, table.width]  global ids (int64 in inference.onnx), 0 = padding
  *   weights.<table>  [batch, table.width]  float: per-id weights (weighted_ids), 1 for a plain id,

@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { METRIC_COLUMNS, TASKS, formatMetric, type FunnelCurves, type FunnelMetrics } from "../metrics/funnel.js";
-import { readJson, RUN_FILES, type RunManifest, type RunSummary } from "../flow/run.js";
+import { readJson, RUN_FILES, type RunManifest, type RunSummary } from "../flow/rundir.js";
 import { CHART_CSS, escapeHtml, lineChart, type Series } from "./svg.js";
 
 interface StepRecord { type: "step"; step: number; loss: number; losses: Record<string, number>; lr: number; examples_per_sec: number }

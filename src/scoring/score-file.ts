@@ -6,8 +6,9 @@
  * The output is written under a temporary name and renamed when complete: a failed run leaves no
  * half-written predictions behind.
  */
-import { createWriteStream, renameSync, rmSync, type WriteStream } from "node:fs";
+import { createWriteStream, rmSync, type WriteStream } from "node:fs";
 import { MtlError } from "../errors.js";
+import { commitFile, temporaryPath } from "../util/atomic.js";
 import type { ReadBlock } from "../features/batch.js";
 import { readData, guessFormat } from "../data/open.js";
 import type { DataFormat, ReadProgress, ReadStats } from "../data/reader.js";
@@ -73,7 +74,7 @@ export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise
     lineNumbers: true, labels: false, truthFile: null,
     onProgress: (p) => opts.onProgress?.({ ...p, scored }),
   });
-  const tmp = `${opts.output}.partial-${process.pid}`;
+  const tmp = temporaryPath(opts.output, "partial");
   const out = createWriteStream(tmp);
   const opened = new Promise<void>((resolve, reject) => {
     out.once("open", () => resolve());
@@ -106,7 +107,7 @@ export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise
     }
     await flush();
     await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    renameSync(tmp, opts.output);
+    commitFile(tmp, opts.output);
   } catch (err) {
     out.destroy();
     rmSync(tmp, { force: true });

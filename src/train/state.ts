@@ -5,17 +5,23 @@
  *
  * File format (little-endian), readable without mtl:
  *   bytes 0..7   magic "MTLSTATE"
- *   bytes 8..11  uint32 format version (1)
+ *   bytes 8..11  uint32 format version (2)
  *   bytes 12..15 uint32 header length H
  *   bytes 16..   H bytes of UTF-8 JSON: { step, rng, info, tensors: [{ name, dtype, dims, offset, bytes, crc32 }] }
  *   then the tensors' raw data; each `offset` is from the start of the file and 64-byte aligned.
+ *
+ * Version 2: `rng` is the four uint32 words of the xoshiro128** dropout PRNG (src/util/prng.ts).
+ * Version 1 kept one word of a mulberry32 PRNG, which mtl no longer draws from: a version 1 file
+ * still loads (its tensors and step are the same digits; eval and export read it), but its dropout
+ * stream cannot be continued, so `formatVersion` tells a resume to refuse it.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync, unlinkSync } from "node:fs";
-import { dirname, basename, join } from "node:path";
+import { readFileSync } from "node:fs";
 import { crc32 } from "node:zlib";
 import { MtlError } from "../errors.js";
 import { type DType, BYTES_PER_ELEMENT, arrayFromBytes, bytesOfArray, dtypeOfArray } from "../graph/dtype.js";
-import { Prng, hashString } from "../util/prng.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { fnv1a32 } from "../util/hash.js";
+import { Rng, type RngWords } from "../util/prng.js";
 import { optimizerSlots, type OptimizerConfig } from "../optim/index.js";
 import type { FloatDType, Init, ParamSpec, StateSpec, TableSpec } from "./model.js";
 import { slotName } from "./program.js";
@@ -28,14 +34,20 @@ export interface StateTensor {
 }
 
 const MAGIC = "MTLSTATE";
-const VERSION = 1;
+const VERSION = 2;
+/** The state file format this mtl writes (and the only one a run resumes from). */
+export const STATE_FORMAT_VERSION = VERSION;
+/** The stream of Rng(seed, stream) that a fresh state's dropout masks start from. */
+const DROPOUT_STREAM = 0x64726f70;
 const ALIGN = 64;
 
 export class TrainingState {
   /** Updates applied so far. The next step is number step + 1. */
   step = 0;
-  /** PRNG state (uint32) for dropout masks; advanced by the trainer. */
-  rng: number;
+  /** The dropout PRNG's state words (Rng.words()); advanced by the trainer. */
+  rng: RngWords;
+  /** The file format this state was loaded from (VERSION for a state made here): resume needs the current one. */
+  formatVersion = VERSION;
   /** Free-form JSON the run wants back on resume (model, config, optimizer, data position...). */
   info: Record<string, unknown> = {};
   /**
@@ -46,7 +58,7 @@ export class TrainingState {
   readonly tensors = new Map<string, StateTensor>();
 
   constructor(seed = 0) {
-    this.rng = seed >>> 0;
+    this.rng = new Rng(seed, DROPOUT_STREAM).words();
   }
 
   get(name: string): FloatArray | undefined {
@@ -67,7 +79,9 @@ export class TrainingState {
 
   /** A deep copy (for tests and for keeping a best-so-far snapshot). */
   clone(): TrainingState {
-    const s = new TrainingState(this.rng);
+    const s = new TrainingState();
+    s.rng = [...this.rng];
+    s.formatVersion = this.formatVersion;
     s.step = this.step;
     s.info = structuredClone(this.info);
     for (const [k, t] of this.tensors) s.tensors.set(k, { dims: [...t.dims], data: t.data.slice() });
@@ -104,36 +118,18 @@ export class TrainingState {
     prefix.writeUInt32LE(VERSION, 8);
     prefix.writeUInt32LE(headerBytes.length, 12);
 
-    const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
-    const fd = openSync(tmp, "w");
-    try {
-      let pos = 0;
-      const put = (b: Uint8Array) => {
-        let done = 0;
-        while (done < b.byteLength) done += writeSync(fd, b, done, b.byteLength - done, pos + done);
-        pos += b.byteLength;
-      };
-      put(prefix);
-      put(headerBytes);
+    const tensors = this.tensors;
+    function* pieces(): Generator<Uint8Array> {
+      yield prefix;
+      yield headerBytes;
+      let pos = prefix.byteLength + headerBytes.byteLength;
       for (const e of entries) {
-        if (pos < e.offset) put(new Uint8Array(e.offset - pos));
-        put(bytesOfArray(this.tensors.get(e.name)!.data));
+        if (pos < e.offset) yield new Uint8Array(e.offset - pos);
+        yield bytesOfArray(tensors.get(e.name)!.data);
+        pos = e.offset + e.bytes;
       }
-      fsyncSync(fd);
-    } catch (err) {
-      closeSync(fd);
-      try { unlinkSync(tmp); } catch { /* already gone */ }
-      throw new MtlError("E_IO", `cannot write checkpoint: ${(err as Error).message}`, { where: { file: path }, cause: err });
     }
-    closeSync(fd);
-    renameSync(tmp, path);
-    try {
-      const dfd = openSync(dirname(path), "r");
-      fsyncSync(dfd);
-      closeSync(dfd);
-    } catch {
-      // Some filesystems do not fsync directories; the rename itself is still atomic.
-    }
+    writeFileAtomic(path, pieces(), "checkpoint");
   }
 
   static load(path: string): TrainingState {
@@ -148,16 +144,19 @@ export class TrainingState {
     };
     if (buf.length < 16 || buf.toString("latin1", 0, 8) !== MAGIC) bad("not an mtl state file (bad magic)");
     const version = buf.readUInt32LE(8);
-    if (version !== VERSION) bad(`state format version ${version}; this mtl reads version ${VERSION}`);
+    if (version !== VERSION && version !== 1) bad(`state format version ${version}; this mtl reads versions 1 and ${VERSION}`);
     const hlen = buf.readUInt32LE(12);
     if (16 + hlen > buf.length) bad("truncated header");
-    let header: { step: number; rng: number; info: Record<string, unknown>; tensors: { name: string; dtype: DType; dims: number[]; offset: number; bytes: number; crc32: number }[] };
+    let header: { step: number; rng: number | RngWords; info: Record<string, unknown>; tensors: { name: string; dtype: DType; dims: number[]; offset: number; bytes: number; crc32: number }[] };
     try {
       header = JSON.parse(buf.toString("utf8", 16, 16 + hlen));
     } catch {
       return bad("the header is not valid JSON");
     }
-    const s = new TrainingState(header.rng);
+    const s = new TrainingState();
+    // Version 1's one mulberry32 word seeds a stream: deterministic, but not the old masks (see formatVersion).
+    s.rng = version === 1 ? new Rng(header.rng as number, DROPOUT_STREAM).words() : [...(header.rng as RngWords)];
+    s.formatVersion = version;
     s.step = header.step;
     s.info = header.info ?? {};
     for (const e of header.tensors) {
@@ -179,16 +178,16 @@ function align(n: number): number {
 
 /** Fills `out` per `init`, from a PRNG seeded by (seed, name): each tensor's values do not depend on the others. */
 export function initialize(out: FloatArray, init: Init, seed: number, name: string): void {
-  const rng = new Prng((seed ^ hashString(name)) >>> 0);
+  const rng = new Rng(seed, fnv1a32(name));
   switch (init.kind) {
     case "zeros": out.fill(0); return;
     case "ones": out.fill(1); return;
     case "constant": out.fill(init.value); return;
-    case "uniform": for (let i = 0; i < out.length; i++) out[i] = (rng.uniform() * 2 - 1) * init.limit; return;
+    case "uniform": for (let i = 0; i < out.length; i++) out[i] = (rng.next() * 2 - 1) * init.limit; return;
     case "normal": for (let i = 0; i < out.length; i++) out[i] = rng.normal() * init.std; return;
     case "glorot_uniform": {
       const limit = Math.sqrt(6 / (init.fanIn + init.fanOut));
-      for (let i = 0; i < out.length; i++) out[i] = (rng.uniform() * 2 - 1) * limit;
+      for (let i = 0; i < out.length; i++) out[i] = (rng.next() * 2 - 1) * limit;
       return;
     }
   }

@@ -10,7 +10,7 @@ import type { Shape } from "../graph/ir.js";
 import { encodeGraph } from "../onnx/serialize.js";
 import { openSession, type ModelSession } from "../runtime/model-session.js";
 import type { Device, Tensor } from "../runtime/session.js";
-import { Prng } from "../util/prng.js";
+import { Rng } from "../util/prng.js";
 import type { FloatDType } from "./model.js";
 import { type Program, type ProgramSignature, localName, newName, rowsName, slotName } from "./program.js";
 import { RowIndexer, gatherRows, scatterRows, type IdArray } from "./sparse.js";
@@ -275,15 +275,15 @@ export class Trainer {
       feeds[b.name] = { dtype: b.dtype, dims: concreteDims(b.shape, size, b.name), data };
     }
     if (sig.dropouts.length) {
-      const rng = new Prng(this.state.rng);
+      const rng = Rng.fromWords(this.state.rng);
       for (const d of sig.dropouts) {
         const dims = concreteDims(d.shape, size, d.input);
         const mask = new Uint8Array(dims.reduce((a, b) => a * b, 1));
-        for (let i = 0; i < mask.length; i++) mask[i] = rng.uniform() >= d.rate ? 1 : 0;
+        for (let i = 0; i < mask.length; i++) mask[i] = rng.next() >= d.rate ? 1 : 0;
         owned.push(mask.buffer);
         feeds[d.input] = { dtype: "bool", dims, data: mask };
       }
-      this.state.rng = rng.state;
+      this.state.rng = rng.words();
     }
     return { feeds, blocks, indexers, owned, step: 0 };
   }

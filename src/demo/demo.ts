@@ -5,7 +5,7 @@
  * (by CTCVR AUC: the score a ranker sorts by) as an inference model, and scores a few held-out
  * records with the exported file through onnxruntime.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { openDataSource } from "../data/source.js";
 import { MtlError } from "../errors.js";
@@ -14,14 +14,15 @@ import type { FunnelMetrics } from "../metrics/funnel.js";
 import { MODELS } from "../models/index.js";
 import { exportInferenceModel } from "../export/inference.js";
 import { Scorer } from "../scoring/scorer.js";
-import { defaultRunConfig } from "./config.js";
-import { trainRun, type RunEvent } from "./run.js";
+import { defaultRunConfig } from "../flow/config.js";
+import { writeJsonAtomic } from "../util/atomic.js";
+import { trainRun, type RunEvent } from "../flow/run.js";
 
-/** The demo's line-up: a role and the registry names that fill it, first found wins. */
-export const DEMO_LINEUP: readonly { role: string; names: readonly string[] }[] = [
-  { role: "naive CVR baseline", names: ["naive", "naive-cvr", "cvr-naive", "base"] },
-  { role: "ESMM", names: ["esmm"] },
-  { role: "ESCM2", names: ["escm2-dr", "escm2", "escm2-ipw"] },
+/** The demo's line-up: a role and the registry name that fills it. */
+export const DEMO_LINEUP: readonly { role: string; name: string }[] = [
+  { role: "naive CVR baseline", name: "naive" },
+  { role: "ESMM", name: "esmm" },
+  { role: "ESCM2", name: "escm2" },
 ];
 
 export interface DemoOptions {
@@ -51,10 +52,9 @@ export interface DemoResult {
 export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const started = Date.now();
   const say = opts.onMessage ?? (() => undefined);
-  const lineup = DEMO_LINEUP.map((l) => ({ role: l.role, name: l.names.find((n) => n in MODELS) ?? null }));
-  const missing = lineup.filter((l) => l.name === null).map((l) => l.role);
-  const chosen = lineup.filter((l): l is { role: string; name: string } => l.name !== null);
-  if (chosen.length === 0) throw new MtlError("E_CONFIG", "none of the demo's models is registered", { hint: `looked for ${DEMO_LINEUP.flatMap((l) => l.names).join(", ")}` });
+  const missing = DEMO_LINEUP.filter((l) => !(l.name in MODELS)).map((l) => l.role);
+  const chosen = DEMO_LINEUP.filter((l) => l.name in MODELS);
+  if (chosen.length === 0) throw new MtlError("E_CONFIG", "none of the demo's models is registered", { hint: `looked for ${DEMO_LINEUP.map((l) => l.name).join(", ")}` });
   if (missing.length) say(`not in this build, left out: ${missing.join(", ")}`);
   mkdirSync(opts.out, { recursive: true });
   const data = `synth:rows=${opts.rows},seed=${opts.seed},bias=${opts.bias}`;
@@ -102,7 +102,6 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     await source.close();
   }
   const result: DemoResult = { data, models: results, missing, best: best.name, exported, scored, seconds: (Date.now() - started) / 1000 };
-  writeFileSync(join(opts.out, "demo.json"), JSON.stringify(result, null, 2) + "\n");
+  writeJsonAtomic(join(opts.out, "demo.json"), result, "demo summary");
   return result;
 }
-
