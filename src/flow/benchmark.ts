@@ -53,6 +53,8 @@ export interface TrainAndTestOptions {
   model: string;
   modelConfig?: Record<string, unknown>;
   cell: BenchmarkCell;
+  /** Other data than the cell's synth specs (a real log: train with its validation split, and test); the cell gives the seed. */
+  data?: { train: string; test: string };
   lr: number;
   budget?: TrainingBudget;
   /** The run directory (kept unless `cleanup`). */
@@ -79,7 +81,7 @@ export interface TrainAndTestResult {
 /** One run of the protocol: train with early stopping on validation, then score the best state on the test impressions. */
 export async function trainAndTest(opts: TrainAndTestOptions): Promise<TrainAndTestResult> {
   const budget = opts.budget ?? BENCHMARK_BUDGET;
-  const data = cellData(opts.cell);
+  const data = opts.data ?? cellData(opts.cell);
   const config = defaultRunConfig();
   config.model = opts.model;
   config.modelConfig = { ...(opts.modelConfig ?? {}) };
