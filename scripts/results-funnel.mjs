@@ -14,7 +14,7 @@
  * sharing one cache. Prints the tables (markdown) from the cache. Build first (npm run build).
  *
  *   node scripts/results-funnel.mjs [--impressions 30000] [--test-impressions 20000] [--seeds 1,2,3,4,5]
- *     [--presets dense,sparse] [--bias 0,1,2,4] [--grid 0.001,0.003,0.01,0.03] [--phases tune,claim1,peers,claim2]
+ *     [--presets dense,sparse] [--bias 0,1,2,4] [--grid 0.001,0.003,0.01,0.03] [--phases tune,claim1,peers,claim2] [--mmoe-presets dense]
  *     [--cache results-cache] [--shard 0/1] [--tables-only] [--json results-funnel.json]
  *
  * On a real log (Ali-CCP's files, prepared with `mtl data prepare`): the same protocol — the grid
@@ -43,6 +43,8 @@ const { values } = parseArgs({
     "peer-preset": { type: "string", default: "dense" },
     "peer-bias": { type: "string", default: "2" },
     phases: { type: "string", default: "tune,claim1,peers,claim2" },
+    // The MMoE half of claim 2 costs 3 runs a cell; by default only on the first preset (the sweep's budget).
+    "mmoe-presets": { type: "string", default: "dense" },
     cache: { type: "string", default: "results-cache" },
     shard: { type: "string", default: "0/1" },
     "tables-only": { type: "boolean", default: false },
@@ -56,6 +58,7 @@ const impressions = Number(values.impressions), testImpressions = Number(values[
 const seeds = list(values.seeds).map(Number), presets = list(values.presets), biases = list(values.bias).map(Number);
 const grid = list(values.grid).map(Number);
 const phases = new Set(list(values.phases));
+const mmoePresets = list(values["mmoe-presets"]);
 const [shardIndex, shardCount] = values.shard.split("/").map(Number);
 const budget = BENCHMARK_BUDGET;
 
@@ -193,7 +196,10 @@ try {
   if (phases.has("claim1")) for (const c of cells) for (const v of CLAIM1) await run("sweep", v, c, lrOf(v));
   if (phases.has("peers")) for (const c of peerCells) for (const v of PEERS) await run("sweep", v, c, lrOf(v));
   // ESCM2's risks on ESMM's towers first (ESMM's runs are claim 1's), then the MMoE backbone.
-  if (phases.has("claim2")) for (const backbone of [CLAIM2_TOWERS, CLAIM2_MMOE]) for (const c of cells) for (const v of backbone) await run("sweep", v, c, lrOf(v));
+  if (phases.has("claim2")) {
+    for (const c of cells) for (const v of CLAIM2_TOWERS) await run("sweep", v, c, lrOf(v));
+    for (const c of cells.filter((c) => mmoePresets.includes(c.preset))) for (const v of CLAIM2_MMOE) await run("sweep", v, c, lrOf(v));
+  }
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
@@ -225,7 +231,7 @@ if (Object.keys(chosenLr).length) {
 const claimTable = (title, pairs) => {
   out.push(`\n**${title}** (paired by seed: mean ± std over seeds of the difference, and in parentheses the seeds where it favours the first model)\n`);
   out.push("| world | bias | comparison | Δ CVR AUC (entire, true) | Δ \\|CVR bias\\| | Δ CTCVR AUC |", "|---|---|---|---|---|---|");
-  for (const preset of presets) for (const bias of biases) for (const [a, b] of pairs)
+  for (const preset of presets) for (const bias of biases) for (const [a, b] of pairs.filter(([a]) => !a.endsWith("-mmoe") || mmoePresets.includes(preset)))
     out.push(`| ${preset} | ${bias} | ${VARIANTS[a].label} − ${VARIANTS[b].label} | ${paired(a, b, preset, bias, auc, up)} | ${paired(a, b, preset, bias, absBias, down)} | ${paired(a, b, preset, bias, (m) => m.ctcvr_auc, up)} |`);
 };
 const levelsTable = (title, variants) => {

@@ -67,6 +67,6 @@ export { trainRun, evaluatePass, type TrainRunOptions, type RunEvent } from "./f
 export { loadRun, RUN_FILES, type LoadedRun, type RunManifest, type RunProgress, type RunSummary } from "./flow/rundir.js";
 export { evaluateRun, type EvalOptions, type EvalResult } from "./flow/evaluate.js";
 export { trainAndTest, testPass, cellData, chooseLearningRate, BENCHMARK_BUDGET, TEST_STREAM, type BenchmarkCell, type TrainingBudget, type TrainAndTestOptions, type TrainAndTestResult } from "./flow/benchmark.js";
-export { runDemo, DEMO_LINEUP, type DemoOptions, type DemoResult } from "./demo/demo.js";
+export { runDemo, DEMO_LINEUP, DEMO_WORLD, type DemoOptions, type DemoResult } from "./demo/demo.js";
 export { PredictionCollector, METRIC_COLUMNS, TASKS, type FunnelMetrics, type PropensityBin, type FunnelCurves, type Task } from "./metrics/funnel.js";
 export { buildReport } from "./report/html.js";

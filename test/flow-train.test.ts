@@ -197,9 +197,10 @@ test("a CTR-only model trains and reports null for the metrics it cannot have", 
 });
 
 test("mtl demo: the documented world, a comparison with its reading, the same digits on a second run in the same directory, an export that scores like the eval program", async () => {
-  const { DEMO_WORLD } = await import("../src/demo/demo.js");
-  // The world docs/workflow.md and docs/results.md document.
+  const { DEMO_WORLD, DEMO_LINEUP } = await import("../src/demo/demo.js");
+  // The world docs/workflow.md and docs/results.md document, and the rates the benchmark chose on validation.
   assert.deepEqual(DEMO_WORLD, { preset: "dense", bias: 2, seed: 1, impressions: 30000, testImpressions: 20000 });
+  assert.deepEqual(DEMO_LINEUP.map((l) => [l.name, l.lr]), [["naive", 0.01], ["esmm", 0.01], ["escm2-dr", 0.03]]);
   const dir = join(work, "demo");
   const first = mtl(["demo", "--out", dir, "--rows", "4000"]);
   assert.equal(first.code, 0, first.stderr);

@@ -35,7 +35,7 @@ export const DEMO_WORLD: BenchmarkCell = { preset: "dense", bias: 2, seed: 1, im
 export const DEMO_LINEUP: readonly { role: string; name: string; model: string; modelConfig: Record<string, unknown>; lr: number }[] = [
   { role: "naive CVR baseline", name: "naive", model: "naive", modelConfig: {}, lr: 0.01 },
   { role: "ESMM", name: "esmm", model: "esmm", modelConfig: {}, lr: 0.01 },
-  { role: "ESCM2-DR on ESMM's towers", name: "escm2-dr", model: "escm2", modelConfig: { backbone: "towers", counterfactualMode: "DR" }, lr: 0.01 },
+  { role: "ESCM2-DR on ESMM's towers", name: "escm2-dr", model: "escm2", modelConfig: { backbone: "towers", counterfactualMode: "DR" }, lr: 0.03 },
 ];
 
 /** What the demo writes in its directory (and removes before starting afresh). */
