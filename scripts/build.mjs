@@ -37,3 +37,5 @@ const tsc = join(dirname(require.resolve("typescript/package.json")), "bin", "ts
 run(tsc, ["-p", root]);
 mkdirSync(join(root, "dist", "onnx", "generated"), { recursive: true });
 cpSync(genJs, join(root, "dist", "onnx", "generated", "onnx_pb.js"));
+// Its declarations ship too: the published .d.ts files import them (a consumer's strict tsc needs them).
+cpSync(genJs.replace(/\.js$/, ".d.ts"), join(root, "dist", "onnx", "generated", "onnx_pb.d.ts"));

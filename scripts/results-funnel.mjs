@@ -28,7 +28,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BENCHMARK_BUDGET, chooseLearningRate, trainAndTest } from "../dist/src/index.js";
+import { BENCHMARK_BUDGET, chooseLearningRate, trainAndTest } from "../dist/src/flow/benchmark.js";
 
 const { values } = parseArgs({
   options: {

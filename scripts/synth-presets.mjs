@@ -5,7 +5,7 @@
  *
  *   node scripts/synth-presets.mjs [rows=100000] [seed=1]
  */
-import { SYNTH_PRESETS, SynthWorld, synthBatches } from "../dist/src/index.js";
+import { SYNTH_PRESETS, SynthWorld, synthBatches } from "../dist/src/data/synth.js";
 
 const rows = Number(process.argv[2] ?? 100000), seed = Number(process.argv[3] ?? 1);
 process.stdout.write("| preset | β | b_c | b_v | observed CTR | conversions / click | mean true CVR, all | mean true CVR, clicked |\n|---|---|---|---|---|---|---|---|\n");

@@ -44,7 +44,7 @@ data: { train: t.shard, valid: v.shard }
   assert.deepEqual(c.optimizer, { kind: "adamw", weightDecay: 0.02 });
   assert.deepEqual(c.training, {
     batchSize: 256, epochs: 3, lr: 0.002, schedule: { kind: "exponential", decayRate: 0.5, decaySteps: 100, staircase: true, warmupSteps: 10 },
-    seed: 7, validFraction: 0.05, patience: 2, earlyStoppingMetric: "cvr_auc", checkpointEvery: 50, logEvery: 5, clipNorm: 5,
+    seed: 7, validFraction: 0.05, patience: 2, earlyStoppingMetric: "cvr_auc", classificationThreshold: 0.5, checkpointEvery: 50, logEvery: 5, clipNorm: 5,
   });
   assert.deepEqual(c.data, { train: "t.shard", valid: "v.shard" });
   const f = applyFlags(c, { epochs: 9, lr: undefined, batchSize: 64 });
@@ -90,8 +90,8 @@ test("unknown keys and bad values are errors naming the key and its line", () =>
   assert.match(e.message, /unknown key 'training\.epoch_count'/);
   assert.equal(e.where.line, 4);
   assert.equal(e.where.file, "c.yaml");
-  e = configError("use_gpu: true\n");
-  assert.match(e.message, /unknown key 'use_gpu'/);
+  e = configError("use_tpu: true\n");
+  assert.match(e.message, /unknown key 'use_tpu'/);
   assert.equal(e.where.line, 1);
   e = configError("hyper_parameters:\n  sparse_feature_number: -3\n");
   assert.match(e.message, /'hyper_parameters\.sparse_feature_number' must be a positive integer/);
@@ -131,7 +131,7 @@ function batch(click: number[], conversion: number[], user: number[] | null, tru
     size: n, ids: [], weights: [], dense: new Float32Array(0),
     click: Uint8Array.from(click), conversion: Uint8Array.from(conversion),
     truth: trueCvr ? { ctr: new Float32Array(n), cvr: Float32Array.from(trueCvr), conversion: Uint8Array.from(potential!) } : null,
-    userId: user ? Int32Array.from(user) : null, sampleKey: new Uint32Array(n),
+    userId: user ? Int32Array.from(user) : null, sampleKey: new Uint32Array(n), task: null,
   } as unknown as Batch;
 }
 

@@ -15,6 +15,7 @@ import { trainRun } from "../src/flow/run.js";
 import { TrainingState } from "../src/train/state.js";
 import { MtlError } from "../src/errors.js";
 import { TEST_MODELS } from "./helpers/tiny_model.js";
+import { SHARED_DATA as SHARED } from "./helpers/data.js";
 
 const bin = fileURLToPath(new URL("../../bin/mtl.js", import.meta.url));
 const SYNTH = "synth:rows=3000,seed=3,users=300,items=400";
@@ -138,7 +139,8 @@ test("mtl eval prints a table and writes JSON; mtl report writes one self-contai
   const summary = JSON.parse(readFileSync(join(dir, "summary.json"), "utf8"));
   const again = JSON.parse(readFileSync(heldOut, "utf8")).metrics;
   for (const [k, want] of Object.entries(summary.best.metrics as Record<string, number | null>)) {
-    if (want === null) assert.equal(again[k], null, k);
+    if (typeof want === "object" && want !== null) assert.deepEqual(again[k], want, k); // not_computable
+    else if (want === null) assert.equal(again[k], null, k);
     else assert.ok(Math.abs(again[k] - want) <= 1e-6 * Math.max(1, Math.abs(want)), `${k}: ${again[k]} vs ${want}`);
   }
 
@@ -186,14 +188,61 @@ test("early stopping: no improvement for `patience` epochs ends the run; the bes
   assert.equal(TrainingState.load(join(dir, "best.mtlstate")).step, summary.best!.step);
 });
 
-test("a CTR-only model trains and reports null for the metrics it cannot have", async () => {
+test("a CTR-only model trains, reports null for the metrics it cannot have, and watches ctr_auc by default", async () => {
   const dir = join(work, "ctr-only");
-  const summary = await trainRun({ config: tinyConfig({ epochs: 1, earlyStoppingMetric: "ctr_auc" }, "tiny-ctr"), out: dir, models: TEST_MODELS });
+  const summary = await trainRun({ config: tinyConfig({ epochs: 1 }, "tiny-ctr"), out: dir, models: TEST_MODELS });
+  assert.equal(summary.earlyStoppingMetric, "ctr_auc");
+  assert.equal(JSON.parse(readFileSync(join(dir, "run.json"), "utf8")).training.earlyStoppingMetric, "ctr_auc");
   assert.ok(summary.best!.metrics.ctr_auc! > 0);
   assert.equal(summary.best!.metrics.cvr_auc, null);
   assert.equal(summary.best!.metrics.ctcvr_auc, null);
-  // Asking it to stop early on a metric it cannot produce is an error that says so.
-  await assert.rejects(trainRun({ config: tinyConfig({ epochs: 1 }, "tiny-ctr"), out: join(work, "ctr-only-2"), models: TEST_MODELS }), /early-stopping metric 'ctcvr_auc' is not available/);
+  // Asked to stop early on a metric it cannot produce, it falls back to the validation loss with a warning.
+  const warnings: string[] = [];
+  const s2 = await trainRun({ config: tinyConfig({ epochs: 2, earlyStoppingMetric: "ctcvr_auc" }, "tiny-ctr"), out: join(work, "ctr-only-2"), models: TEST_MODELS, onEvent: (e) => void (e.kind === "warning" && warnings.push(e.message)) });
+  assert.equal(s2.status, "completed");
+  assert.equal(s2.earlyStoppingMetric, "loss");
+  assert.equal(warnings.length, 2);
+  assert.match(warnings[0]!, /epoch 1: ctcvr_auc cannot be computed on the validation set \(the model does not predict it\); early stopping and the best state use the validation loss/);
+  assert.ok(s2.best !== null);
+});
+
+test("a validation split with one class: the metric is reported as not computable, early stopping uses the loss, the run completes", async () => {
+  const { writeSynth } = await import("../src/data/synth.js");
+  const src = join(work, "one-class-src.txt");
+  await writeSynth(src, { rows: 600, seed: 4, users: 100, items: 100, maxHistory: 3 });
+  // No conversion anywhere: CTCVR and CVR AUCs have one class.
+  const file = join(work, "one-class.txt");
+  writeFileSync(file, readFileSync(src, "utf8").split("\n").map((l) => (l ? l.replace(/^([^,]*),([^,]*),[01],/, "$1,$2,0,") : l)).join("\n"));
+  const config = defaultRunConfig();
+  config.data.train = file;
+  config.modelConfig = { towerSizes: [8] };
+  config.schemaOverrides = { dim: 4 };
+  config.training = { ...config.training, batchSize: 64, epochs: 2, patience: 1, validFraction: 0.2 };
+  const warnings: string[] = [];
+  const summary = await trainRun({ config, out: join(work, "one-class"), onEvent: (e) => void (e.kind === "warning" && warnings.push(e.message)) });
+  assert.equal(summary.status === "completed" || summary.status === "early_stopped", true);
+  assert.equal(summary.earlyStoppingMetric, "loss");
+  assert.equal(summary.best!.metrics.ctcvr_auc, null);
+  assert.match(summary.best!.metrics.not_computable["ctcvr_auc"]!, /one class: no conversions among \d+ rows/);
+  assert.match(summary.best!.metrics.not_computable["cvr_auc_all"]!, /one class: no conversions/);
+  assert.ok(summary.best!.metrics.ctr_auc !== null);
+  assert.equal(warnings.length, summary.epochs);
+  assert.match(warnings[0]!, /ctcvr_auc cannot be computed on the validation set \(one class: no conversions among \d+ rows\)/);
+  const epochs = records(join(work, "one-class")).filter((r) => r["type"] === "epoch");
+  assert.equal((epochs[0]!["valid"] as { not_computable: Record<string, string> }).not_computable["ctcvr_auc"] !== undefined, true);
+  // mtl eval reports it as such
+  const r = mtl(["eval", join(work, "one-class"), "--data", file]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /not computable on these rows: .*ctcvr_auc: one class: no conversions among 600 rows/);
+});
+
+test("PaddleRec's 10-line Ali-CCP sample: ESMM and CTR-only with defaults train, fall back to the loss, never fail after training", { skip: existsSync(join(SHARED, "aliccp-sample", "train_small.txt")) ? false : `no ${join(SHARED, "aliccp-sample")} (the shared samples)` }, async () => {
+  for (const model of ["esmm", "ctr-only"]) {
+    const out = join(work, `sample-${model}`);
+    const r = mtl(["train", "--model", model, "--train", join(SHARED, "aliccp-sample"), "--out", out, "--epochs", "2", "--valid-fraction", "0.3"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(existsSync(join(out, "summary.json")));
+  }
 });
 
 test("mtl demo: the documented world, a comparison with its reading, the same digits on a second run in the same directory, an export that scores like the eval program", async () => {

@@ -31,6 +31,7 @@ const batch: DataBatch = {
   truth: null,
   userId: null,
   sampleKey: Uint32Array.of(1, 2),
+  task: null,
 };
 
 const probe: ModelDefinition<null> = {

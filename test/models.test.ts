@@ -20,8 +20,7 @@ import { stepFeeds } from "../src/models/feeds.js";
 import { Trainer, buildEvalProgram, buildInferenceGraph, buildTrainingStep, describeModel, initialState, type ModelDefinition, type TrainingState } from "../src/train/index.js";
 import { encodeGraph } from "../src/onnx/serialize.js";
 import { Session } from "../src/runtime/session.js";
-import { rng as rngFor } from "./helpers/rng.js";
-import { assertClose, runTiny, tinyBatch, tinySchema, tinyState, type TinyBatch } from "./helpers/models.js";
+import { assertClose, runTiny, spreadRunningStats, tinyBatch, tinySchema, tinyState, type TinyBatch } from "./helpers/models.js";
 import { Ref, logLoss, mean, mix, sum, type Rows } from "./helpers/model_ref.js";
 
 // ---------------------------------------------------------------- a short training run per model
@@ -422,13 +421,7 @@ for (const name of Object.keys(MODELS).filter((n) => n !== "two-tower")) {
 test("ESMM with BatchNorm and Dropout: eval uses the running statistics (BN after each Gemm, before ReLU) and no dropout", async () => {
   const config: EsmmConfig = { ...esmmTiny, batchNorm: true, dropout: 0.5 };
   const state = tinyState(esmm, config);
-  // Running statistics away from (0, 1), so a BN that ignored them would show.
-  const r = rngFor(11);
-  for (const [name] of state.tensors) {
-    const data = state.get(name)!;
-    if (name.endsWith(".running_mean")) for (let i = 0; i < data.length; i++) data[i] = r() - 0.5;
-    if (name.endsWith(".running_var")) for (let i = 0; i < data.length; i++) data[i] = 0.5 + r();
-  }
+  spreadRunningStats(state, 11);
   const batch = tinyBatch();
   const run = await runTiny(esmm, config, state, batch);
   const ref = new Ref(state);

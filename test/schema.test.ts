@@ -4,9 +4,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  Graph, ops, tensor, encodeGraph, decodeModel, encodeModel, graphFromProto, onnx, Session, makeTensor, VERSION,
-} from "../src/index.js";
+import { Graph, ops, tensor, encodeGraph, decodeModel, graphFromProto, Session, makeTensor, VERSION } from "../src/index.js";
+import { encodeModel, onnx } from "../src/onnx/proto.js";
 
 function sampleGraph(): Graph {
   const g = new Graph({ name: "sample" });

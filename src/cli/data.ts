@@ -3,11 +3,13 @@ import { readFile } from "node:fs/promises";
 import type { Argv } from "yargs";
 import { MtlError } from "../errors.js";
 import { defaultAliccpSchema, parseSchema, toSchemaJson, type FeatureSchema } from "../features/schema.js";
+import { defaultLookalikeSchema } from "../features/lookalike.js";
 import { formatReport, inspectData } from "../data/inspect.js";
 import { guessFormat } from "../data/open.js";
 import { prepareShard } from "../data/prepare.js";
 import { DATA_FORMATS, totalRejected, type DataFormat, type ReadProgress } from "../data/reader.js";
 import { SYNTH_PRESETS, writeSynth, type SynthPresetName } from "../data/synth.js";
+import { LOOKALIKE_FILES, writeLookalikeSynth } from "../data/synth-lookalike.js";
 import { formatBytes, formatCount } from "./format.js";
 
 /** Progress on stderr: a rewritten line on a terminal, a plain line every 5 s otherwise. */
@@ -88,6 +90,31 @@ export async function prepareCommand(args: { input: string; out: string; format?
   process.stdout.write(out.join("\n") + "\n");
 }
 
+/** `mtl data synth --kind lookalike`: a look-alike world in a directory (see src/data/synth-lookalike.ts). */
+export async function lookalikeSynthCommand(args: { out: string; seed: number; campaigns?: number; scale?: number; users?: number }): Promise<void> {
+  const progress = progressPrinter("synth");
+  const s = await writeLookalikeSynth(args.out, {
+    seed: args.seed,
+    ...(args.campaigns !== undefined ? { campaigns: args.campaigns } : {}),
+    ...(args.scale !== undefined ? { scale: args.scale } : {}),
+    ...(args.users !== undefined ? { users: args.users } : {}),
+    onProgress: (n, total) => progress.update(`${formatCount(n)} of ${formatCount(total)} rows`),
+  });
+  progress.done();
+  const count = (group: string, role: string) => s.campaigns.filter((c) => c.group === group && c.role === role).length;
+  const out = [
+    `wrote ${args.out}: a look-alike world of ${formatCount(s.campaigns.length)} campaigns, ${formatCount(s.rows)} rows (${(100 * s.positives / Math.max(s.rows, 1)).toFixed(1)}% positive), seed ${s.seed}, scale ${s.scale}`,
+    `hot campaigns have at least T = ${formatCount(s.hotThreshold)} candidates (the paper's T = ${formatCount(s.paperHotThreshold)} times scale ${s.scale}): ` +
+      `${count("hot", "train") + count("hot", "test")} hot (${count("hot", "test")} held out), ${count("cold", "train") + count("cold", "test")} cold (${count("cold", "test")} held out)`,
+    ...Object.entries(s.files).map(([f, n]) => `  ${f.padEnd(22)} ${formatCount(n)} rows`),
+    `  ${LOOKALIKE_FILES.campaigns.padEnd(22)} every campaign's size, group, split and audience mixture`,
+    `AUC on the held-out candidates of the true p: hot ${s.oracleAuc.hot.toFixed(4)}, cold ${s.oracleAuc.cold.toFixed(4)}; ` +
+      `of the campaign-blind truth (p averaged over campaigns): hot ${s.campaignBlindAuc.hot.toFixed(4)}, cold ${s.campaignBlindAuc.cold.toFixed(4)}`,
+    `read it with the built-in look-alike schema (mtl data schema --builtin lookalike)`,
+  ];
+  process.stdout.write(out.join("\n") + "\n");
+}
+
 export async function synthCommand(args: { out: string; rows: number; seed: number; bias: number; users?: number; items?: number; maxHistory?: number; preset?: string; ctr?: number; cvr?: number }): Promise<void> {
   const progress = progressPrinter("synth");
   const start = Date.now();
@@ -146,10 +173,13 @@ export function registerDataCommands(y: Argv): Argv {
     )
     .command(
       "synth",
-      "write a synthetic impression log with known true CTR/CVR (Ali-CCP format + <out>.truth.csv)",
+      "write synthetic data with known truth: an impression funnel (Ali-CCP format + <out>.truth.csv) or a look-alike world (--kind lookalike: a directory)",
       (c) =>
         c
-          .option("out", { type: "string", demandOption: true, describe: "the file to write" })
+          .option("kind", { type: "string", choices: ["funnel", "lookalike"], default: "funnel", describe: "funnel: ESMM/ESCM2 impressions; lookalike: MetaHeac campaigns in PaddleRec's train_stage1/test_stage1/test_stage2 layout" })
+          .option("out", { type: "string", demandOption: true, describe: "the file to write (lookalike: the directory)" })
+          .option("campaigns", { type: "number", describe: "lookalike: campaigns (default 100)" })
+          .option("scale", { type: "number", describe: "lookalike: size relative to the paper's world; the largest campaign has 100,000 x scale candidates, T = 4,000 x scale (default 0.05)" })
           .option("rows", { type: "number", default: 100_000, describe: "impressions" })
           .option("seed", { type: "number", default: 0 })
           .option("bias", { type: "number", default: 1, describe: "selection bias: how much click propensity follows conversion propensity (0 = none)" })
@@ -159,7 +189,9 @@ export function registerDataCommands(y: Argv): Argv {
           .option("preset", { type: "string", choices: Object.keys(SYNTH_PRESETS), describe: "a world calibrated to observed rates: aliccp (Ali-CCP's 3.9% CTR, 0.56% CVR of clicks), dense, sparse (docs/data.md)" })
           .option("ctr", { type: "number", describe: "calibrate to this observed click rate (overrides the preset's)" })
           .option("cvr", { type: "number", describe: "calibrate to this observed conversions-per-click rate (overrides the preset's)" }),
-      async (a) => synthCommand({ out: a.out, rows: a.rows, seed: a.seed, bias: a.bias, users: a.users, items: a.items, maxHistory: a["max-history"], preset: a.preset, ctr: a.ctr, cvr: a.cvr }),
+      async (a) => (a.kind === "lookalike"
+        ? lookalikeSynthCommand({ out: a.out, seed: a.seed, campaigns: a.campaigns, scale: a.scale, users: a.users })
+        : synthCommand({ out: a.out, rows: a.rows, seed: a.seed, bias: a.bias, users: a.users, items: a.items, maxHistory: a["max-history"], preset: a.preset, ctr: a.ctr, cvr: a.cvr })),
     )
     .command(
       "inspect <file>",
@@ -175,10 +207,11 @@ export function registerDataCommands(y: Argv): Argv {
     )
     .command(
       "schema",
-      "print the built-in Ali-CCP feature schema (JSON) to start your own from",
-      (c) => c,
-      async () => {
-        process.stdout.write(JSON.stringify(toSchemaJson(defaultAliccpSchema()), null, 2) + "\n");
+      "print a built-in feature schema (JSON) to start your own from",
+      (c) => c.option("builtin", { type: "string", choices: ["aliccp", "lookalike"], default: "aliccp", describe: "aliccp: PaddleRec's ESMM fields; lookalike: the Tencent look-alike columns of PaddleRec's MetaHeac" }),
+      async (a) => {
+        const schema = a.builtin === "lookalike" ? defaultLookalikeSchema() : defaultAliccpSchema();
+        process.stdout.write(JSON.stringify(toSchemaJson(schema), null, 2) + "\n");
       },
     )
     .demandCommand(1, "name a data command: prepare, synth, inspect, schema");

@@ -43,16 +43,16 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
       (y) =>
         y
           .option("model", { type: "string", choices: Object.keys(MODELS), describe: "model name (optional with --checkpoint)" })
-          .option("checkpoint", { type: "string", describe: "a run directory of `mtl train` (run.json, best.mtlstate or checkpoint.mtlstate, summary.json)" })
+          .option("checkpoint", { type: "string", describe: "a run directory of `mtl train` (run.json, best.mtlstate or checkpoint.mtlstate, summary.json); with --training its trained state is exported" })
           .option("schema", { type: "string", describe: "feature schema JSON file (sets the config's schema)" })
-          .option("fp16", { type: "boolean", default: false, describe: "store embedding tables as float16 (a Cast to float32 follows each lookup)" })
+          .option("fp16", { type: "boolean", describe: "store embedding tables as float16 (a Cast to float32 follows each lookup)" })
           .option("max-piece-mb", { type: "number", describe: "split tables so no initializer exceeds this many MiB (default 128: WebGPU's guaranteed buffer binding size)" })
           .option("out", { alias: "o", type: "string", demandOption: true, describe: "output directory (--training) or .onnx file" })
           .option("training", { type: "boolean", default: false, describe: "write the training artifacts (see docs/training-artifacts.md)" })
           .option("config", { type: "string", describe: "JSON file of model settings over the defaults (the ESMM reference configuration)" })
-          .option("optimizer", { type: "string", default: "adam", choices: [...OPTIMIZER_KINDS], describe: "optimizer built into train_step.onnx" })
+          .option("optimizer", { type: "string", choices: [...OPTIMIZER_KINDS], describe: "optimizer built into train_step.onnx (--training; default adam)" })
           .option("clip-norm", { type: "number", describe: "clip gradients by this global L2 norm" })
-          .option("seed", { type: "number", default: 0, describe: "seed of the initial weights" })
+          .option("seed", { type: "number", describe: "seed of the initial weights (default 0; not with --checkpoint)" })
           .option("opset", { type: "number", describe: "ai.onnx opset (16..21, default 17)" }),
       async (args) => exportCommand({
         model: args.model, checkpoint: args.checkpoint, schema: args.schema, fp16: args.fp16, maxPieceMb: args["max-piece-mb"], out: args.out, training: args.training, config: args.config, optimizer: args.optimizer,
@@ -101,8 +101,8 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
           .option("model", { type: "string", describe: `model name (${Object.keys(MODELS).join(", ")}); default esmm or the config's` })
           .option("train", { type: "string", describe: "training data: a shard, a text file (Ali-CCP, CSV, JSONL; .gz ok) or synth:rows=N,seed=S,bias=B" })
           .option("valid", { type: "string", describe: "validation data (default: --valid-fraction of --train held out by sample id)" })
-          .option("out", { alias: "o", type: "string", demandOption: true, describe: "run directory" })
-          .option("config", { type: "string", describe: "YAML config naming every knob (PaddleRec keys accepted); see docs/workflow.md" })
+          .option("out", { alias: "o", type: "string", describe: "run directory (default: a PaddleRec config's runner.model_save_path)" })
+          .option("config", { alias: "m", type: "string", describe: "YAML config naming every knob, or PaddleRec's own config.yaml as it is (-m, as PaddleRec's trainer); see docs/workflow.md" })
           .option("epochs", { type: "number", describe: "passes over the training data (default 1)" })
           .option("batch-size", { type: "number", describe: "examples per step (default 1024)" })
           .option("lr", { type: "number", describe: "base learning rate (default 0.001; the schedule is in the config)" })
@@ -120,18 +120,19 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
       }),
     )
     .command(
-      "eval <run>",
+      "eval [run]",
       "evaluate a run's best state (or --latest checkpoint) on a data set: exact CTR/CVR/CTCVR AUC, logloss, PCOC, GAUC, CVR bias",
       (y) =>
         y
-          .positional("run", { type: "string", demandOption: true, describe: "run directory written by mtl train" })
-          .option("data", { type: "string", demandOption: true, describe: "a shard, a text file or synth:..." })
+          .positional("run", { type: "string", describe: "run directory written by mtl train (default: the config's runner.infer_load_path)" })
+          .option("data", { type: "string", describe: "a shard, a text file, a directory or glob of them, or synth:... (default: the config's or the run's test data)" })
+          .option("config", { alias: "m", type: "string", describe: "a config (PaddleRec's config.yaml too): its infer_load_path, test_data_dir, infer_batch_size, use_gpu are the defaults" })
           .option("json", { type: "string", describe: "also write the metrics (and ROC/calibration curves) as JSON here" })
           .option("latest", { type: "boolean", default: false, describe: "use checkpoint.mtlstate instead of best.mtlstate" })
           .option("split", { type: "string", default: "all", choices: ["all", "valid", "train"], describe: "all rows, or the run's own held-out (valid) or training rows of this data, split by sample id as in training" })
           .option("batch-size", { type: "number" })
           .option("device", { type: "string", choices: ["cpu", "cuda"] }),
-      async (args) => evalCommand({ run: args.run, data: args.data, json: args.json, latest: args.latest, split: args.split, batchSize: args["batch-size"], device: args.device }),
+      async (args) => evalCommand({ run: args.run, data: args.data, config: args.config, json: args.json, latest: args.latest, split: args.split, batchSize: args["batch-size"], device: args.device }),
     )
     .command(
       "report <run>",

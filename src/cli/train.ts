@@ -1,18 +1,23 @@
 /** `mtl train` and `mtl eval`: thin commands over src/flow/run.ts and src/flow/evaluate.ts. */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { MtlError } from "../errors.js";
 import { METRIC_COLUMNS, formatMetric, type FunnelMetrics } from "../metrics/funnel.js";
-import type { Device } from "../runtime/session.js";
+import { cudaInstalled, type Device } from "../runtime/session.js";
 import { applyFlags, defaultRunConfig, readRunConfig, type RunConfig } from "../flow/config.js";
 import { evaluateRun } from "../flow/evaluate.js";
 import { trainRun, type RunEvent } from "../flow/run.js";
+import { readJson, RUN_FILES, type RunManifest } from "../flow/rundir.js";
+import { checkImpliedModel } from "../flow/paddlerec.js";
 import { formatCount, table } from "./format.js";
 
 export interface TrainArgs {
   model?: string;
   train?: string;
   valid?: string;
-  out: string;
+  /** The run directory; PaddleRec's runner.model_save_path when not given. */
+  out?: string;
   config?: string;
   epochs?: number;
   batchSize?: number;
@@ -101,6 +106,10 @@ export function runProgress(label: string, opts: { every?: number; write?: (s: s
       }
       case "checkpoint":
         return;
+      case "warning":
+        clear();
+        write(`${label}: warning: ${e.message}\n`);
+        return;
       case "done":
         clear();
         return;
@@ -114,14 +123,18 @@ export async function trainCommand(args: TrainArgs): Promise<void> {
     if (given.length) process.stderr.write(`train: --resume continues with the settings in ${args.out}/run.json; ignoring ${given.map((k) => "--" + k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())).join(", ")}\n`);
   }
   let config: RunConfig = args.config ? readRunConfig(args.config) : defaultRunConfig();
-  if (args.model) config.model = args.model;
+  const pr = config.paddleRec;
+  if (args.model) config.model = checkImpliedModel(args.model, pr?.impliedModel, args.config) ?? args.model;
   if (args.train) config.data.train = args.train;
   if (args.valid) config.data.valid = args.valid;
   config = applyFlags(config, {
     epochs: args.epochs, batchSize: args.batchSize, lr: args.lr, seed: args.seed, validFraction: args.validFraction,
     checkpointEvery: args.checkpointEvery, logEvery: args.logEvery, patience: args.patience,
   });
-  const dev = device(args.device);
+  const out = args.out ?? pr?.saveDir;
+  if (out === undefined) throw new MtlError("E_USAGE", "no run directory", { hint: "pass --out <dir> (or runner.model_save_path in a PaddleRec config)" });
+  if (pr?.unused.length && !args.resume) process.stderr.write(`train: ${args.config}: understood but unused: ${pr.unused.join("; ")}\n`);
+  const dev = configDevice(args.device, pr?.device, "train");
   // Ctrl-C: stop at the next batch, after a checkpoint (a second Ctrl-C quits at once).
   const stop = new AbortController();
   const onInt = () => {
@@ -132,12 +145,12 @@ export async function trainCommand(args: TrainArgs): Promise<void> {
   process.on("SIGINT", onInt);
   let summary;
   try {
-    summary = await trainRun({ config, out: args.out, resume: args.resume, ...(dev ? { device: dev } : {}), onEvent: runProgress("train"), signal: stop.signal });
+    summary = await trainRun({ config, out, resume: args.resume, ...(dev ? { device: dev } : {}), onEvent: runProgress("train"), signal: stop.signal });
   } finally {
     process.off("SIGINT", onInt);
   }
   if (summary.status === "interrupted") {
-    process.stdout.write(`interrupted at step ${formatCount(summary.steps)}; checkpoint written. Continue with: mtl train --out ${args.out} --resume\n`);
+    process.stdout.write(`interrupted at step ${formatCount(summary.steps)}; checkpoint written. Continue with: mtl train --out ${out} --resume\n`);
     process.exitCode = 130;
     return;
   }
@@ -146,29 +159,68 @@ export async function trainCommand(args: TrainArgs): Promise<void> {
     lines.push(`best ${summary.earlyStoppingMetric} ${summary.best.value.toFixed(4)} at epoch ${summary.best.epoch} (step ${formatCount(summary.best.step)}), validation metrics:`);
     lines.push(metricsTable([{ name: "valid", metrics: summary.best.metrics }]));
   }
-  lines.push(`run directory: ${args.out}`);
+  lines.push(`run directory: ${out}`);
   process.stdout.write(lines.join("\n") + "\n");
+  // PaddleRec's test_data_dir: the test set is evaluated once, with the best state, after training.
+  const test = config.data.test;
+  if (test !== undefined && !args.resume) {
+    const res = await evaluateRun({ runDir: out, data: test, ...(pr?.eval.batchSize ? { batchSize: pr.eval.batchSize } : {}), ...(dev ? { device: dev } : {}) });
+    const file = join(out, "test.json");
+    writeJsonAtomic(file, res, "test metrics");
+    process.stdout.write(`test (${test}, ${formatCount(res.rows)} rows) with ${res.checkpoint}:\n${metricsTable([{ name: "test", metrics: res.metrics }])}\nwrote ${file}\n`);
+  }
+}
+
+/**
+ * The device: --device, else the config's (PaddleRec's use_gpu). A config asking for a GPU on a
+ * machine without onnxruntime's CUDA provider runs on the CPU with a warning, so the file runs as it is.
+ */
+function configDevice(flag: string | undefined, fromConfig: Device | undefined, label: string): Device | undefined {
+  const given = device(flag);
+  if (given) return given;
+  if (fromConfig === "cuda" && !cudaInstalled()) {
+    process.stderr.write(`${label}: the config sets use_gpu, but onnxruntime's CUDA provider is not installed: running on the CPU\n`);
+    return "cpu";
+  }
+  return fromConfig;
 }
 
 /** Metrics side by side: one column per named result, one row per metric that any result has. */
 export function metricsTable(results: readonly { name: string; metrics: FunnelMetrics }[]): string {
   const rows = [["metric", ...results.map((r) => r.name)]];
   for (const c of METRIC_COLUMNS) {
-    if (results.every((r) => r.metrics[c.key] === null)) continue;
+    if (results.every((r) => r.metrics[c.key] == null)) continue;
     rows.push([c.label, ...results.map((r) => formatMetric(r.metrics[c.key] as number | null, c.key))]);
   }
+  if (results.some((r) => r.metrics.ctr_accuracy != null)) rows.push(["threshold (accuracy ... F1)", ...results.map((r) => String(r.metrics.threshold ?? 0.5))]);
   rows.push(["rows (impressions/clicks/conversions)", ...results.map((r) => `${r.metrics.impressions}/${r.metrics.clicks}/${r.metrics.conversions}`)]);
-  return table(rows);
+  const notes = results.flatMap((r) => Object.entries(r.metrics.not_computable ?? {}).map(([k, why]) => `${results.length > 1 ? r.name + ": " : ""}${k}: ${why}`));
+  return table(rows) + (notes.length ? `\nnot computable on these rows: ${notes.join("; ")}` : "");
 }
 
-export async function evalCommand(args: { run: string; data: string; json?: string; latest: boolean; split: string; batchSize?: number; device?: string }): Promise<void> {
+export async function evalCommand(args: { run?: string; data?: string; config?: string; json?: string; latest: boolean; split: string; batchSize?: number; device?: string }): Promise<void> {
   if (!["all", "valid", "train"].includes(args.split)) throw new MtlError("E_USAGE", `unknown split '${args.split}'`, { hint: "use all, valid or train" });
-  const dev = device(args.device);
-  const res = await evaluateRun({ runDir: args.run, data: args.data, which: args.latest ? "latest" : "best", split: args.split as "all" | "valid" | "train", ...(args.batchSize ? { batchSize: args.batchSize } : {}), ...(dev ? { device: dev } : {}) });
+  // A PaddleRec config gives the defaults: infer_load_path, test_data_dir, infer_batch_size, use_gpu.
+  const config = args.config ? readRunConfig(args.config) : undefined;
+  const pr = config?.paddleRec;
+  const run = args.run ?? pr?.eval.run;
+  if (run === undefined) throw new MtlError("E_USAGE", "name the run directory", { hint: "mtl eval <run> (or --config with runner.infer_load_path)" });
+  const data = args.data ?? config?.data.test ?? testDataOf(run);
+  if (data === undefined) throw new MtlError("E_USAGE", "no data to evaluate on", { hint: "pass --data <file|dir> (or --config with runner.test_data_dir)" });
+  const batchSize = args.batchSize ?? pr?.eval.batchSize;
+  const dev = configDevice(args.device, pr?.device, "eval");
+  const res = await evaluateRun({ runDir: run, data, which: args.latest ? "latest" : "best", split: args.split as "all" | "valid" | "train", ...(batchSize ? { batchSize } : {}), ...(dev ? { device: dev } : {}) });
   const out = [`${res.model} from ${res.checkpoint} (step ${formatCount(res.step)}) on ${res.data}${res.split === "all" ? "" : ` (the run's ${res.split} split)`}: ${formatCount(res.rows)} rows${res.loss !== null ? `, loss ${res.loss.toFixed(4)}` : ""}`, metricsTable([{ name: res.model, metrics: res.metrics }])];
   process.stdout.write(out.join("\n") + "\n");
   if (args.json) {
     writeJsonAtomic(args.json, res, "JSON");
     process.stdout.write(`wrote ${args.json}\n`);
   }
+}
+
+/** The test data a run was configured with (PaddleRec's test_data_dir), if any. */
+function testDataOf(run: string): string | undefined {
+  const file = join(run, RUN_FILES.run);
+  if (!existsSync(file)) return undefined;
+  return readJson<RunManifest>(file, "run.json").data.test ?? undefined;
 }

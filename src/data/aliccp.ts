@@ -59,8 +59,14 @@ export class AliccpLineParser {
   constructor(schema: FeatureSchema, stats: ReadStats, capacity: number, opts: { truth?: boolean; rawIdCounts?: boolean; lineNumbers?: boolean } = {}) {
     const layout = layoutOf(schema);
     if (layout.dense.length) throw new MtlError("E_SCHEMA", "the Ali-CCP format has no dense features", { where: { field: layout.dense[0]!.feature.name }, hint: "use csv or jsonl for a schema with dense features" });
-    for (const c of layout.idFeatures)
+    for (const c of layout.idFeatures) {
       if (c.feature.kind === "weighted_ids") throw new MtlError("E_SCHEMA", "the Ali-CCP format has no weights", { where: { field: c.feature.name }, hint: "use csv or jsonl for weighted_ids" });
+      if (c.feature.lengthSource !== null) throw new MtlError("E_SCHEMA", "the Ali-CCP format has no length columns", { where: { field: `${c.feature.name}.length` }, hint: "use csv or jsonl for padded lists with a length column" });
+      if (c.feature.idOffset !== 0 || (c.feature.hashBuckets !== null && c.feature.paddingId !== null))
+        throw new MtlError("E_SCHEMA", "the Ali-CCP format has no padding values (a field's ids are its tokens)", { where: { field: `${c.feature.name}.padding_id` }, hint: "leave padding_id out for Ali-CCP data" });
+    }
+    if (schema.task !== null) throw new MtlError("E_SCHEMA", "the Ali-CCP format has no task column", { where: { field: "task" }, hint: "use csv or jsonl for data with a task id" });
+    if (schema.labels.conversion === null) throw new MtlError("E_SCHEMA", "Ali-CCP lines carry two labels (click, buy)", { where: { field: "labels.conversion" }, hint: "name the conversion label, e.g. labels: {click: \"click\", conversion: \"buy\"}" });
     this.stats = stats;
     this.builder = new BatchBuilder(layout, capacity, opts);
     const n = layout.idFeatures.length;

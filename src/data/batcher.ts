@@ -38,26 +38,33 @@ export function isValidRow(sampleKey: number, validFraction: number): boolean {
   return (Math.imul(sampleKey, 0x9e3779b1) >>> 0) / 4294967296 < validFraction;
 }
 
-/** Shuffled, split batches over a shard's row groups. */
-export async function* shardBatches(shard: ShardReader, opts: BatcherOptions): AsyncGenerator<Batch> {
-  const order = Array.from({ length: shard.rowGroups }, (_, i) => i);
+/**
+ * Shuffled, split batches over the row groups of one shard or of several (the groups of all shards
+ * are shuffled together; unshuffled, shard after shard in the order given).
+ */
+export async function* shardBatches(shards: ShardReader | readonly ShardReader[], opts: BatcherOptions): AsyncGenerator<Batch> {
+  const list = Array.isArray(shards) ? shards : [shards as ShardReader];
+  const groupsOf: [number, number][] = list.flatMap((s, si) => Array.from({ length: s.rowGroups }, (_, g): [number, number] => [si, g]));
+  // A permutation of group numbers (one shard: the same order as a single shard always had).
+  const order = Array.from({ length: groupsOf.length }, (_, i) => i);
   const shuffle = opts.shuffle ?? true;
   if (shuffle) new Rng(opts.seed ?? 0, 1000 + (opts.epoch ?? 0)).shuffle(order);
+  const read = (k: number) => list[groupsOf[k]![0]]!.readGroup(groupsOf[k]![1]);
   async function* groups(): AsyncGenerator<Batch> {
     // read one group ahead so file I/O overlaps the shuffling
-    let next: Promise<Batch> | null = order.length ? shard.readGroup(order[0]!) : null;
+    let next: Promise<Batch> | null = order.length ? read(order[0]!) : null;
     for (let i = 0; i < order.length; i++) {
       const current = next!;
-      next = i + 1 < order.length ? shard.readGroup(order[i + 1]!) : null;
+      next = i + 1 < order.length ? read(order[i + 1]!) : null;
       next?.catch(() => undefined); // a consumer that stops early must not leave an unhandled rejection
       yield await current;
     }
   }
-  yield* rebatch(shard.layout, groups(), { ...opts, truth: shard.truth });
+  yield* rebatch(list[0]!.layout, groups(), { ...opts, truth: list.every((s) => s.truth) });
 }
 
-/** Per-row scalars of a window packed row-major: click, conversion, sample key, true CTR, true CVR, potential conversion. */
-const PACK = 6;
+/** Per-row scalars of a window packed row-major: click, conversion, sample key, true CTR, true CVR, potential conversion, task, sample weight. */
+const PACK = 8;
 
 /**
  * Copy window rows perm[start..start+count) into dst (row k is row refs[2k + 1] of
@@ -81,11 +88,14 @@ function gatherRows(layout: Layout, pending: readonly Batch[], refs: Int32Array,
   });
   if (layout.denseWidth) copyWide(pending.map((b) => b.dense), dst.dense, layout.denseWidth);
   const truth = dst.truthCtr !== null;
+  const task = dst.task;
   for (let i = 0; i < count; i++) {
     const p = perm[start + i]! * PACK;
     dst.click[i] = pack[p]!;
     dst.conversion[i] = pack[p + 1]!;
     dst.sampleKey[i] = pack[p + 2]!;
+    if (task) task[i] = pack[p + 6]!;
+    if (dst.sampleWeight) dst.sampleWeight[i] = pack[p + 7]!;
     if (truth) {
       dst.truthCtr![i] = pack[p + 3]!;
       dst.truthCvr![i] = pack[p + 4]!;
@@ -132,6 +142,8 @@ export async function* rebatch(layout: Layout, source: AsyncIterable<Batch> | It
           pack[p + 4] = b.truth.cvr[r]!;
           pack[p + 5] = b.truth.conversion[r]!;
         }
+        if (b.task) pack[p + 6] = b.task[r]!;
+        pack[p + 7] = b.sampleWeight ? b.sampleWeight[r]! : 1;
         n++;
       }
     }

@@ -50,6 +50,10 @@ export interface DataReport {
   conversionRate: number;
   /** Conversions over clicks. */
   cvrAmongClicks: number;
+  /** A single-label schema (labels.conversion null, look-alike): `clicks` counts its positives. */
+  singleLabel: string | null;
+  /** Rows per task id when the schema names a task column (look-alike campaigns). */
+  tasks: null | { column: string; count: number; minRows: number; medianRows: number; maxRows: number };
   truth: null | {
     meanTrueCtr: number;
     meanTrueCvrAll: number;
@@ -74,6 +78,7 @@ class Accumulator {
   cvrAll = 0;
   cvrClicked = 0;
   potential = 0;
+  readonly taskRows = new Map<number, number>();
   readonly hist: Float64Array[];
   readonly nonEmpty: Float64Array;
   readonly sum: Float64Array;
@@ -98,6 +103,7 @@ class Accumulator {
     for (let r = 0; r < b.size; r++) {
       this.clicks += b.click[r]!;
       this.conversions += b.conversion[r]!;
+      if (b.task) this.taskRows.set(b.task[r]!, (this.taskRows.get(b.task[r]!) ?? 0) + 1);
       if (b.truth) {
         this.ctr += b.truth.ctr[r]!;
         this.cvrAll += b.truth.cvr[r]!;
@@ -132,11 +138,17 @@ class Accumulator {
   }
 }
 
-function finish(acc: Accumulator, base: Omit<DataReport, "rows" | "clicks" | "conversions" | "clickRate" | "conversionRate" | "cvrAmongClicks" | "truth" | "features" | "tables">): DataReport {
+function finish(acc: Accumulator, base: Omit<DataReport, "rows" | "clicks" | "conversions" | "clickRate" | "conversionRate" | "cvrAmongClicks" | "singleLabel" | "tasks" | "truth" | "features" | "tables">): DataReport {
   const { layout, rows } = acc;
   const per = (x: number, d: number) => (d > 0 ? x / d : NaN);
+  const { schema } = layout;
+  const perTask = [...acc.taskRows.values()].sort((a, b) => a - b);
   return {
     ...base,
+    singleLabel: schema.labels.conversion === null ? schema.labels.click : null,
+    tasks: schema.task !== null && perTask.length
+      ? { column: schema.task, count: perTask.length, minRows: perTask[0]!, medianRows: perTask[Math.floor((perTask.length - 1) / 2)]!, maxRows: perTask.at(-1)! }
+      : null,
     rows,
     clicks: acc.clicks,
     conversions: acc.conversions,
@@ -226,8 +238,12 @@ export function formatReport(r: DataReport): string {
   const lines: string[] = [];
   lines.push(`${r.file} (${r.kind === "shard" ? "shard" : r.format}, schema '${r.schemaName}')`);
   lines.push(`  rows              ${num(r.rows)}`);
-  lines.push(`  clicks            ${num(r.clicks)}  (click rate ${pct(r.clickRate)})`);
-  lines.push(`  conversions       ${num(r.conversions)}  (conversion rate over impressions ${pct(r.conversionRate)}, CVR among clicks ${pct(r.cvrAmongClicks)})`);
+  if (r.singleLabel !== null) lines.push(`  ${`label '${r.singleLabel}'`.padEnd(17)} ${num(r.clicks)} positive (${pct(r.clickRate)})`);
+  else {
+    lines.push(`  clicks            ${num(r.clicks)}  (click rate ${pct(r.clickRate)})`);
+    lines.push(`  conversions       ${num(r.conversions)}  (conversion rate over impressions ${pct(r.conversionRate)}, CVR among clicks ${pct(r.cvrAmongClicks)})`);
+  }
+  if (r.tasks) lines.push(`  ${`tasks '${r.tasks.column}'`.padEnd(17)} ${num(r.tasks.count)}, rows per task: min ${num(r.tasks.minRows)}, median ${num(r.tasks.medianRows)}, max ${num(r.tasks.maxRows)}`);
   if (r.truth) {
     const t = r.truth;
     lines.push(`  ground truth      mean true CTR ${pct(t.meanTrueCtr)}; potential conversions ${pct(t.potentialConversionRate)} of impressions`);

@@ -5,7 +5,7 @@
  *   header, 64 bytes:
  *      0  8 bytes  magic "MTLSHARD"
  *      8  u32      format version (1)
- *     12  u32      flags (bit 0: rows carry ground truth)
+ *     12  u32      flags (bit 0: rows carry ground truth; bit 1: rows carry a task id)
  *     16  16 bytes schema hash (ASCII hex, see schemaHash)
  *     32  f64      rows
  *     40  f64      clicks
@@ -15,7 +15,8 @@
  *   starting on an 8-byte boundary, in this order:
  *      per table: ids int32 [rows, width]; per weighted table: weights float32 [rows, width];
  *      dense float32 [rows, denseWidth]; click uint8 [rows]; conversion uint8 [rows];
- *      sample key uint32 [rows]; with truth: true CTR float32, true CVR float32, potential conversion uint8.
+ *      sample key uint32 [rows]; with truth: true CTR float32, true CVR float32, potential conversion uint8;
+ *      with a task id (the schema names a `task` column): task int32 [rows].
  *   footer: UTF-8 JSON {schema, rowGroups: [{offset, rows}], source, rejected}, to the end of the file.
  * A shard is written to a temporary sibling and committed (fsync, rename, fsync of the directory) when complete, so a crash never leaves a
  * half-written file under the final name.
@@ -30,6 +31,7 @@ export const SHARD_MAGIC = "MTLSHARD";
 export const SHARD_VERSION = 1;
 const HEADER_BYTES = 64;
 const FLAG_TRUTH = 1;
+const FLAG_TASK = 2;
 
 const align8 = (n: number) => (n + 7) & ~7;
 
@@ -40,12 +42,14 @@ interface ColumnPlan {
 }
 
 function columnsOf(layout: Layout, truth: boolean): ColumnPlan[] {
+  const task = layout.schema.task !== null;
   const cols: ColumnPlan[] = [];
   layout.tables.forEach((t) => cols.push({ name: `ids:${t.name}`, bytesPerRow: 4 * t.width, kind: "i32" }));
   layout.tables.forEach((t) => t.weighted && cols.push({ name: `weights:${t.name}`, bytesPerRow: 4 * t.width, kind: "f32" }));
   cols.push({ name: "dense", bytesPerRow: 4 * layout.denseWidth, kind: "f32" });
   cols.push({ name: "click", bytesPerRow: 1, kind: "u8" }, { name: "conversion", bytesPerRow: 1, kind: "u8" }, { name: "sample_key", bytesPerRow: 4, kind: "u32" });
   if (truth) cols.push({ name: "true_ctr", bytesPerRow: 4, kind: "f32" }, { name: "true_cvr", bytesPerRow: 4, kind: "f32" }, { name: "conversion_potential", bytesPerRow: 1, kind: "u8" });
+  if (task) cols.push({ name: "task", bytesPerRow: 4, kind: "i32" });
   return cols;
 }
 
@@ -85,6 +89,9 @@ export class ShardWriter {
   }
 
   static async create(file: string, schema: FeatureSchema, opts: { truth: boolean }): Promise<ShardWriter> {
+    if (schema.sampleWeight !== null) {
+      throw new MtlError("E_SCHEMA", "shards do not store sample weights yet", { where: { field: "sample_weight" }, hint: "train on the CSV/JSONL file itself (a directory of them works too)" });
+    }
     const partial = temporaryPath(file, "partial");
     let fh: FileHandle;
     try {
@@ -118,6 +125,10 @@ export class ShardWriter {
       put(batch.truth!.cvr, 4 * n);
       put(batch.truth!.conversion, n);
     }
+    if (this.layout.schema.task !== null) {
+      if (!batch.task) throw new MtlError("E_SHARD", "this shard stores a task id per row but the batch has none", { where: { file: this.file } });
+      put(batch.task, 4 * n);
+    }
     for (let r = 0; r < n; r++) {
       this.clicks += batch.click[r]!;
       this.conversions += batch.conversion[r]!;
@@ -137,7 +148,7 @@ export class ShardWriter {
     const header = Buffer.alloc(HEADER_BYTES);
     header.write(SHARD_MAGIC, 0, "latin1");
     header.writeUInt32LE(SHARD_VERSION, 8);
-    header.writeUInt32LE(this.truth ? FLAG_TRUTH : 0, 12);
+    header.writeUInt32LE((this.truth ? FLAG_TRUTH : 0) | (schema.task !== null ? FLAG_TASK : 0), 12);
     header.write(hash, 16, "latin1");
     header.writeDoubleLE(this.rows, 32);
     header.writeDoubleLE(this.clicks, 40);
@@ -226,6 +237,7 @@ export class ShardReader implements ShardSummary {
       }
       const layout = layoutOf(schema);
       const truth = (flags & FLAG_TRUTH) !== 0;
+      if (((flags & FLAG_TASK) !== 0) !== (schema.task !== null)) throw bad("the header's task flag does not match the stored schema", "the file is damaged; re-run mtl data prepare");
       const cols = columnsOf(layout, truth);
       let total = 0;
       let expectAt = HEADER_BYTES;
@@ -271,8 +283,9 @@ export class ShardReader implements ShardSummary {
     const conversion = u8(n);
     const sampleKey = u32(n);
     const truth = this.truth ? { ctr: f32(n), cvr: f32(n), conversion: u8(n) } : null;
+    const task = this.layout.schema.task !== null ? i32(n) : null;
     const user = userKeys(this.layout, ids, n);
-    return { size: n, ids, weights, dense, click, conversion, truth, userId: user, sampleKey };
+    return { size: n, ids, weights, dense, click, conversion, truth, userId: user, sampleKey, task };
   }
 
   /** Every row group in file order. */
@@ -291,7 +304,8 @@ export async function isShardFile(file: string): Promise<boolean> {
   if (!fh) return false;
   try {
     const b = Buffer.alloc(8);
-    const { bytesRead } = await fh.read(b, 0, 8, 0);
+    // a directory opens but cannot be read (EISDIR): not a shard; data/files.ts lists its files
+    const { bytesRead } = await fh.read(b, 0, 8, 0).catch(() => ({ bytesRead: 0 }));
     return bytesRead === 8 && b.toString("latin1") === SHARD_MAGIC;
   } finally {
     await fh.close();

@@ -1,6 +1,7 @@
 /**
  * One way for a trainer to get batches, whatever the data is: a shard, a text file (Ali-CCP, CSV,
- * JSONL, plain or .gz), or the built-in synthetic funnel. The trainer never knows which.
+ * JSONL, plain or .gz), a directory or glob of either (files.ts: name order), or the built-in
+ * synthetic funnel. The trainer never knows which.
  *
  *   const data = await openDataSource("train.shard");                  // or "log.csv", or "synth:rows=200000,seed=1,bias=1"
  *   for await (const batch of data.batches({ batchSize: 1024, seed: 7, epoch, validFraction: 0.1, part: "train" })) ...
@@ -10,6 +11,7 @@ import { MtlError } from "../errors.js";
 import { layoutOf, type Batch, type Layout } from "../features/batch.js";
 import type { FeatureSchema } from "../features/schema.js";
 import { rebatch, shardBatches, type BatcherOptions } from "./batcher.js";
+import { dataFiles } from "./files.js";
 import { guessFormat, readData } from "./open.js";
 import type { DataFormat } from "./reader.js";
 import { isShardFile, ShardReader } from "./shard.js";
@@ -66,9 +68,23 @@ export async function openDataSource(spec: string, opts: OpenDataOptions = {}): 
       close: async () => undefined,
     };
   }
-  if (await isShardFile(spec)) {
-    const shard = await ShardReader.open(spec, opts.schema ? { expectSchema: opts.schema } : {});
-    return { name: spec, layout: shard.layout, truth: shard.truth, rows: shard.rows, batches: (b) => shardBatches(shard, b), close: () => shard.close() };
+  const files = dataFiles(spec);
+  const shardFlags = await Promise.all(files.map((f) => isShardFile(f)));
+  if (shardFlags.some(Boolean)) {
+    const odd = files.find((_, i) => !shardFlags[i]);
+    if (odd !== undefined) throw new MtlError("E_IO", "a data directory or pattern mixes shards and text files", { where: { file: odd }, hint: `read ${spec} as shards only or as text only` });
+    const shards: ShardReader[] = [];
+    try {
+      for (const f of files) shards.push(await ShardReader.open(f, opts.schema ?? shards[0]?.layout.schema ? { expectSchema: opts.schema ?? shards[0]!.layout.schema } : {}));
+    } catch (err) {
+      await Promise.all(shards.map((s) => s.close()));
+      throw err;
+    }
+    const first = shards[0]!;
+    return {
+      name: spec, layout: first.layout, truth: shards.every((s) => s.truth), rows: shards.reduce((n, s) => n + s.rows, 0),
+      batches: (b) => shardBatches(shards, b), close: async () => void (await Promise.all(shards.map((s) => s.close()))),
+    };
   }
   const format = opts.format ?? guessFormat(spec);
   const readOpts = { ...(opts.schema ? { schema: opts.schema } : {}), skipBad: opts.skipBad ?? false, blockRows: 16384 };

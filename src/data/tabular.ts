@@ -60,14 +60,15 @@ function lineText(l: LineRef): string {
 
 /** Columns a schema reads from every record (labels, features, truth when declared and present). */
 function requiredColumns(schema: FeatureSchema, labels: boolean): { column: string; field: string; optional: boolean }[] {
-  const cols = labels ? [
-    { column: schema.labels.click, field: "labels.click", optional: false },
-    { column: schema.labels.conversion, field: "labels.conversion", optional: false },
-  ] : [];
+  const cols = labels ? [{ column: schema.labels.click, field: "labels.click", optional: false }] : [];
+  if (labels && schema.labels.conversion !== null) cols.push({ column: schema.labels.conversion, field: "labels.conversion", optional: false });
+  if (labels && schema.task !== null) cols.push({ column: schema.task, field: "task", optional: false });
+  if (labels && schema.sampleWeight !== null) cols.push({ column: schema.sampleWeight, field: "sample_weight", optional: false });
   if (schema.sampleId) cols.push({ column: schema.sampleId, field: "sample_id", optional: false });
   for (const f of schema.features) {
     cols.push({ column: f.source, field: f.name, optional: f.optional });
     if (f.kind === "weighted_ids" && f.weightSource) cols.push({ column: f.weightSource, field: f.name, optional: f.optional });
+    if (f.kind !== "dense" && f.lengthSource !== null) cols.push({ column: f.lengthSource, field: f.name, optional: f.optional });
   }
   return cols;
 }

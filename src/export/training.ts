@@ -11,7 +11,7 @@ import type { OptimizerConfig } from "../optim/index.js";
 import { VERSION } from "../version.js";
 import type { FloatDType, ModelDefinition } from "../train/model.js";
 import { buildEvalProgram, buildInferenceGraph, buildTrainingStep, describeModel } from "../train/program.js";
-import { initialState } from "../train/state.js";
+import { initialState, type TrainingState } from "../train/state.js";
 import { writeFileAtomic } from "../util/atomic.js";
 
 export interface ExportTrainingOptions<C> {
@@ -22,6 +22,10 @@ export interface ExportTrainingOptions<C> {
   seed?: number;
   dtype?: FloatDType;
   opset?: number;
+  /** A trained state (a run's best.mtlstate) to write instead of freshly initialised weights; its optimizer must be `optimizer`. */
+  state?: TrainingState;
+  /** Where `state` came from, recorded in the state's info. */
+  stateSource?: string;
 }
 
 export interface WrittenFile {
@@ -47,8 +51,8 @@ export function exportTrainingArtifacts<C>(dir: string, opts: ExportTrainingOpti
   const common = { dtype, opset: opts.opset };
   const train = buildTrainingStep(opts.model, opts.config, { ...common, optimizer: opts.optimizer, clipNorm: opts.clipNorm });
   const evaluation = buildEvalProgram(opts.model, opts.config, common);
-  const state = initialState(describeModel(opts.model, opts.config, dtype), opts.optimizer, { seed: opts.seed ?? 0, dtype });
-  state.info = { model: opts.model.name, config: opts.config as unknown, optimizer: train.signature.optimizer, dtype, mtl: VERSION };
+  const state = opts.state ?? initialState(describeModel(opts.model, opts.config, dtype), opts.optimizer, { seed: opts.seed ?? 0, dtype });
+  state.info = { model: opts.model.name, config: opts.config as unknown, optimizer: train.signature.optimizer, dtype, mtl: VERSION, ...(opts.stateSource ? { trainedState: opts.stateSource } : {}) };
   const inference = buildInferenceGraph(opts.model, opts.config, state, common);
   inference.metadata.set("mtl.version", VERSION);
   inference.metadata.set("mtl.config", JSON.stringify(opts.config));

@@ -9,7 +9,7 @@
  * and concatenates the pooled vectors in schema order. Dense features are columns of one float32
  * matrix [rows, denseWidth], already transformed (log1p / standardize).
  */
-import type { DenseFeature, FeatureSchema, IdFeature } from "./schema.js";
+import { featureRows, type DenseFeature, type FeatureSchema, type IdFeature } from "./schema.js";
 
 export interface FeatureColumns {
   readonly feature: IdFeature;
@@ -21,7 +21,7 @@ export interface FeatureColumns {
 
 export interface TableLayout {
   readonly name: string;
-  /** Rows of the embedding table: max over its features of vocab_size or hash_buckets + 1. */
+  /** Rows of the embedding table: max over its features of featureRows (vocab_size (+1), hash_buckets + 1). */
   readonly rows: number;
   readonly dim: number;
   /** Columns of the table's id matrix (sum of its features' maxLen). */
@@ -50,6 +50,8 @@ export interface Layout {
   readonly denseWidth: number;
   /** Where the user key lives: the first column of the user_id feature. */
   readonly userId: { readonly table: number; readonly column: number } | null;
+  /** The crossed features (schema `cross`) and the columns of the features each crosses. */
+  readonly crosses: readonly { readonly cross: FeatureColumns; readonly sources: readonly FeatureColumns[] }[];
 }
 
 export function layoutOf(schema: FeatureSchema): Layout {
@@ -73,7 +75,7 @@ export function layoutOf(schema: FeatureSchema): Layout {
     const tb = building[t]!;
     const cols: FeatureColumns = { feature: f, table: t, offset: tb.width };
     tb.width += f.maxLen;
-    tb.rows = Math.max(tb.rows, f.vocabSize ?? f.hashBuckets! + 1);
+    tb.rows = Math.max(tb.rows, featureRows(f));
     tb.weighted ||= f.kind === "weighted_ids";
     tb.features.push(cols);
     idFeatures.push(cols);
@@ -83,7 +85,55 @@ export function layoutOf(schema: FeatureSchema): Layout {
     const c = idFeatures.find((x) => x.feature.name === schema.userId)!;
     userId = { table: c.table, column: c.offset };
   }
-  return { schema, tables: building, idFeatures, dense, denseWidth, userId };
+  const crosses = idFeatures.filter((c) => c.feature.cross).map((c) => ({ cross: c, sources: c.feature.cross!.map((name) => idFeatures.find((s) => s.feature.name === name)!) }));
+  return { schema, tables: building, idFeatures, dense, denseWidth, userId, crosses };
+}
+
+/**
+ * Fills every crossed feature's columns of rows [0, n) from the ids of the features it crosses (TF's
+ * crossed_column, on ids): each combination of one non-padding id per source, in order (the first
+ * source varying slowest), up to max_len, becomes 1 + hash(position-salted ids) mod hash_buckets.
+ * A row where any source has no id has no cross ids. A pure function of the sources' ids, so a
+ * row copied between batches gets the same cross again.
+ */
+export function crossIds(layout: Layout, ids: readonly Int32Array[], n: number): void {
+  for (const { cross, sources } of layout.crosses) {
+    const f = cross.feature;
+    const buckets = f.hashBuckets!;
+    const cw = layout.tables[cross.table]!.width;
+    const out = ids[cross.table]!;
+    const present: number[][] = sources.map(() => []);
+    for (let r = 0; r < n; r++) {
+      const base = r * cw + cross.offset;
+      out.fill(0, base, base + f.maxLen);
+      let combos = 1;
+      sources.forEach((s, k) => {
+        const w = layout.tables[s.table]!.width;
+        const src = ids[s.table]!;
+        const list = present[k]!;
+        list.length = 0;
+        for (let j = 0; j < s.feature.maxLen; j++) {
+          const id = src[r * w + s.offset + j]!;
+          if (id !== 0) list.push(id);
+        }
+        combos *= list.length;
+      });
+      const count = Math.min(combos, f.maxLen);
+      for (let c = 0; c < count; c++) {
+        // combination c in mixed radix over the sources' id counts (last source fastest)
+        let rest = c;
+        let h = 0x811c9dc5;
+        for (let k = sources.length - 1; k >= 0; k--) {
+          const list = present[k]!;
+          const id = list[rest % list.length]!;
+          rest = Math.floor(rest / list.length);
+          h = Math.imul(h ^ (id + Math.imul(k + 1, 0x9e3779b1)), 16777619) >>> 0;
+          h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 0;
+        }
+        out[base + c] = 1 + (h % buckets);
+      }
+    }
+  }
 }
 
 /** The user key of each of `n` rows (the first id of the schema's user_id feature), or null without one. */
@@ -129,6 +179,10 @@ export interface Batch {
   readonly userId: Int32Array | null;
   /** fnv1a32 of the sample id: the train/valid split key. */
   readonly sampleKey: Uint32Array;
+  /** The task id of each row (the schema's `task` column: look-alike's campaign `aid`); null when the schema names none. */
+  /** Per-row sample weights (the schema's sample_weight column); absent or null: every row weighs 1. */
+  readonly sampleWeight?: Float32Array | null;
+  readonly task: Int32Array | null;
 }
 
 /** A batch plus what text readers also know: the untruncated id count per id feature [size, idFeatures.length]. */
@@ -152,6 +206,8 @@ export class BatchBuilder {
   truthCvr: Float32Array | null;
   truthConversion: Uint8Array | null;
   sampleKey: Uint32Array;
+  task: Int32Array | null;
+  sampleWeight: Float32Array | null;
   rawIdCounts: Int32Array | null;
   lines: Float64Array | null;
 
@@ -167,6 +223,8 @@ export class BatchBuilder {
     this.truthCvr = opts.truth ? new Float32Array(capacity) : null;
     this.truthConversion = opts.truth ? new Uint8Array(capacity) : null;
     this.sampleKey = new Uint32Array(capacity);
+    this.task = layout.schema.task !== null ? new Int32Array(capacity) : null;
+    this.sampleWeight = layout.schema.sampleWeight !== null ? new Float32Array(capacity) : null;
     this.rawIdCounts = opts.rawIdCounts ? new Int32Array(capacity * layout.idFeatures.length) : null;
     this.lines = opts.lineNumbers ? new Float64Array(capacity) : null;
   }
@@ -193,6 +251,7 @@ export class BatchBuilder {
   take(): ReadBlock {
     const n = this.size;
     const { tables, denseWidth, idFeatures } = this.layout;
+    if (this.layout.crosses.length) crossIds(this.layout, this.ids, n);
     const ids = tables.map((t, i) => this.ids[i]!.slice(0, n * t.width));
     const user = userKeys(this.layout, ids, n);
     const block: ReadBlock = {
@@ -205,6 +264,8 @@ export class BatchBuilder {
       truth: this.truthCtr ? { ctr: this.truthCtr.slice(0, n), cvr: this.truthCvr!.slice(0, n), conversion: this.truthConversion!.slice(0, n) } : null,
       userId: user,
       sampleKey: this.sampleKey.slice(0, n),
+      task: this.task?.slice(0, n) ?? null,
+      sampleWeight: this.sampleWeight?.slice(0, n) ?? null,
       rawIdCounts: this.rawIdCounts?.slice(0, n * idFeatures.length) ?? null,
       lines: this.lines?.slice(0, n) ?? null,
     };
@@ -242,6 +303,8 @@ export function copyRow(layout: Layout, src: Batch, from: number, dst: BatchBuil
     dst.truthConversion![to] = src.truth.conversion[from]!;
   }
   dst.sampleKey[to] = src.sampleKey[from]!;
+  if (dst.task && src.task) dst.task[to] = src.task[from]!;
+  if (dst.sampleWeight) dst.sampleWeight[to] = src.sampleWeight?.[from] ?? 1;
 }
 
 /** Concatenate batches (one per request) into one, for one session run (labels and keys are not kept). */
@@ -262,6 +325,6 @@ export function concatBatches(layout: Layout, batches: readonly Batch[]): Batch 
     ids: layout.tables.map((t, i) => join(new Int32Array(size * t.width), t.width, (b) => b.ids[i]!)),
     weights: layout.tables.map((t, i) => (batches[0]!.weights[i] ? join(new Float32Array(size * t.width), t.width, (b) => b.weights[i]!) : null)),
     dense: join(new Float32Array(size * layout.denseWidth), layout.denseWidth, (b) => b.dense),
-    click: new Uint8Array(size), conversion: new Uint8Array(size), truth: null, userId: null, sampleKey: new Uint32Array(size),
+    click: new Uint8Array(size), conversion: new Uint8Array(size), truth: null, userId: null, sampleKey: new Uint32Array(size), task: null,
   };
 }

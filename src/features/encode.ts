@@ -26,7 +26,9 @@ export type RejectReason =
   | "bad_weight"
   | "bad_json"
   | "truncated_line"
-  | "truth_mismatch";
+  | "truth_mismatch"
+  | "bad_length"
+  | "bad_task";
 
 export const REJECT_REASONS: Readonly<Record<RejectReason, string>> = {
   empty_file: "empty file",
@@ -43,6 +45,8 @@ export const REJECT_REASONS: Readonly<Record<RejectReason, string>> = {
   bad_json: "invalid JSON",
   truncated_line: "truncated last line",
   truth_mismatch: "ground-truth sidecar out of step",
+  bad_length: "bad list length",
+  bad_task: "task id not a non-negative integer",
 };
 
 /** A bad row: an MtlError (code E_DATA) that also carries the reason code. */
@@ -58,7 +62,21 @@ export type RawScalar = string | number | boolean;
 export type RawValue = RawScalar | readonly RawScalar[] | null;
 
 const INT_RE = /^[0-9]+$/;
+const SIGNED_INT_RE = /^-?[0-9]+$/;
 
+/**
+ * Whether raw value `v` is a padding value to drop (numbers and their decimal strings match). The
+ * default padding id 0 of a vocab_size feature is not dropped: it stays in place on the padding row,
+ * exactly as before padding_id existed.
+ */
+function isPadding(f: IdFeature, v: RawScalar): boolean {
+  const p = f.paddingId;
+  if (p === null || (p === 0 && f.idOffset === 0 && f.vocabSize !== null)) return false;
+  if (typeof p === "number") return v === p || (typeof v === "string" && SIGNED_INT_RE.test(v) && Number(v) === p);
+  return (typeof v === "string" ? v : String(v)) === p;
+}
+
+/** The row of a raw value that is not padding: hashed, or the integer id plus the feature's idOffset. */
 function idOf(f: IdFeature, v: RawScalar, line: number | undefined): number {
   if (f.hashBuckets !== null) return 1 + (fnv1a32(typeof v === "string" ? v : String(v)) % f.hashBuckets);
   let id: number;
@@ -66,10 +84,20 @@ function idOf(f: IdFeature, v: RawScalar, line: number | undefined): number {
   else if (typeof v === "string" && INT_RE.test(v)) id = Number(v);
   else id = NaN;
   if (!Number.isInteger(id) || id < 0)
-    throw new RowError("bad_id", `'${String(v)}' is not a non-negative integer id`, { line, field: f.name }, "vocab_size features take pre-indexed integer ids; use hash_buckets for raw strings");
+    throw new RowError("bad_id", `'${String(v)}' is not a non-negative integer id${f.paddingId !== 0 && f.paddingId !== null ? ` (nor the padding value ${JSON.stringify(f.paddingId)})` : ""}`, { line, field: f.name }, "vocab_size features take pre-indexed integer ids; use hash_buckets for raw strings");
   if (id >= f.vocabSize!)
     throw new RowError("id_out_of_range", `id ${id} is outside the vocabulary (vocab_size ${f.vocabSize})`, { line, field: f.name }, "raise vocab_size in the schema or re-index the data");
-  return id;
+  return id + f.idOffset;
+}
+
+/** A list's true length from its `length` column: a non-negative integer no larger than the list. */
+function lengthOf(f: IdFeature, v: RawValue, listLength: number, line: number | undefined): number {
+  const n = typeof v === "number" ? v : typeof v === "string" && INT_RE.test(v.trim()) ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < 0)
+    throw new RowError("bad_length", `'${String(v)}' is not a non-negative integer length`, { line, field: f.lengthSource! });
+  if (n > listLength)
+    throw new RowError("bad_length", `length ${n} but the list '${f.source}' holds ${listLength} value${listLength === 1 ? "" : "s"}`, { line, field: f.lengthSource! }, "a length column gives how many of the list's values are real");
+  return n;
 }
 
 function listOf(v: RawValue, sep: string): readonly RawScalar[] {
@@ -80,10 +108,11 @@ function listOf(v: RawValue, sep: string): readonly RawScalar[] {
 }
 
 /**
- * Write one id feature into row `r`. Keeps the first maxLen values (input order); returns how many
- * values the record held (before truncation).
+ * Write one id feature into row `r`. With a length column only the first `length` values are read;
+ * padding values are dropped; the first maxLen of the rest (input order) are kept. Returns how many
+ * real ids the record held (before truncation to maxLen).
  */
-export function encodeIds(b: BatchBuilder, r: number, table: number, offset: number, f: IdFeature, value: RawValue, weights: RawValue, line?: number): number {
+export function encodeIds(b: BatchBuilder, r: number, table: number, offset: number, f: IdFeature, value: RawValue, weights: RawValue, line?: number, length: RawValue = null): number {
   const sep = b.layout.schema.listSeparator;
   const w = b.layout.tables[table]!.width;
   const ids = b.ids[table]!;
@@ -95,25 +124,31 @@ export function encodeIds(b: BatchBuilder, r: number, table: number, offset: num
       values = value as readonly RawScalar[];
     } else values = value === null || value === "" ? [] : [value as RawScalar];
   } else values = listOf(value, sep);
-  const n = Math.min(values.length, f.maxLen);
-  for (let i = 0; i < values.length; i++) {
-    const id = idOf(f, values[i]!, line); // every value is validated, kept or not
-    if (i < n) ids[base + i] = id;
-  }
+  const ws = f.kind === "weighted_ids" && b.weights[table] ? listOf(weights, sep) : null;
+  if (ws && ws.length !== values.length)
+    throw new RowError("bad_weight", `${values.length} ids but ${ws.length} weights`, { line, field: f.weightSource! }, "each id needs one weight");
+  const read = f.lengthSource !== null ? lengthOf(f, length, values.length, line) : values.length;
   const wm = b.weights[table];
-  if (wm) {
-    if (f.kind === "weighted_ids") {
-      const ws = listOf(weights, sep);
-      if (ws.length !== values.length)
-        throw new RowError("bad_weight", `${values.length} ids but ${ws.length} weights`, { line, field: f.weightSource! }, "each id needs one weight");
-      for (let i = 0; i < n; i++) {
-        const x = typeof ws[i] === "number" ? (ws[i] as number) : typeof ws[i] === "string" && ws[i] !== "" ? Number(ws[i]) : NaN;
-        if (!Number.isFinite(x)) throw new RowError("bad_weight", `weight '${String(ws[i])}' is not a finite number`, { line, field: f.weightSource! });
-        wm[base + i] = x;
+  let kept = 0; // real ids seen (padding dropped); the first maxLen are written
+  for (let i = 0; i < read; i++) {
+    const v = values[i]!;
+    if (isPadding(f, v)) continue;
+    const id = idOf(f, v, line); // every real value is validated, kept or not
+    if (kept < f.maxLen) {
+      ids[base + kept] = id;
+      if (wm) {
+        let x = 1;
+        if (ws) {
+          const wv = ws[i];
+          x = typeof wv === "number" ? wv : typeof wv === "string" && wv !== "" ? Number(wv) : NaN;
+          if (!Number.isFinite(x)) throw new RowError("bad_weight", `weight '${String(wv)}' is not a finite number`, { line, field: f.weightSource! });
+        }
+        wm[base + kept] = x;
       }
-    } else for (let i = 0; i < n; i++) wm[base + i] = 1;
+    }
+    kept++;
   }
-  return values.length;
+  return kept;
 }
 
 /** Write one dense feature (transformed) into row `r`. */
@@ -128,6 +163,20 @@ export function encodeDense(b: BatchBuilder, r: number, offset: number, f: Dense
     if (!Number.isFinite(x)) throw new RowError("bad_dense", `'${String(v)}' is not a finite number`, { line, field: f.name }, "NaN and Inf are refused; impute them before training");
     b.dense[r * dw + offset + i] = f.transform === "log1p" ? Math.log1p(Math.max(x, 0)) : f.transform === "standardize" ? (x - f.mean) / f.std : x;
   }
+}
+
+/** Parse a task id: a non-negative int32 (a number or a string of digits). */
+/** A sample weight: a finite number ≥ 0. */
+export function sampleWeightOf(v: RawValue, field: string, line?: number): number {
+  const n = typeof v === "number" ? v : typeof v === "string" && v.trim() !== "" ? Number(v) : NaN;
+  if (!Number.isFinite(n) || n < 0) throw new RowError("bad_weight", `expected a sample weight (a number >= 0), got ${JSON.stringify(v)}`, { line, field }, "the schema's sample_weight column weighs each row in every loss term");
+  return n;
+}
+
+export function taskOf(v: RawValue, field: string, line?: number): number {
+  const n = typeof v === "number" ? v : typeof v === "string" && INT_RE.test(v.trim()) ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < 0 || n > 2 ** 31 - 1) throw new RowError("bad_task", `expected a non-negative integer task id, got ${JSON.stringify(v)}`, { line, field }, "the schema's task column holds the campaign (task) id of each row");
+  return n;
 }
 
 /** Parse a 0/1 label. */
@@ -154,15 +203,20 @@ export function encodeRecord(b: BatchBuilder, get: (source: string) => RawValue 
   };
   const withLabels = opts.labels ?? true;
   const click = withLabels ? labelOf(need(schema.labels.click, "label", false)!, schema.labels.click, line) : 0;
-  const conversion = withLabels ? labelOf(need(schema.labels.conversion, "label", false)!, schema.labels.conversion, line) : 0;
+  const conversionColumn = schema.labels.conversion;
+  const conversion = withLabels && conversionColumn !== null ? labelOf(need(conversionColumn, "label", false)!, conversionColumn, line) : 0;
+  if (b.sampleWeight && schema.sampleWeight !== null) b.sampleWeight[r] = withLabels ? sampleWeightOf(need(schema.sampleWeight, "sample_weight", false)!, schema.sampleWeight, line) : 1;
+  if (b.task && schema.task !== null) b.task[r] = taskOf(need(schema.task, "task", !withLabels) ?? 0, schema.task, line);
   const counts = b.rawIdCounts;
   const nf = layout.idFeatures.length;
   for (let i = 0; i < nf; i++) {
     const c = layout.idFeatures[i]!;
     const f = c.feature;
+    if (f.cross) continue; // filled from its sources when the batch is taken
     const v = need(f.source, f.name, f.optional);
     const weights = f.weightSource ? need(f.weightSource, f.name, f.optional) : null;
-    const n = v === undefined ? 0 : encodeIds(b, r, c.table, c.offset, f, v, weights ?? null, line);
+    const length = f.lengthSource !== null && v !== undefined ? need(f.lengthSource, f.name, false)! : null;
+    const n = v === undefined ? 0 : encodeIds(b, r, c.table, c.offset, f, v, weights ?? null, line, length);
     if (counts) counts[r * nf + i] = n;
   }
   for (const d of layout.dense) {
@@ -216,7 +270,7 @@ export function encodeCandidates(layout: Layout, context: Readonly<Record<string
   const b = new BatchBuilder(layout, Math.max(n, 1));
   if (n === 0) return b.take();
   const fromContext = (source: string | null): boolean => source === null || (context[source] !== undefined && candidates.every((c) => c[source] === undefined));
-  const sharedIds = layout.idFeatures.map((c) => fromContext(c.feature.source) && fromContext(c.feature.weightSource));
+  const sharedIds = layout.idFeatures.map((c) => fromContext(c.feature.source) && fromContext(c.feature.weightSource) && fromContext(c.feature.lengthSource));
   const sharedDense = layout.dense.map((d) => fromContext(d.feature.source));
   const row0 = candidates[0]!;
   encodeRecord(b, (k) => (row0[k] === undefined ? context[k] : row0[k]), "1", 1, { labels: false });
@@ -239,7 +293,8 @@ export function encodeCandidates(layout: Layout, context: Readonly<Record<string
       }
       const v = need(f.source, f.name, f.optional);
       const weights = f.weightSource ? need(f.weightSource, f.name, f.optional) : null;
-      if (v !== undefined) encodeIds(b, i, c.table, c.offset, f, v, weights ?? null, line);
+      const length = f.lengthSource !== null && v !== undefined ? need(f.lengthSource, f.name, false)! : null;
+      if (v !== undefined) encodeIds(b, i, c.table, c.offset, f, v, weights ?? null, line, length);
     });
     layout.dense.forEach((d, k) => {
       const dw = layout.denseWidth;

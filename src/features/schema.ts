@@ -15,8 +15,31 @@
  * Vocabulary (id kinds): `vocab_size` for pre-indexed integer ids (valid ids are 0..vocab_size-1,
  * 0 is padding) or `hash_buckets` for raw strings (id = 1 + fnv1a32(value) % hash_buckets, see
  * hash.ts). `table` names the embedding table (default: the feature's own name); features sharing a
- * table share its rows and must agree on `dim`. A table has max(vocab_size, hash_buckets + 1) rows
- * over its features.
+ * table share its rows and must agree on `dim`. A table has max over its features of
+ * `featureRows` rows (vocab_size, vocab_size + 1 with a non-zero padding_id, hash_buckets + 1).
+ *
+ * Padding (id kinds): row 0 of every table is the padding row, and a batch's id matrix holds 0 where
+ * a feature has fewer ids than its max_len. `padding_id` names the raw value that means "no id":
+ * - vocab_size features: default 0 (raw id 0 is padding; ids 1..vocab_size-1 are stored as they
+ *   are, so existing schemas keep their rows and digits). Any other value, e.g. -1 (TensorFlow's
+ *   convention), or null (no padding value at all), makes every raw id 0..vocab_size-1 real: it is
+ *   stored as raw + 1 (the feature's `idOffset`), so a real `house = 0` lands on row 1, never on
+ *   the padding row.
+ * - hash_buckets features: default null (every value is hashed); with a padding_id the values equal
+ *   to it (compared as strings: -1 matches "-1") are dropped before hashing, so `[5,-1,-1]` holds
+ *   one id, not three.
+ * Padding values (other than a vocab_size feature's default 0, which stays in place on row 0 as it
+ * always did) are dropped wherever they stand and never counted (mean pooling divides by the ids kept).
+ *
+ * `length` (ids, weighted_ids): the column holding the true length of a list padded to a fixed
+ * size (the Tencent look-alike data's `interest1` with `interest1_length`): only the first
+ * `length` values are read, whatever the values after them are (then padding_id and max_len apply
+ * as usual). So mean pooling divides by the true length.
+ *
+ * `task` (schema): the column holding each row's task id (the campaign `aid` of look-alike data), a
+ * non-negative integer: the batch carries it per row (`Batch.task`) for meta-learning.
+ * `labels.conversion: null`: the data has one label (`labels.click`'s column, e.g. look-alike's
+ * `label`); `Batch.click` holds it and `Batch.conversion` is 0.
  */
 import { MtlError } from "../errors.js";
 import { fnv1a32 } from "../util/hash.js";
@@ -46,6 +69,12 @@ export interface FeatureSpecInput {
   std?: number;
   /** A row may lack this feature (CSV/JSONL): it is then all padding / zeros. Default false. */
   optional?: boolean;
+  /** ids / weighted_ids: the column holding the true length of a fixed-size padded list. */
+  length?: string;
+  /** The raw value that means "no id" (see the module comment); null: none. */
+  padding_id?: number | string | null;
+  /** A hashed cross of these id features (TF's crossed_column): needs hash_buckets; read from no column. */
+  cross?: string[];
 }
 
 export interface SchemaInput {
@@ -54,7 +83,9 @@ export interface SchemaInput {
   name?: string;
   features: FeatureSpecInput[];
   /** Source columns of the labels (CSV/JSONL). Ali-CCP's are positional (columns 2 and 3). */
-  labels?: { click?: string; conversion?: string };
+  labels?: { click?: string; conversion?: string | null };
+  /** Column holding each row's task id (look-alike: the campaign `aid`), a non-negative integer. */
+  task?: string;
   /** Column holding the sample id (CSV/JSONL); when absent the line number is the sample id. */
   sample_id?: string;
   /** Name of an id feature whose first id is the user key for GAUC (Ali-CCP: field 101). */
@@ -65,6 +96,10 @@ export interface SchemaInput {
   list_separator?: string;
   /** Default embedding dim for features that name none; default 8. */
   default_dim?: number;
+  /** Column of each row's sample weight (a number ≥ 0) for every loss term (PyTorch's BCELoss weight, Keras' sample_weight). */
+  sample_weight?: string;
+  /** Element-wise products of pooled embeddings appended to the input (the Keras ESMM article's adid × device): lists of ≥ 2 id features of one dim. */
+  products?: string[][];
 }
 
 export interface IdFeature {
@@ -80,6 +115,14 @@ export interface IdFeature {
   readonly table: string;
   readonly dim: number;
   readonly optional: boolean;
+  /** The column of the true list length (ids, weighted_ids), or null. */
+  readonly lengthSource: string | null;
+  /** The raw value that means "no id", or null. */
+  readonly paddingId: number | string | null;
+  /** Added to a raw vocab_size id to give its row: 1 when raw 0 is a real id (padding_id not 0), else 0. */
+  readonly idOffset: 0 | 1;
+  /** A hashed cross: the id features it crosses (its ids are computed from theirs, see crossIds in batch.ts), or null. */
+  readonly cross: readonly string[] | null;
 }
 
 export interface DenseFeature {
@@ -100,11 +143,18 @@ export interface FeatureSchema {
   readonly version: 1;
   readonly name: string;
   readonly features: readonly Feature[];
-  readonly labels: { readonly click: string; readonly conversion: string };
+  /** `conversion` null: a single-label schema (look-alike). */
+  readonly labels: { readonly click: string; readonly conversion: string | null };
+  /** The task id column, or null. */
+  readonly task: string | null;
   readonly sampleId: string | null;
   readonly userId: string | null;
   readonly truth: { readonly ctr: string; readonly cvr: string; readonly conversion: string } | null;
   readonly listSeparator: string;
+  /** The sample-weight column, or null (every row weighs 1). */
+  readonly sampleWeight: string | null;
+  /** Element-wise products of pooled embeddings appended to the model input, each a list of id feature names. */
+  readonly products: readonly (readonly string[])[];
 }
 
 /**
@@ -145,8 +195,13 @@ function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], whe
     if (!allowed.includes(k)) throw schemaError(`${where}${k}`, `unknown key '${k}'`, `allowed keys: ${allowed.join(", ")}`, file);
 }
 
-const FEATURE_KEYS = ["name", "kind", "source", "weight_source", "max_len", "pooling", "vocab_size", "hash_buckets", "table", "dim", "size", "transform", "mean", "std", "optional"] as const;
-const SCHEMA_KEYS = ["version", "name", "features", "labels", "sample_id", "user_id", "truth", "list_separator", "default_dim"] as const;
+const FEATURE_KEYS = ["name", "kind", "source", "weight_source", "max_len", "pooling", "vocab_size", "hash_buckets", "table", "dim", "size", "transform", "mean", "std", "optional", "length", "padding_id", "cross"] as const;
+const SCHEMA_KEYS = ["version", "name", "features", "labels", "sample_id", "user_id", "truth", "list_separator", "default_dim", "task", "products", "sample_weight"] as const;
+
+/** Rows an id feature needs in its table: vocab_size (+ 1 when raw 0 is real), or hash_buckets + 1. */
+export function featureRows(f: IdFeature): number {
+  return f.vocabSize !== null ? f.vocabSize + f.idOffset : f.hashBuckets! + 1;
+}
 
 /** Check a schema object (parsed JSON or written in code) and fill its defaults. `file` goes into errors. */
 export function validateSchema(input: unknown, file?: string): FeatureSchema {
@@ -171,11 +226,22 @@ export function validateSchema(input: unknown, file?: string): FeatureSchema {
     const kind = raw.kind;
     if (typeof kind !== "string" || !KINDS.includes(kind as FeatureKind))
       throw schemaError(`${where}.kind`, `expected one of ${KINDS.join(", ")}, got ${JSON.stringify(kind)}`, undefined, file);
-    const source = optString(raw.source, `${where}.source`, file) ?? name;
-    const optional = raw.optional === undefined ? false : raw.optional === true ? true : raw.optional === false ? false :
+    let cross: string[] | null = null;
+    if (raw.cross !== undefined) {
+      if (!Array.isArray(raw.cross) || raw.cross.length < 2 || !raw.cross.every((s) => typeof s === "string" && s.length > 0) || new Set(raw.cross).size !== raw.cross.length)
+        throw schemaError(`${where}.cross`, "expected a list of two or more distinct feature names", undefined, file);
+      if (kind !== "ids" && kind !== "id") throw schemaError(`${where}.kind`, "a cross is kind ids (every combination of the sources' ids) or id (the first one)", undefined, file);
+      for (const k of ["source", "vocab_size", "weight_source", "length", "padding_id", "optional"])
+        if (raw[k] !== undefined) throw schemaError(`${where}.${k}`, `'${k}' does not apply to a cross: its ids come from the crossed features`, undefined, file);
+      if (raw.hash_buckets === undefined) throw schemaError(`${where}.hash_buckets`, "a cross needs hash_buckets (its ids are hashed)", undefined, file);
+      cross = raw.cross as string[];
+    }
+    // A cross reads no input column (and is never missing from one).
+    const source = cross ? `cross:${name}` : optString(raw.source, `${where}.source`, file) ?? name;
+    const optional = cross ? true : raw.optional === undefined ? false : raw.optional === true ? true : raw.optional === false ? false :
       (() => { throw schemaError(`${where}.optional`, "expected true or false", undefined, file); })();
     if (kind === "dense") {
-      for (const k of ["max_len", "pooling", "vocab_size", "hash_buckets", "table", "dim", "weight_source"])
+      for (const k of ["max_len", "pooling", "vocab_size", "hash_buckets", "table", "dim", "weight_source", "length", "padding_id"])
         if (raw[k] !== undefined) throw schemaError(`${where}.${k}`, `'${k}' does not apply to a dense feature`, undefined, file);
       const size = raw.size === undefined ? 1 : positiveInt(raw.size, `${where}.size`, 65536, file);
       const transform = (raw.transform ?? "none") as DenseTransform;
@@ -217,14 +283,32 @@ export function validateSchema(input: unknown, file?: string): FeatureSchema {
     if (prior && prior.dim !== dim)
       throw schemaError(`${where}.dim`, `table '${table}' has dim ${prior.dim} (from ${prior.by}), this feature asks for ${dim}`, "features sharing a table need the same dim", file);
     if (!prior) tableDims.set(table, { dim, by: name });
-    return { name, kind: kind as IdFeature["kind"], source, weightSource, maxLen, pooling, vocabSize, hashBuckets, table, dim, optional };
+    const lengthSource = optString(raw.length, `${where}.length`, file) ?? null;
+    if (lengthSource !== null && kind === "id") throw schemaError(`${where}.length`, "'length' applies to ids and weighted_ids (lists), not to a single id", undefined, file);
+    let paddingId: number | string | null = vocabSize !== null ? 0 : null;
+    if (raw.padding_id !== undefined) {
+      const p = raw.padding_id;
+      if (p !== null && !(typeof p === "number" && Number.isInteger(p)) && !(typeof p === "string" && p.length > 0))
+        throw schemaError(`${where}.padding_id`, `expected an integer, a string or null, got ${JSON.stringify(p)}`, "e.g. -1 (TensorFlow), 0 (PaddleRec), null (no padding value)", file);
+      if (vocabSize !== null && p !== null && typeof p !== "number")
+        throw schemaError(`${where}.padding_id`, `a vocab_size feature's padding_id is an integer, got ${JSON.stringify(p)}`, undefined, file);
+      paddingId = p;
+    }
+    const idOffset = vocabSize !== null && paddingId !== 0 ? 1 : 0;
+    return { name, kind: kind as IdFeature["kind"], source, weightSource, maxLen, pooling, vocabSize, hashBuckets, table, dim, optional, lengthSource, paddingId, idOffset, cross };
   });
-  let labels = { click: "click", conversion: "conversion" };
+  checkCrosses(features, input.features as Record<string, unknown>[], file);
+  const products = checkProducts(input.products, features, file);
+  let labels: FeatureSchema["labels"] = { click: "click", conversion: "conversion" };
   if (input.labels !== undefined) {
     if (!isRecord(input.labels)) throw schemaError("labels", "expected {click, conversion}", undefined, file);
     checkKeys(input.labels, ["click", "conversion"], "labels.", file);
-    labels = { click: optString(input.labels.click, "labels.click", file) ?? "click", conversion: optString(input.labels.conversion, "labels.conversion", file) ?? "conversion" };
+    labels = {
+      click: optString(input.labels.click, "labels.click", file) ?? "click",
+      conversion: input.labels.conversion === null ? null : optString(input.labels.conversion, "labels.conversion", file) ?? "conversion",
+    };
   }
+  const task = optString(input.task, "task", file) ?? null;
   const userId = optString(input.user_id, "user_id", file) ?? null;
   if (userId !== null) {
     const f = features.find((x) => x.name === userId);
@@ -250,6 +334,9 @@ export function validateSchema(input: unknown, file?: string): FeatureSchema {
     userId,
     truth,
     listSeparator,
+    task,
+    products,
+    sampleWeight: optString(input.sample_weight, "sample_weight", file) ?? null,
   };
 }
 
@@ -269,20 +356,60 @@ export function toSchemaJson(s: FeatureSchema): SchemaInput {
   return {
     version: 1,
     name: s.name,
-    features: s.features.map((f): FeatureSpecInput => f.kind === "dense"
+    features: s.features.map((f): FeatureSpecInput => f.kind !== "dense" && f.cross
+      ? { name: f.name, kind: f.kind, cross: [...f.cross], max_len: f.maxLen, ...(f.pooling === "weighted_sum" ? {} : { pooling: f.pooling }), hash_buckets: f.hashBuckets!, table: f.table, dim: f.dim }
+      : f.kind === "dense"
       ? { name: f.name, kind: f.kind, source: f.source, size: f.size, transform: f.transform, ...(f.transform === "standardize" ? { mean: f.mean, std: f.std } : {}), optional: f.optional }
       : {
           name: f.name, kind: f.kind, source: f.source, ...(f.weightSource ? { weight_source: f.weightSource } : {}), max_len: f.maxLen,
           ...(f.pooling === "weighted_sum" ? {} : { pooling: f.pooling }),
           ...(f.vocabSize !== null ? { vocab_size: f.vocabSize } : { hash_buckets: f.hashBuckets! }),
           table: f.table, dim: f.dim, optional: f.optional,
+          // written only when set, so the schemas (and hashes) from before these keys stay the same
+          ...(f.lengthSource !== null ? { length: f.lengthSource } : {}),
+          ...(f.paddingId !== (f.vocabSize !== null ? 0 : null) ? { padding_id: f.paddingId } : {}),
         }),
     labels: { ...s.labels },
     ...(s.sampleId ? { sample_id: s.sampleId } : {}),
     ...(s.userId ? { user_id: s.userId } : {}),
     ...(s.truth ? { truth: { ...s.truth } } : {}),
     list_separator: s.listSeparator,
+    ...(s.task !== null ? { task: s.task } : {}),
+    ...(s.products.length ? { products: s.products.map((p) => [...p]) } : {}),
+    ...(s.sampleWeight !== null ? { sample_weight: s.sampleWeight } : {}),
   };
+}
+
+/** Crossed features name id features of the schema that are not crosses themselves; a cross's default max_len is the product of theirs. */
+function checkCrosses(features: Feature[], raw: Record<string, unknown>[], file?: string): void {
+  features.forEach((f, i) => {
+    if (f.kind === "dense" || !f.cross) return;
+    const where = `features.${f.name}.cross`;
+    let combos = 1;
+    for (const name of f.cross) {
+      const s = features.find((x) => x.name === name);
+      if (!s || s.kind === "dense") throw schemaError(where, `'${name}' is not an id feature of this schema`, "a cross names id features (id, ids, weighted_ids)", file);
+      if (s.cross) throw schemaError(where, `'${name}' is a cross itself`, "cross the original features instead", file);
+      combos *= s.maxLen;
+    }
+    if (f.kind === "ids" && raw[i]!["max_len"] === undefined) features[i] = { ...f, maxLen: Math.min(combos, 65536) };
+  });
+}
+
+function checkProducts(input: unknown, features: readonly Feature[], file?: string): string[][] {
+  if (input === undefined) return [];
+  if (!Array.isArray(input)) throw schemaError("products", "expected a list of lists of feature names, e.g. [[\"adid\", \"device\"]]", undefined, file);
+  return input.map((p: unknown, i: number) => {
+    if (!Array.isArray(p) || p.length < 2 || !p.every((n) => typeof n === "string")) throw schemaError(`products[${i}]`, "expected two or more feature names", undefined, file);
+    let dim: number | null = null;
+    for (const name of p as string[]) {
+      const f = features.find((x) => x.name === name);
+      if (!f || f.kind === "dense") throw schemaError(`products[${i}]`, `'${name}' is not an id feature of this schema`, "products multiply pooled embeddings of id features", file);
+      if (dim !== null && f.dim !== dim) throw schemaError(`products[${i}]`, `'${name}' has dim ${f.dim}, the others ${dim}`, "an element-wise product needs one dim", file);
+      dim = f.dim;
+    }
+    return [...(p as string[])];
+  });
 }
 
 /** A fingerprint of everything that shapes encoded data (16 hex digits: two FNV-1a passes over the canonical JSON). */

@@ -20,15 +20,9 @@
  *     clipNorm: 10                # optional: clip gradients by global L2 norm
  *   data: { train: train.shard, valid: valid.shard, schema: schema.json }
  *
- * PaddleRec keys, at the top level or in its `hyper_parameters:` / `runner:` sections:
- *   sparse_feature_number N → every id feature's table has N + 1 rows (ids 1..N, 0 pads; hashed
- *                             features get N buckets), as the built-in Ali-CCP schema (N = 737,946)
- *   sparse_feature_dim D    → every id feature's embedding dim
- *   ctr_fc_sizes → modelConfig.towerSizes; counterfact_mode → modelConfig.counterfactualMode;
- *   counterfactual_w → modelConfig.counterfactualWeight; global_w → modelConfig.globalWeight;
- *   learning_rate → training.lr; train_batch_size → training.batchSize; epochs → training.epochs;
- *   optimizer: { class: Adam, learning_rate: 0.001 } → optimizer.kind, training.lr.
- * Unknown keys are errors naming the key and its line.
+ * PaddleRec's config.yaml is read unchanged: its `runner:` / `hyper_parameters:` sections (or their
+ * keys at the top level) go through the table in paddlerec.ts. Unknown keys and bad values are
+ * errors naming the key and its line, all of a file's in one message.
  */
 import { readFileSync } from "node:fs";
 import { LineCounter, isMap, isScalar, parseDocument, type Node as YamlNode } from "yaml";
@@ -36,6 +30,7 @@ import { MtlError } from "../errors.js";
 import { OPTIMIZER_KINDS, type OptimizerConfig } from "../optim/index.js";
 import { validateSchema, toSchemaJson, type FeatureSchema, type SchemaInput } from "../features/schema.js";
 import { checkSchedule, type LrSchedule } from "./schedule.js";
+import { checkImpliedModel, emptyPaddleRecSettings, paddleRecKey, paddleRecKeysOf, resolveDataDir, type PaddleRecSettings } from "./paddlerec.js";
 
 export interface TrainingSettings {
   batchSize: number;
@@ -48,6 +43,8 @@ export interface TrainingSettings {
   /** Epochs without improvement of the early-stopping metric before stopping (0 = never stop early). */
   patience: number;
   earlyStoppingMetric: string;
+  /** p ≥ this predicts the positive class in the accuracy / precision / recall / F1 metrics. Default 0.5. */
+  classificationThreshold: number;
   checkpointEvery: number;
   logEvery: number;
   clipNorm?: number;
@@ -59,16 +56,19 @@ export interface RunConfig {
   modelConfig: Record<string, unknown>;
   optimizer: OptimizerConfig;
   training: TrainingSettings;
-  data: { train?: string; valid?: string; schema?: string };
+  /** `test`: evaluated after training and the default data of `mtl eval` (PaddleRec's test_data_dir). */
+  data: { train?: string; valid?: string; test?: string; schema?: string };
   /** PaddleRec's sparse_feature_number / sparse_feature_dim, applied to the data's schema. */
   schemaOverrides: { featureNumber?: number; dim?: number };
+  /** What a PaddleRec config says beyond the training settings (device, save path, eval defaults, checks). */
+  paddleRec?: PaddleRecSettings;
   /** The config file and the line of each key path (e.g. "modelConfig.towerSizes"), for errors found later. */
   source?: { file: string; lines: Record<string, number> };
 }
 
 export const DEFAULT_TRAINING: TrainingSettings = {
   batchSize: 1024, epochs: 1, lr: 0.001, schedule: { kind: "constant", warmupSteps: 0 }, seed: 0,
-  validFraction: 0.1, patience: 0, earlyStoppingMetric: "ctcvr_auc", checkpointEvery: 1000, logEvery: 100,
+  validFraction: 0.1, patience: 0, earlyStoppingMetric: "auto", classificationThreshold: 0.5, checkpointEvery: 1000, logEvery: 100,
 };
 
 export function defaultRunConfig(): RunConfig {
@@ -78,8 +78,17 @@ export function defaultRunConfig(): RunConfig {
   };
 }
 
-/** Metrics early stopping can watch; all are "higher is better" except loglosses and |bias|. */
-export const EARLY_STOPPING_METRICS = ["ctcvr_auc", "ctr_auc", "cvr_auc", "cvr_auc_entire", "loss", "ctr_logloss", "ctcvr_logloss"] as const;
+/**
+ * Metrics early stopping can watch; all are "higher is better" except loglosses. "auto" (the
+ * default) is ctcvr_auc for a model that predicts pCTCVR, else ctr_auc (a CTR-only model).
+ */
+export const EARLY_STOPPING_METRICS = ["auto", "ctcvr_auc", "ctr_auc", "cvr_auc", "cvr_auc_all", "cvr_auc_entire", "loss", "ctr_logloss", "ctcvr_logloss"] as const;
+
+/** The metric "auto" means for a model with these predictions (p_ctr, p_cvr, p_ctcvr). */
+export function resolveEarlyStoppingMetric(metric: string, predictions: readonly string[]): string {
+  if (metric !== "auto") return metric;
+  return predictions.includes("p_ctcvr") ? "ctcvr_auc" : predictions.includes("p_ctr") ? "ctr_auc" : "loss";
+}
 export function higherIsBetter(metric: string): boolean {
   return !(metric === "loss" || metric.endsWith("logloss"));
 }
@@ -89,7 +98,8 @@ type Where = (path: string) => { file: string; line?: number; field: string };
 const TRAINING_KEYS = Object.keys(DEFAULT_TRAINING).concat("clipNorm");
 const SCHEDULE_KEYS = ["kind", "decayRate", "decaySteps", "staircase", "warmupSteps"];
 const OPTIMIZER_KEYS = ["kind", "class", "learning_rate", "momentum", "weightDecay", "beta1", "beta2", "epsilon", "initialAccumulator"];
-const PADDLE_KEYS = ["sparse_feature_number", "sparse_feature_dim", "ctr_fc_sizes", "counterfact_mode", "counterfactual_w", "global_w", "learning_rate", "train_batch_size", "epochs", "optimizer"];
+const TOP_KEYS = ["model", "modelConfig", "optimizer", "training", "data", "hyper_parameters", "runner"];
+const DATA_KEYS = ["train", "valid", "test", "schema"];
 
 /** Reads a YAML config file over the defaults. */
 export function readRunConfig(file: string, base: RunConfig = defaultRunConfig()): RunConfig {
@@ -102,6 +112,10 @@ export function readRunConfig(file: string, base: RunConfig = defaultRunConfig()
   return parseRunConfig(text, file, base);
 }
 
+/**
+ * Parses a config: mtl's own keys and PaddleRec's (see paddlerec.ts). Every refused key and bad
+ * value of the file is reported together, in one error, each with its line.
+ */
 export function parseRunConfig(text: string, file: string, base: RunConfig = defaultRunConfig()): RunConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true });
@@ -117,64 +131,135 @@ export function parseRunConfig(text: string, file: string, base: RunConfig = def
   if (typeof raw !== "object" || Array.isArray(raw)) throw new MtlError("E_CONFIG", "the config must be a mapping of keys to values", { where: { file, line: 1 } });
   const out = structuredClone(base);
   out.source = { file, lines: Object.fromEntries(lines) };
-  // Model keys given the PaddleRec way are found under their mtl name too.
-  for (const [paddle, mtl] of [["ctr_fc_sizes", "towerSizes"], ["counterfact_mode", "counterfactualMode"], ["counterfactual_w", "counterfactualWeight"], ["global_w", "globalWeight"]] as const) {
-    for (const prefix of ["", "hyper_parameters.", "runner."]) {
-      const line = lines.get(prefix + paddle);
-      if (line !== undefined) out.source.lines[`modelConfig.${mtl}`] = line;
+  out.paddleRec = emptyPaddleRecSettings();
+  const problems: MtlError[] = [];
+  const attempt = (f: () => void) => {
+    try {
+      f();
+    } catch (err) {
+      if (!(err instanceof MtlError)) throw err;
+      problems.push(err);
     }
-  }
+  };
+  let modelGiven = false;
   for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
     switch (key) {
       case "model":
-        if (typeof value !== "string") fail(where(key), "must be a model name");
-        out.model = value as string;
+        attempt(() => {
+          if (typeof value !== "string") fail(where(key), "must be a model name");
+          out.model = value as string;
+          modelGiven = true;
+        });
         break;
       case "modelConfig":
-        Object.assign(out.modelConfig, mapping(value, where(key)));
+        attempt(() => Object.assign(out.modelConfig, mapping(value, where(key))));
         break;
       case "optimizer":
-        applyOptimizer(out, value, key, where);
+        attempt(() => applyOptimizer(out, value, key, where));
         break;
       case "training":
-        for (const [k, v] of Object.entries(mapping(value, where(key)))) applyTraining(out, k, v, `training.${k}`, where);
+        attempt(() => {
+          for (const [k, v] of Object.entries(mapping(value, where(key)))) attempt(() => applyTraining(out, k, v, `training.${k}`, where));
+        });
         break;
       case "data":
-        for (const [k, v] of Object.entries(mapping(value, where(key)))) {
-          if (!["train", "valid", "schema"].includes(k)) unknown(where(`data.${k}`), ["train", "valid", "schema"]);
-          if (typeof v !== "string") fail(where(`data.${k}`), "must be a file path");
-          out.data[k as "train"] = v as string;
-        }
+        attempt(() => {
+          for (const [k, v] of Object.entries(mapping(value, where(key)))) {
+            attempt(() => {
+              if (!DATA_KEYS.includes(k)) unknown(where(`data.${k}`), DATA_KEYS);
+              if (typeof v !== "string") fail(where(`data.${k}`), "must be a file path");
+              out.data[k as "train"] = v as string;
+            });
+          }
+        });
         break;
       case "hyper_parameters":
       case "runner":
-        for (const [k, v] of Object.entries(mapping(value, where(key)))) {
-          if (!PADDLE_KEYS.includes(k)) unknown(where(`${key}.${k}`), PADDLE_KEYS);
-          applyPaddle(out, k, v, `${key}.${k}`, where);
-        }
+        attempt(() => {
+          for (const [k, v] of Object.entries(mapping(value, where(key)))) attempt(() => applyPaddle(out, key, k, v, `${key}.${k}`, where));
+        });
         break;
-      default:
-        if (PADDLE_KEYS.includes(key)) applyPaddle(out, key, value, key, where);
-        else unknown(where(key), ["model", "modelConfig", "optimizer", "training", "data", "hyper_parameters", "runner", ...PADDLE_KEYS]);
+      default: {
+        // PaddleRec's keys are also accepted at the top level.
+        const section = paddleRecKey("hyper_parameters", key) ? "hyper_parameters" : paddleRecKey("runner", key) ? "runner" : null;
+        if (section) attempt(() => applyPaddle(out, section, key, value, key, where));
+        else attempt(() => unknown(where(key), TOP_KEYS));
+      }
     }
   }
-  checkTraining(out.training, file);
+  const implied = out.paddleRec.impliedModel;
+  if (implied && !modelGiven) out.model = implied.model;
+  else if (implied) attempt(() => checkImpliedModel(out.model, implied, file));
+  attempt(() => checkTraining(out.training, file));
+  if (problems.length === 1) throw problems[0]!;
+  if (problems.length > 1) {
+    throw new MtlError("E_CONFIG", `${problems.length} problems in the config:\n${problems.map((p) => "  " + p.format()).join("\n")}`, { where: { file } });
+  }
   return out;
 }
 
-function applyPaddle(out: RunConfig, key: string, value: unknown, path: string, where: Where): void {
+/** One key of PaddleRec's `runner:` / `hyper_parameters:` (see the table in paddlerec.ts). */
+function applyPaddle(out: RunConfig, section: "runner" | "hyper_parameters", key: string, value: unknown, path: string, where: Where): void {
+  const spec = paddleRecKey(section, key);
+  if (!spec) {
+    throw new MtlError("E_CONFIG", `unknown key '${path}'`, { where: { file: where(path).file, line: where(path).line }, hint: `PaddleRec ${section} keys mtl knows: ${paddleRecKeysOf(section).join(", ")}` });
+  }
+  const pr = out.paddleRec!;
+  if (spec.model && !pr.impliedModel) pr.impliedModel = { model: spec.model, key: path, ...(where(path).line !== undefined ? { line: where(path).line! } : {}) };
+  else if (spec.model && pr.impliedModel!.model !== spec.model) fail(where(path), `is a key of PaddleRec's ${spec.model} config, but '${pr.impliedModel!.key}' is one of ${pr.impliedModel!.model}'s`);
+  if (spec.unused) {
+    pr.unused.push(`${path} (${spec.unused})`);
+    return;
+  }
+  const file = where(path).file;
+  const str = (what: string) => {
+    if (typeof value !== "string" || value === "") fail(where(path), `must be ${what}, got ${JSON.stringify(value)}`);
+    return value as string;
+  };
+  const line = where(path).line;
+  const at = line !== undefined ? { line } : {};
   switch (key) {
     case "sparse_feature_number": out.schemaOverrides.featureNumber = positiveInt(value, where(path)); return;
     case "sparse_feature_dim": out.schemaOverrides.dim = positiveInt(value, where(path)); return;
-    case "ctr_fc_sizes": out.modelConfig["towerSizes"] = value; return;
-    case "counterfact_mode": out.modelConfig["counterfactualMode"] = value; return;
-    case "counterfactual_w": out.modelConfig["counterfactualWeight"] = value; return;
-    case "global_w": out.modelConfig["globalWeight"] = value; return;
+    case "num_field": pr.checks.numField = { value: positiveInt(value, where(path)), ...at }; return;
+    case "feature_size": pr.checks.featureSize = { value: positiveInt(value, where(path)), ...at }; return;
+    case "ctr_fc_sizes": setModelKey(out, "towerSizes", value, line); return;
+    case "cvr_fc_sizes": setModelKey(out, "cvrTowerSizes", value, line); return;
+    case "counterfact_mode": setModelKey(out, "counterfactualMode", value, line); return;
+    case "counterfactual_w": setModelKey(out, "counterfactualWeight", value, line); return;
+    case "global_w": setModelKey(out, "globalWeight", value, line); return;
+    case "expert_num": setModelKey(out, "expertCount", value, line); return;
+    case "expert_size": setModelKey(out, "expertSizes", [value], line); return;
+    case "tower_size": setModelKey(out, "mmoeTowerSizes", [value], line); return;
     case "learning_rate": applyTraining(out, "lr", value, path, where); return;
     case "train_batch_size": applyTraining(out, "batchSize", value, path, where); return;
     case "epochs": applyTraining(out, "epochs", value, path, where); return;
+    case "print_interval": applyTraining(out, "logEvery", value, path, where); return;
+    case "seed": applyTraining(out, "seed", value, path, where); return;
     case "optimizer": applyOptimizer(out, value, path, where); return;
+    case "train_data_dir": out.data.train = resolveDataDir(file, str("a directory")); return;
+    case "test_data_dir": out.data.test = resolveDataDir(file, str("a directory")); return;
+    case "use_gpu":
+      if (typeof value !== "boolean") fail(where(path), `must be True or False, got ${JSON.stringify(value)}`);
+      pr.device = value ? "cuda" : "cpu";
+      return;
+    case "model_save_path": pr.saveDir = str("a directory"); return;
+    case "infer_load_path": pr.eval.run = str("a directory"); return;
+    case "infer_batch_size": pr.eval.batchSize = positiveInt(value, where(path)); return;
+    default:
+      // MetaHeac's own keys: kept as written for the metaheac model's config.
+      if (spec.model === "metaheac") {
+        pr.metaheac[key] = value;
+        return;
+      }
+      fail(where(path), "is a PaddleRec key mtl lists but does not handle (a bug)");
   }
+}
+
+/** A model key set the PaddleRec way, with its line under the mtl name (for errors found later). */
+function setModelKey(out: RunConfig, mtlKey: string, value: unknown, line: number | undefined): void {
+  out.modelConfig[mtlKey] = value;
+  if (line !== undefined) out.source!.lines[`modelConfig.${mtlKey}`] = line;
 }
 
 function applyOptimizer(out: RunConfig, value: unknown, path: string, where: Where): void {
@@ -182,7 +267,18 @@ function applyOptimizer(out: RunConfig, value: unknown, path: string, where: Whe
   const m = mapping(value, where(path));
   const next: Record<string, unknown> = { ...(out.optimizer.kind === (m["kind"] ?? m["class"] ?? out.optimizer.kind) ? out.optimizer : {}) };
   for (const [k, v] of Object.entries(m)) {
-    if (!OPTIMIZER_KEYS.includes(k)) unknown(where(`${path}.${k}`), OPTIMIZER_KEYS);
+    const paddle = paddleRecKey("hyper_parameters.optimizer", k);
+    if (paddle?.unused || paddle?.model) {
+      // PaddleRec's optimizer keys that are not mtl's: `strategy` (unused), MetaHeac's learning rates.
+      const pr = out.paddleRec ??= emptyPaddleRecSettings();
+      if (paddle.unused) pr.unused.push(`${path}.${k} (${paddle.unused})`);
+      else {
+        pr.metaheac[k] = v;
+        if (!pr.impliedModel) pr.impliedModel = { model: paddle.model!, key: `${path}.${k}`, ...(where(`${path}.${k}`).line !== undefined ? { line: where(`${path}.${k}`).line! } : {}) };
+      }
+      continue;
+    }
+    if (!OPTIMIZER_KEYS.includes(k)) unknown(where(`${path}.${k}`), [...OPTIMIZER_KEYS, "strategy"]);
     if (k === "kind" || k === "class") {
       const kind = String(v).toLowerCase();
       if (!OPTIMIZER_KINDS.includes(kind as OptimizerConfig["kind"])) fail(where(`${path}.${k}`), `unknown optimizer '${String(v)}' (use one of ${OPTIMIZER_KINDS.join(", ")})`);
@@ -215,6 +311,10 @@ function applyTraining(out: RunConfig, key: string, value: unknown, path: string
     case "clipNorm":
       if (value === null) { delete t[key]; return; }
       if (!(typeof value === "number" && value > 0)) fail(where(path), `must be a number > 0, got ${JSON.stringify(value)}`);
+      t[key] = value;
+      return;
+    case "classificationThreshold":
+      if (!(typeof value === "number" && value > 0 && value < 1)) fail(where(path), `must be in (0, 1), got ${JSON.stringify(value)}`);
       t[key] = value;
       return;
     case "validFraction":

@@ -37,6 +37,8 @@ export interface EvalOptions {
    */
   split?: "all" | "valid" | "train";
   device?: Device;
+  /** Of the accuracy / precision / recall / F1 metrics (default: the run's training.classificationThreshold, else 0.5). */
+  threshold?: number;
   models?: Readonly<Record<string, RegisteredModel>>;
   onProgress?: (rows: number) => void;
 }
@@ -54,7 +56,7 @@ export async function evaluateRun(opts: EvalOptions): Promise<EvalResult> {
     const res = await evaluatePass(trainer, source.layout, batches, opts.onProgress);
     return {
       run: opts.runDir, model: manifest.model, checkpoint, step: state.step, data: opts.data, split, rows: res.collector.size,
-      loss: res.loss, metrics: res.collector.metrics(), curves: res.collector.curves(),
+      loss: res.loss, metrics: res.collector.metrics({ threshold: opts.threshold ?? manifest.training.classificationThreshold ?? 0.5 }), curves: res.collector.curves(),
     };
   } finally {
     await trainer.release();

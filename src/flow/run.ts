@@ -25,7 +25,8 @@ import { buildEvalProgram, buildTrainingStep, describeModel } from "../train/pro
 import { initialState, STATE_FORMAT_VERSION, TrainingState } from "../train/state.js";
 import { Trainer } from "../train/trainer.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
-import { applySchemaOverrides, higherIsBetter, type RunConfig, type TrainingSettings } from "./config.js";
+import { applySchemaOverrides, higherIsBetter, resolveEarlyStoppingMetric, type RunConfig, type TrainingSettings } from "./config.js";
+import { checkPaddleRecSchema } from "./paddlerec.js";
 import { learningRate } from "./schedule.js";
 import { lookupModel, manifestSchema, modelConfigOf, readJson, RUN_FILES, runPaths, type RunManifest, type RunPaths, type RunProgress, type RunSummary } from "./rundir.js";
 
@@ -35,6 +36,8 @@ export type RunEvent =
   | { kind: "evaluating"; epoch: number }
   | { kind: "epoch"; epoch: number; step: number; trainLoss: number; valid: FunnelMetrics | null; validLoss: number | null; improved: boolean }
   | { kind: "checkpoint"; step: number; path: string }
+  /** Something the user should know that does not stop the run (one line). */
+  | { kind: "warning"; message: string }
   | { kind: "done"; summary: RunSummary };
 
 export interface TrainRunOptions {
@@ -118,11 +121,14 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
   let run: Run;
   try {
     const modelConfig = validateModelConfig(entry, config, begun.manifest ? begun.schema : data.schema, begun.manifest, paths.run);
-    const t = config.training;
+    const evalProgram = buildEvalProgram(entry.definition, modelConfig);
+    // "auto" follows the model: a CTR-only model watches ctr_auc, never ctcvr_auc (run.json keeps the resolved name).
+    const t = { ...config.training, earlyStoppingMetric: resolveEarlyStoppingMetric(config.training.earlyStoppingMetric, evalProgram.signature.predictions) };
+    config.training = t;
     const state = begun.state ?? initialState(describeModel(entry.definition, modelConfig), config.optimizer, { seed: t.seed });
     const trainer = await Trainer.create(state, {
       train: buildTrainingStep(entry.definition, modelConfig, { optimizer: config.optimizer, ...(t.clipNorm !== undefined ? { clipNorm: t.clipNorm } : {}) }),
-      eval: buildEvalProgram(entry.definition, modelConfig),
+      eval: evalProgram,
     }, { ...(opts.device ? { device: opts.device } : {}), intraOpThreads: opts.intraOpThreads ?? 1 });
     try {
       // Written once the programs load (a bad device or model leaves no half-made run behind).
@@ -188,8 +194,9 @@ function resumeRun(out: string, paths: RunPaths): RunStart {
 /** Data files by absolute path in run.json: a resume or an eval from another directory finds them. */
 function withAbsoluteData(config: RunConfig): RunConfig {
   const absolute = (spec: string | undefined) => (spec === undefined || spec.startsWith("synth:") ? spec : resolve(spec));
-  const next = { ...config, data: { ...config.data, train: absolute(config.data.train), valid: absolute(config.data.valid) } };
+  const next = { ...config, data: { ...config.data, train: absolute(config.data.train), valid: absolute(config.data.valid), test: absolute(config.data.test) } };
   if (next.data.valid === undefined) delete next.data.valid;
+  if (next.data.test === undefined) delete next.data.test;
   return next;
 }
 
@@ -205,6 +212,7 @@ async function openRunData(config: RunConfig, train: string, schemaFromRun: Feat
       source = await openDataSource(train, { schema: adjusted });
     }
   }
+  checkPaddleRecSchema(source.layout.schema, config.paddleRec, config.source?.file);
   const valid = config.data.valid ? await openDataSource(config.data.valid, { schema: source.layout.schema }) : null;
   const validFraction = valid ? 0 : config.training.validFraction;
   return {
@@ -232,7 +240,7 @@ function writeManifest(paths: RunPaths, config: RunConfig, modelConfig: unknown,
     mtlVersion: VERSION, model: config.model,
     modelConfig: { ...(modelConfig as Record<string, unknown>), schema: toSchemaJson(data.schema) },
     optimizer: resolveOptimizer(config.optimizer), training: config.training,
-    data: { train: config.data.train!, valid: config.data.valid ?? null, validFraction: data.validFraction, trainRows: data.train.rows },
+    data: { train: config.data.train!, valid: config.data.valid ?? null, test: config.data.test ?? null, validFraction: data.validFraction, trainRows: data.train.rows },
     schemaOverrides: config.schemaOverrides, createdAt: new Date().toISOString(),
   };
   writeJsonAtomic(paths.run, manifest, "run manifest");
@@ -342,13 +350,16 @@ async function validate(run: Run): Promise<Validation> {
     ? data.valid.batches({ batchSize, shuffle: false })
     : data.train.batches({ batchSize, shuffle: false, validFraction: data.validFraction, part: "valid" });
   const res = await evaluatePass(run.trainer, data.layout, batches);
-  const valid = res.collector.metrics();
+  const valid = res.collector.metrics({ threshold: t.classificationThreshold ?? 0.5 });
   run.validRows = res.collector.size;
-  const value = t.earlyStoppingMetric === "loss" ? res.loss : (valid[t.earlyStoppingMetric as keyof FunnelMetrics] as number | null);
-  if (value === null) {
-    throw new MtlError("E_CONFIG", `the early-stopping metric '${t.earlyStoppingMetric}' is not available for model ${run.config.model} on this data`, { where: { field: "training.earlyStoppingMetric" }, hint: "choose one the model predicts (e.g. ctr_auc for a CTR-only model, or loss)" });
-  }
-  const improved = progress.bestValue === null || (higherIsBetter(t.earlyStoppingMetric) ? value > progress.bestValue : value < progress.bestValue);
+  // A metric these rows cannot give (one class in the split) or the model does not predict: this
+  // epoch is judged by the validation loss instead, with a one-line warning; never a failure.
+  const watched = validationValue(t.earlyStoppingMetric, valid, res.loss);
+  if (watched.fallback) run.emit({ kind: "warning", message: `epoch ${epoch + 1}: ${watched.fallback}; ${watched.value === null ? "no best state this epoch" : "early stopping and the best state use the validation loss this epoch"}` });
+  const { metric, value } = watched;
+  if (progress.bestMetric !== undefined && progress.bestMetric !== metric) progress.bestValue = null; // values of two metrics do not compare
+  progress.bestMetric = metric;
+  const improved = value !== null && (progress.bestValue === null || (higherIsBetter(metric) ? value > progress.bestValue : value < progress.bestValue));
   if (improved) {
     progress.bestValue = value;
     progress.bestEpoch = epoch + 1;
@@ -397,19 +408,34 @@ function checkpoint(run: Run): void {
 function writeSummary(run: Run, interrupted: boolean, started: number): RunSummary {
   const { paths, progress } = run;
   let best: RunSummary["best"] = null;
+  let bestMetric = run.t.earlyStoppingMetric;
   if (existsSync(paths.best)) {
     const b = TrainingState.load(paths.best);
     const p = b.info["progress"] as RunProgress;
     best = { epoch: p.bestEpoch!, step: p.bestStep!, value: p.bestValue!, metrics: b.info["validMetrics"] as FunnelMetrics };
+    bestMetric = p.bestMetric ?? bestMetric;
   }
   const summary: RunSummary = {
     status: interrupted ? "interrupted" : progress.finished ?? "completed", steps: progress.step, epochs: progress.epoch, examples: progress.examples,
     seconds: (Date.now() - started) / 1000,
-    data: { ...run.manifest.data, validRows: run.validRows }, earlyStoppingMetric: run.t.earlyStoppingMetric, best, lastValid: run.lastValid,
+    data: { ...run.manifest.data, validRows: run.validRows }, earlyStoppingMetric: bestMetric, best, lastValid: run.lastValid,
   };
   if (!interrupted) writeJsonAtomic(paths.summary, summary, "summary");
   run.emit({ kind: "done", summary });
   return summary;
+}
+
+/**
+ * The early-stopping value of an epoch: the metric, or the validation loss when the metric cannot be
+ * computed on the validation rows (one class) or the model does not predict it; `fallback` says why.
+ */
+export function validationValue(metric: string, valid: FunnelMetrics, validLoss: number | null): { metric: string; value: number | null; fallback: string | null } {
+  if (metric === "loss") return { metric, value: validLoss, fallback: null };
+  const value = valid[metric as keyof FunnelMetrics] as number | null | undefined;
+  if (typeof value === "number") return { metric, value, fallback: null };
+  if (valid.impressions === 0) return { metric: "loss", value: null, fallback: `the validation set has no rows, so neither ${metric} nor the loss can be computed` };
+  const why = valid.not_computable?.[metric] ?? "the model does not predict it";
+  return { metric: "loss", value: validLoss, fallback: `${metric} cannot be computed on the validation set (${why})` };
 }
 
 function nonFiniteTensor(state: TrainingState): string | null {

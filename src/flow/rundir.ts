@@ -47,6 +47,8 @@ export interface RunProgress {
   bestStep: number | null;
   /** Epochs in a row without improvement of the early-stopping metric. */
   badEpochs: number;
+  /** The metric bestValue is of: the early-stopping metric, or "loss" where it could not be computed. */
+  bestMetric?: string;
   finished: "completed" | "early_stopped" | null;
   /** Sums over the steps since the last step record and since the epoch began: resumed runs log the same numbers. */
   window: { loss: number; losses: Record<string, number>; steps: number; examples: number };
@@ -62,7 +64,8 @@ export interface RunManifest {
   modelConfig: Record<string, unknown>;
   optimizer: ReturnType<typeof resolveOptimizer>;
   training: TrainingSettings;
-  data: { train: string; valid: string | null; validFraction: number; trainRows: number | null };
+  /** `test`: the config's test data (PaddleRec's test_data_dir), evaluated after training; null when none. */
+  data: { train: string; valid: string | null; test?: string | null; validFraction: number; trainRows: number | null };
   schemaOverrides: RunConfig["schemaOverrides"];
   createdAt: string;
 }

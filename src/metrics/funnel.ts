@@ -6,11 +6,17 @@
  *   ctr_auc            pCTR vs click, over impressions
  *   cvr_auc            pCVR vs conversion, over clicked impressions (the ESMM paper's CVR AUC)
  *   ctcvr_auc          pCTCVR vs click&buy, over impressions
+ *   cvr_auc_all        pCVR vs conversion, over ALL impressions (PaddleRec's `auc_cvr`; not cvr_auc:
+ *                      unclicked impressions count as CVR negatives here)
  *   cvr_auc_entire     pCVR vs the potential conversion, over impressions (ground truth only)
  *   cvr_bias           mean pCVR − mean true CVR, over impressions (ground truth only)
  *   *_logloss, *_pcoc  per task, over the same rows as its AUC (PCOC: mean predicted / observed rate)
  *   ctr_gauc, ctcvr_gauc  user-weighted AUC, when the data names a user id
- * A model without a prediction (a CTR-only model has no pCVR) gets null for its metrics.
+ *   *_accuracy, *_precision, *_recall, *_f1  per task at a threshold (default 0.5): p ≥ threshold
+ *                      predicts the positive class, over the same rows as its AUC
+ * A model without a prediction (a CTR-only model has no pCVR) gets null for its metrics. A metric
+ * the rows cannot give (an AUC over one class, a precision with no predicted positive) is null
+ * too, and `not_computable` says which and why.
  */
 import type { Batch as DataBatch } from "../features/batch.js";
 import { auc, calibration, gauc, logloss, mean, pcoc, rocCurve, type CalibrationBin, type RocPoint } from "./binary.js";
@@ -35,6 +41,23 @@ export interface FunnelMetrics {
   ctcvr_pcoc: number | null;
   ctr_gauc: number | null;
   ctcvr_gauc: number | null;
+  cvr_auc_all: number | null;
+  ctr_accuracy: number | null;
+  ctr_precision: number | null;
+  ctr_recall: number | null;
+  ctr_f1: number | null;
+  cvr_accuracy: number | null;
+  cvr_precision: number | null;
+  cvr_recall: number | null;
+  cvr_f1: number | null;
+  ctcvr_accuracy: number | null;
+  ctcvr_precision: number | null;
+  ctcvr_recall: number | null;
+  ctcvr_f1: number | null;
+  /** The threshold of the *_accuracy / precision / recall / f1 metrics. */
+  threshold: number;
+  /** Metrics the model predicts but these rows cannot give, with why ("one class: no clicks among 9 rows"). */
+  not_computable: Record<string, string>;
   /** Mean pCVR over impressions and mean true CVR (ground truth), the two halves of cvr_bias. */
   mean_pcvr: number | null;
   mean_true_cvr: number | null;
@@ -126,23 +149,42 @@ export class PredictionCollector {
     return { scores: g.values, labels: task === "ctr" ? this.click.values : this.conversion.values, mask: task === "cvr" ? this.click.values : undefined };
   }
 
-  metrics(): FunnelMetrics {
+  metrics(opts: { threshold?: number } = {}): FunnelMetrics {
+    const threshold = opts.threshold ?? 0.5;
     const click = this.click.values, conversion = this.conversion.values;
-    const fin = (x: number): number | null => (Number.isFinite(x) ? x : null);
+    const notComputable: Record<string, string> = {};
+    // null and the reason, for a metric the model predicts but these rows cannot give
+    const fin = (x: number, key?: string, why?: () => string): number | null => {
+      if (Number.isFinite(x)) return x;
+      if (key && why) notComputable[key] = why();
+      return null;
+    };
     const m: FunnelMetrics = {
       impressions: this.rows, clicks: count(click), conversions: count(conversion),
       ctr_auc: null, cvr_auc: null, ctcvr_auc: null, cvr_auc_entire: null, cvr_bias: null,
       ctr_logloss: null, cvr_logloss: null, ctcvr_logloss: null, ctr_pcoc: null, cvr_pcoc: null, ctcvr_pcoc: null,
-      ctr_gauc: null, ctcvr_gauc: null, mean_pcvr: null, mean_true_cvr: null,
+      ctr_gauc: null, ctcvr_gauc: null, cvr_auc_all: null,
+      ctr_accuracy: null, ctr_precision: null, ctr_recall: null, ctr_f1: null,
+      cvr_accuracy: null, cvr_precision: null, cvr_recall: null, cvr_f1: null,
+      ctcvr_accuracy: null, ctcvr_precision: null, ctcvr_recall: null, ctcvr_f1: null,
+      threshold, not_computable: notComputable, mean_pcvr: null, mean_true_cvr: null,
     };
     for (const task of TASKS) {
       const r = this.rowsOf(task);
       if (!r) continue;
-      m[`${task}_auc`] = fin(auc(r.scores, r.labels, r.mask));
-      m[`${task}_logloss`] = fin(logloss(r.scores, r.labels, r.mask));
-      m[`${task}_pcoc`] = fin(pcoc(r.scores, r.labels, r.mask));
+      const oneClass = () => classesNote(r.labels, r.mask, task === "ctr" ? "clicks" : "conversions", task === "cvr" ? "clicked rows" : "rows");
+      m[`${task}_auc`] = fin(auc(r.scores, r.labels, r.mask), `${task}_auc`, oneClass);
+      m[`${task}_logloss`] = fin(logloss(r.scores, r.labels, r.mask), `${task}_logloss`, () => `no ${task === "cvr" ? "clicked rows" : "rows"}`);
+      m[`${task}_pcoc`] = fin(pcoc(r.scores, r.labels, r.mask), `${task}_pcoc`, () => `no positive label (no ${task === "ctr" ? "clicks" : "conversions"})`);
+      const c = confusion(r.scores, r.labels, r.mask, threshold);
+      const n = c.tp + c.fp + c.tn + c.fn;
+      m[`${task}_accuracy`] = fin((c.tp + c.tn) / n, `${task}_accuracy`, () => "no rows");
+      m[`${task}_precision`] = fin(c.tp / (c.tp + c.fp), `${task}_precision`, () => `no prediction reaches the threshold ${threshold}`);
+      m[`${task}_recall`] = fin(c.tp / (c.tp + c.fn), `${task}_recall`, () => `no positive label (no ${task === "ctr" ? "clicks" : "conversions"})`);
+      m[`${task}_f1`] = fin((2 * c.tp) / (2 * c.tp + c.fp + c.fn), `${task}_f1`, () => "no positive label and no predicted positive");
     }
     const pcvr = this.predictions.get("cvr")?.values;
+    if (pcvr) m.cvr_auc_all = fin(auc(pcvr, conversion), "cvr_auc_all", () => classesNote(conversion, undefined, "conversions", "rows"));
     if (pcvr) m.mean_pcvr = fin(mean(pcvr));
     if (this.truth && this.rows > 0) {
       m.mean_true_cvr = fin(mean(this.trueCvr.values));
@@ -200,6 +242,30 @@ export class PredictionCollector {
   }
 }
 
+/** Counts at a threshold: p ≥ threshold predicts the positive class. */
+export function confusion(scores: ArrayLike<number>, labels: Uint8Array, mask: Uint8Array | undefined, threshold: number): { tp: number; fp: number; tn: number; fn: number } {
+  let tp = 0, fp = 0, tn = 0, fn = 0;
+  for (let i = 0; i < scores.length; i++) {
+    if (mask && !mask[i]) continue;
+    const predicted = scores[i]! >= threshold;
+    if (labels[i]) predicted ? tp++ : fn++;
+    else predicted ? fp++ : tn++;
+  }
+  return { tp, fp, tn, fn };
+}
+
+/** Why an AUC has no value: "one class: no conversions among 9 clicked rows". */
+function classesNote(labels: Uint8Array, mask: Uint8Array | undefined, positives: string, rows: string): string {
+  let n = 0, pos = 0;
+  for (let i = 0; i < labels.length; i++) {
+    if (mask && !mask[i]) continue;
+    n++;
+    pos += labels[i]!;
+  }
+  if (n === 0) return `no ${rows}`;
+  return pos === 0 ? `one class: no ${positives} among ${n} ${rows}` : `one class: all ${n} ${rows} are ${positives}`;
+}
+
 function count(x: Uint8Array): number {
   let n = 0;
   for (let i = 0; i < x.length; i++) n += x[i]!;
@@ -210,6 +276,7 @@ function count(x: Uint8Array): number {
 export const METRIC_COLUMNS: readonly { key: keyof FunnelMetrics; label: string }[] = [
   { key: "ctr_auc", label: "CTR AUC" },
   { key: "cvr_auc", label: "CVR AUC (clicked)" },
+  { key: "cvr_auc_all", label: "CVR AUC (all impressions, PaddleRec auc_cvr)" },
   { key: "cvr_auc_entire", label: "CVR AUC (entire, true)" },
   { key: "ctcvr_auc", label: "CTCVR AUC" },
   { key: "cvr_bias", label: "CVR bias" },
@@ -221,10 +288,11 @@ export const METRIC_COLUMNS: readonly { key: keyof FunnelMetrics; label: string 
   { key: "ctcvr_pcoc", label: "CTCVR PCOC" },
   { key: "ctr_gauc", label: "CTR GAUC" },
   { key: "ctcvr_gauc", label: "CTCVR GAUC" },
+  ...TASKS.flatMap((t) => (["accuracy", "precision", "recall", "f1"] as const).map((k) => ({ key: `${t}_${k}` as keyof FunnelMetrics, label: `${t.toUpperCase()} ${k === "f1" ? "F1" : k} @ threshold` }))),
 ];
 
-export function formatMetric(v: number | null, key: string): string {
-  if (v === null) return "-";
+export function formatMetric(v: number | null | undefined, key: string): string {
+  if (v === null || v === undefined) return "-";
   if (key === "cvr_bias") return (v >= 0 ? "+" : "") + v.toFixed(4);
   return v.toFixed(4);
 }

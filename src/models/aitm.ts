@@ -19,9 +19,9 @@
 import * as ops from "../graph/ops.js";
 import type { Value } from "../graph/ir.js";
 import type { ModelContext, ModelDefinition, ModelOutputs } from "../train/model.js";
-import { COMMON_RULES, commonDefaults, embeddedInput, nonEmptyLayerSizes, nonNegativeNumber, registered, type CommonConfig } from "./config.js";
+import { COMMON_RULES, commonDefaults, embeddedInput, nonEmptyLayerSizes, nonNegativeNumber, registered, type CommonConfig, lossOptions } from "./config.js";
 import { labelInputs } from "./inputs.js";
-import { type Activation, PROBABILITY_EPS, binaryCrossEntropy, mlp, probabilityHead, weighted } from "./layers.js";
+import { type Activation, PROBABILITY_EPS, binaryCrossEntropy, mlp, probabilityHead, weighted, reduceLoss } from "./layers.js";
 
 export interface AitmConfig extends CommonConfig {
   /** Hidden sizes of the click and of the conversion tower; the last is the attention width k. Default [128, 64, 32] (the paper's code). */
@@ -69,9 +69,11 @@ export function buildAitm(ctx: ModelContext, config: AitmConfig): ModelOutputs {
   const pCtcvr = probabilityHead(ctx, "ctcvr.out", z);
   const pCvr = ops.Clip(ops.Div(pCtcvr, ops.Max(pCtr, PROBABILITY_EPS)), 0, 1);
 
-  const ctrLoss = binaryCrossEntropy(pCtr, click);
-  const ctcvrLoss = binaryCrossEntropy(pCtcvr, conversion);
-  const calibration = ops.ReduceSum(ops.Relu(ops.Sub(pCtcvr, pCtr)), { keepdims: 0 }); // Σ max(pCTCVR − pCTR, 0)
+  const loss = lossOptions(ctx, config);
+  const ctrLoss = binaryCrossEntropy(pCtr, click, loss);
+  const ctcvrLoss = binaryCrossEntropy(pCtcvr, conversion, loss);
+  // Σ max(pCTCVR − pCTR, 0): a sum by the paper's definition, whatever the reduction; sample weights apply
+  const calibration = reduceLoss(ops.Relu(ops.Sub(pCtcvr, pCtr)), { ...loss, reduction: "sum" });
   return {
     predictions: { p_ctr: pCtr, p_cvr: pCvr, p_ctcvr: pCtcvr },
     losses: { ctr: ctrLoss, ctcvr: ctcvrLoss, calibration },

@@ -13,13 +13,13 @@ import { MtlError } from "../errors.js";
 import * as ops from "../graph/ops.js";
 import type { Value } from "../graph/ir.js";
 import type { ModelContext, ModelOutputs } from "../train/model.js";
-import { type Activation, type LayerOptions, binaryCrossEntropy, experts, maskedBinaryCrossEntropy, mixExperts, mlp, softmaxGate, tower, weighted } from "./layers.js";
+import { type Activation, type LayerOptions, binaryCrossEntropy, experts, maskedBinaryCrossEntropy, mixExperts, mlp, softmaxGate, tower, weighted, type LossOptions } from "./layers.js";
 
 export type TaskProbabilities = Record<string, Value>;
 
 /** One MLP tower per task on the same input (ESMM's CTR and CVR towers). */
-export function separateTowers(ctx: ModelContext, x: Activation, tasks: readonly string[], towerSizes: readonly number[], opts: LayerOptions): TaskProbabilities {
-  return Object.fromEntries(tasks.map((task) => [task, tower(ctx, task, x, towerSizes, opts)]));
+export function separateTowers(ctx: ModelContext, x: Activation, tasks: readonly string[], towerSizes: readonly number[] | ((task: string) => readonly number[]), opts: LayerOptions): TaskProbabilities {
+  return Object.fromEntries(tasks.map((task) => [task, tower(ctx, task, x, typeof towerSizes === "function" ? towerSizes(task) : towerSizes, opts)]));
 }
 
 /** Shared-Bottom (Caruana 1997): one shared MLP, then a tower per task. */
@@ -106,7 +106,7 @@ export interface FunnelWeights {
  *   cvr:   BCE(pCVR, conversion) over clicked impressions (conversion = click AND buy, so on clicks it is buy)
  *   ctcvr: BCE(pCTCVR, conversion) over impressions
  */
-export function funnelObjective(pCtr: Value, pCvr: Value, labels: { click: Value; conversion: Value }, w: FunnelWeights): ModelOutputs {
+export function funnelObjective(pCtr: Value, pCvr: Value, labels: { click: Value; conversion: Value }, w: FunnelWeights, loss: LossOptions = {}): ModelOutputs {
   const pCtcvr = ops.Mul(pCtr, pCvr);
   const losses: Record<string, Value> = {};
   const terms: Value[] = [];
@@ -116,9 +116,9 @@ export function funnelObjective(pCtr: Value, pCvr: Value, labels: { click: Value
     losses[name] = term;
     terms.push(weighted(term, weight));
   };
-  add("ctr", w.ctrWeight, () => binaryCrossEntropy(pCtr, labels.click));
-  add("cvr", w.cvrWeight, () => maskedBinaryCrossEntropy(pCvr, labels.conversion, labels.click));
-  add("ctcvr", w.ctcvrWeight, () => binaryCrossEntropy(pCtcvr, labels.conversion));
+  add("ctr", w.ctrWeight, () => binaryCrossEntropy(pCtr, labels.click, loss));
+  add("cvr", w.cvrWeight, () => maskedBinaryCrossEntropy(pCvr, labels.conversion, labels.click, loss));
+  add("ctcvr", w.ctcvrWeight, () => binaryCrossEntropy(pCtcvr, labels.conversion, loss));
   if (terms.length === 0) throw new MtlError("E_CONFIG", "every loss weight is 0: the model would learn nothing", { where: { field: "ctrWeight" }, hint: "give ctrWeight, cvrWeight or ctcvrWeight a positive value" });
   return {
     predictions: { p_ctr: pCtr, p_cvr: pCvr, p_ctcvr: pCtcvr },

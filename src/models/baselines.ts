@@ -13,13 +13,15 @@
  */
 import type { ModelContext, ModelDefinition, ModelOutputs } from "../train/model.js";
 import { funnelObjective, separateTowers } from "./backbones.js";
-import { COMMON_RULES, commonDefaults, embeddedInput, layerSizes, nonNegativeNumber, registered, type CommonConfig } from "./config.js";
+import { COMMON_RULES, commonDefaults, embeddedInput, layerSizes, lossOptions, nonNegativeNumber, optionalLayerSizes, registered, type CommonConfig } from "./config.js";
 import { CLICK_INPUT, labelInputs } from "./inputs.js";
 import { binaryCrossEntropy, tower } from "./layers.js";
 
 export interface NaiveConfig extends CommonConfig {
-  /** Hidden sizes of the CTR and of the CVR tower. Default [256, 64] (as ESMM's). */
+  /** Hidden sizes of the CTR tower, and of the CVR tower unless cvrTowerSizes is set. Default [256, 64] (as ESMM's). */
   towerSizes: number[];
+  /** Hidden sizes of the CVR tower (PaddleRec `cvr_fc_sizes`); null: the same as towerSizes. Default null. */
+  cvrTowerSizes: number[] | null;
   /** Weight of BCE(pCTR, click) over impressions. Default 1. */
   ctrWeight: number;
   /** Weight of BCE(pCVR, conversion) over clicked impressions. Default 1. */
@@ -27,19 +29,19 @@ export interface NaiveConfig extends CommonConfig {
 }
 
 export function naiveDefaults(): NaiveConfig {
-  return { ...commonDefaults(), towerSizes: [256, 64], ctrWeight: 1, cvrWeight: 1 };
+  return { ...commonDefaults(), towerSizes: [256, 64], cvrTowerSizes: null, ctrWeight: 1, cvrWeight: 1 };
 }
 
 export function buildNaive(ctx: ModelContext, config: NaiveConfig): ModelOutputs {
   const x = embeddedInput(ctx, config);
   const labels = labelInputs(ctx);
-  const p = separateTowers(ctx, x, ["ctr", "cvr"], config.towerSizes, config);
-  return funnelObjective(p["ctr"]!, p["cvr"]!, labels, { ctrWeight: config.ctrWeight, cvrWeight: config.cvrWeight, ctcvrWeight: 0 });
+  const p = separateTowers(ctx, x, ["ctr", "cvr"], (task) => (task === "ctr" ? config.towerSizes : config.cvrTowerSizes ?? config.towerSizes), config);
+  return funnelObjective(p["ctr"]!, p["cvr"]!, labels, { ctrWeight: config.ctrWeight, cvrWeight: config.cvrWeight, ctcvrWeight: 0 }, lossOptions(ctx, config));
 }
 
 export const naive: ModelDefinition<NaiveConfig> = { name: "naive", build: buildNaive };
 
-export const naiveEntry = registered(naive, naiveDefaults, { ...COMMON_RULES, towerSizes: layerSizes, ctrWeight: nonNegativeNumber, cvrWeight: nonNegativeNumber },
+export const naiveEntry = registered(naive, naiveDefaults, { ...COMMON_RULES, towerSizes: layerSizes, cvrTowerSizes: optionalLayerSizes, ctrWeight: nonNegativeNumber, cvrWeight: nonNegativeNumber },
   "naive CVR (ESMM's BASE): a CVR tower trained on clicked impressions only, a CTR tower on all");
 
 export interface CtrOnlyConfig extends CommonConfig {
@@ -55,7 +57,7 @@ export function buildCtrOnly(ctx: ModelContext, config: CtrOnlyConfig): ModelOut
   const x = embeddedInput(ctx, config);
   const click = ctx.input(CLICK_INPUT, ctx.dtype, ["batch"]);
   const pCtr = tower(ctx, "ctr", x, config.towerSizes, config);
-  const ctrLoss = binaryCrossEntropy(pCtr, click);
+  const ctrLoss = binaryCrossEntropy(pCtr, click, lossOptions(ctx, config));
   return { predictions: { p_ctr: pCtr }, losses: { ctr: ctrLoss }, loss: ctrLoss };
 }
 

@@ -7,8 +7,8 @@ import { MtlError } from "../errors.js";
 import { layoutOf, type Layout } from "../features/batch.js";
 import { defaultAliccpSchema, isValidatedSchema, validateSchema, type FeatureSchema } from "../features/schema.js";
 import type { ModelContext, ModelDefinition } from "../train/model.js";
-import { embedFeatures, embeddedWidth } from "./inputs.js";
-import type { Activation, LayerOptions } from "./layers.js";
+import { SAMPLE_WEIGHT_INPUT, embedFeatures, embeddedWidth } from "./inputs.js";
+import { BATCH_NORM_PLACEMENTS, type Activation, type BatchNormPlacement, type LayerOptions, type LossOptions, type Reduction } from "./layers.js";
 
 export interface RegisteredModel<C = unknown> {
   definition: ModelDefinition<C>;
@@ -27,14 +27,24 @@ export interface CommonConfig extends LayerOptions {
   paddingRow0: boolean;
   /** Embeddings start uniform in [-embeddingInit, embeddingInit]. Default 0.05. */
   embeddingInit: number;
-  /** BatchNorm after each hidden Gemm. Default false (PaddleRec's towers have none). */
-  batchNorm: boolean;
-  /** Dropout after each hidden ReLU. Default 0. */
-  dropout: number;
+  /** BatchNorm in each hidden layer: false, true (= "before-activation"), or a placement (layers.ts). Default false (PaddleRec's towers have none). */
+  batchNorm: boolean | BatchNormPlacement;
+  /** Dropout at the end of each hidden layer: one rate, or one per layer. Default 0. */
+  dropout: number | number[];
+  /** How every loss term reduces over a batch: "mean" (default) or "sum" (PyTorch's reduction='sum'). */
+  reduction: Reduction;
 }
 
 export function commonDefaults(): CommonConfig {
-  return { schema: defaultAliccpSchema(), paddingRow0: true, embeddingInit: 0.05, batchNorm: false, dropout: 0 };
+  return { schema: defaultAliccpSchema(), paddingRow0: true, embeddingInit: 0.05, batchNorm: false, dropout: 0, reduction: "mean" };
+}
+
+/** Every loss term's options: the schema's sample weights (the sample_weight input) and the reduction. Call once per build. */
+export function lossOptions(ctx: ModelContext, config: CommonConfig): LossOptions {
+  return {
+    ...(config.schema.sampleWeight !== null ? { weight: ctx.input(SAMPLE_WEIGHT_INPUT, ctx.dtype, ["batch"]) } : {}),
+    reduction: config.reduction ?? "mean",
+  };
 }
 
 /** The shared input layer: the schema's pooled embeddings and dense columns, [batch, width]. */
@@ -65,9 +75,14 @@ export const COMMON_RULES: Readonly<Record<keyof CommonConfig, Rule>> = {
   schema: schemaRule,
   paddingRow0: boolean,
   embeddingInit: positiveNumber,
-  batchNorm: boolean,
-  dropout: rate,
+  batchNorm: (v) => (typeof v === "boolean" || BATCH_NORM_PLACEMENTS.includes(v as BatchNormPlacement) ? null : `true, false or one of ${BATCH_NORM_PLACEMENTS.map((p) => JSON.stringify(p)).join(", ")}`),
+  // absent in runs written before the key: "mean"
+  reduction: (v) => (v === undefined || v === "mean" || v === "sum" ? null : 'one of "mean", "sum"'),
+  dropout: (v) => (rate(v) === null || (Array.isArray(v) && v.length > 0 && v.every((r) => rate(r) === null)) ? null : "a rate in [0, 1) or a non-empty list of them (one per hidden layer)"),
 };
+
+/** Sizes of a second tower that defaults to the first: a list, or null for "the same as towerSizes" (absent in runs from before the key). */
+export const optionalLayerSizes: Rule = (v) => (v === null || v === undefined || layerSizes(v) === null ? null : "a list of positive integers, or null (the same as towerSizes)");
 
 /**
  * Checks `config` (the user's keys merged over the defaults) against `rules`: unknown keys, missing

@@ -39,9 +39,9 @@ import type { Value } from "../graph/ir.js";
 import { stopGradient } from "../autodiff/index.js";
 import type { ModelContext, ModelDefinition, ModelOutputs } from "../train/model.js";
 import { mmoe, separateTowers } from "./backbones.js";
-import { COMMON_RULES, commonDefaults, embeddedInput, layerSizes, nonEmptyLayerSizes, nonNegativeNumber, oneOf, positiveInt, positiveNumber, probability, registered, type CommonConfig } from "./config.js";
+import { COMMON_RULES, commonDefaults, embeddedInput, layerSizes, nonEmptyLayerSizes, nonNegativeNumber, oneOf, optionalLayerSizes, positiveInt, positiveNumber, probability, registered, type CommonConfig, lossOptions } from "./config.js";
 import { labelInputs } from "./inputs.js";
-import { binaryCrossEntropy, logLoss, weighted } from "./layers.js";
+import { binaryCrossEntropy, logLoss, weighted, reduceLoss } from "./layers.js";
 
 export type CounterfactualMode = "IPW" | "DR";
 export type IpwNormalization = "batch" | "clicks";
@@ -64,8 +64,10 @@ export interface Escm2Config extends CommonConfig {
   drGradients: DrGradients;
   /** "mmoe" (PaddleRec's ESCM2) or "towers" (ESMM's separate CTR/CVR towers on the shared embeddings). Default "mmoe". */
   backbone: "mmoe" | "towers";
-  /** Towers of the "towers" backbone (PaddleRec `ctr_fc_sizes`). Default [256, 64]. */
+  /** The CTR tower of the "towers" backbone (PaddleRec `ctr_fc_sizes`), and the others unless cvrTowerSizes is set. Default [256, 64]. */
   towerSizes: number[];
+  /** The CVR (and imputation) towers of the "towers" backbone (PaddleRec `cvr_fc_sizes`); null: towerSizes. Default null. */
+  cvrTowerSizes: number[] | null;
   /** MMoE backbone: experts (PaddleRec `expert_num`). Default 8. */
   expertCount: number;
   /** MMoE backbone: hidden sizes of each expert (PaddleRec `expert_size`). Default [16]. */
@@ -79,7 +81,7 @@ export function escm2Defaults(): Escm2Config {
     ...commonDefaults(),
     counterfactualMode: "DR", counterfactualWeight: 0.5, globalWeight: 0.5,
     propensityFloor: 1e-6, propensityClip: 15, ipwNormalization: "batch", drGradients: "alternating",
-    backbone: "mmoe", towerSizes: [256, 64], expertCount: 8, expertSizes: [16], mmoeTowerSizes: [8],
+    backbone: "mmoe", towerSizes: [256, 64], cvrTowerSizes: null, expertCount: 8, expertSizes: [16], mmoeTowerSizes: [8],
   };
 }
 
@@ -95,22 +97,23 @@ export function buildEscm2(ctx: ModelContext, config: Escm2Config): ModelOutputs
   const tasks = config.counterfactualMode === "DR" ? ["ctr", "cvr", "imputation"] : ["ctr", "cvr"];
   const p = config.backbone === "mmoe"
     ? mmoe(ctx, x, tasks, { expertCount: config.expertCount, expertSizes: config.expertSizes, towerSizes: config.mmoeTowerSizes }, config)
-    : separateTowers(ctx, x, tasks, config.towerSizes, config);
+    : separateTowers(ctx, x, tasks, (task) => (task === "ctr" ? config.towerSizes : config.cvrTowerSizes ?? config.towerSizes), config);
   const pCtr = p["ctr"]!, pCvr = p["cvr"]!;
   const pCtcvr = ops.Mul(pCtr, pCvr); // ESMM eq. 1
 
-  const ctrLoss = binaryCrossEntropy(pCtr, o); // L_ctr
-  const ctcvrLoss = binaryCrossEntropy(pCtcvr, conversion); // L_ctcvr
+  const loss = lossOptions(ctx, config); // sample weights and the reduction, in every term
+  const ctrLoss = binaryCrossEntropy(pCtr, o, loss); // L_ctr
+  const ctcvrLoss = binaryCrossEntropy(pCtcvr, conversion, loss); // L_ctcvr
   const delta = logLoss(pCvr, conversion); // δ, per impression
   const invPropensity = inversePropensity(pCtr, config.propensityFloor, config.propensityClip); // 1/ô
-  const mean = (v: Value) => ops.ReduceMean(v, { keepdims: 0 });
+  const mean = (v: Value) => reduceLoss(v, loss); // 1/|D| Σ (or Σ with reduction "sum")
   const losses: Record<string, Value> = { ctr: ctrLoss };
   let cvrRisk: Value;
   if (config.counterfactualMode === "IPW") {
     const weightedLoss = ops.Mul(ops.Mul(o, delta), invPropensity); // o·δ/ô
     cvrRisk = config.ipwNormalization === "batch"
       ? mean(weightedLoss) // R_IPS
-      : ops.Div(ops.ReduceSum(weightedLoss, { keepdims: 0 }), ops.Max(ops.ReduceSum(o, { keepdims: 0 }), 1)); // PaddleRec: ÷ clicks
+      : reduceLoss(ops.Mul(delta, invPropensity), loss, o); // PaddleRec: Σ o·δ/ô ÷ clicks
     losses["cvr"] = cvrRisk;
   } else {
     const deltaHat = p["imputation"]!; // δ̂ = ê, the imputed CVR loss
@@ -145,6 +148,7 @@ export const ESCM2_RULES = {
   drGradients: oneOf("alternating", "joint"),
   backbone: oneOf("mmoe", "towers"),
   towerSizes: layerSizes,
+  cvrTowerSizes: optionalLayerSizes,
   expertCount: positiveInt,
   expertSizes: nonEmptyLayerSizes,
   mmoeTowerSizes: layerSizes,

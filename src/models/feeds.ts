@@ -6,7 +6,7 @@
  */
 import type { Batch, Layout } from "../features/batch.js";
 import type { FloatDType } from "../train/model.js";
-import { CLICK_INPUT, CONVERSION_INPUT, DENSE_INPUT, idsInput, tableNeedsWeights, weightsInput } from "./inputs.js";
+import { CLICK_INPUT, CONVERSION_INPUT, DENSE_INPUT, SAMPLE_WEIGHT_INPUT, idsInput, tableNeedsWeights, weightsInput } from "./inputs.js";
 
 /** Training graphs take int32 ids (the trainer indexes rows with them); inference graphs take int64. */
 export type IdsDType = "int32" | "int64";
@@ -87,6 +87,12 @@ export function batchFeeds(batch: Batch, layout: Layout, opts: FeedOptions): Rec
     }
     feeds[CLICK_INPUT] = click;
     feeds[CONVERSION_INPUT] = conversion;
+    if (layout.schema.sampleWeight !== null) {
+      // The losses' per-row weights (models/layers.ts reduceLoss); a batch without them weighs 1.
+      const w = floatTensor(dtype, [n]);
+      for (let r = 0; r < n; r++) w.data[r] = batch.sampleWeight ? batch.sampleWeight[r]! : 1;
+      feeds[SAMPLE_WEIGHT_INPUT] = w;
+    }
   }
   return feeds;
 }

@@ -11,7 +11,9 @@
  *   click, conversion [batch]              float labels (conversion = click AND buy: the CTCVR label)
  *
  * The pooled vector is, per table in layout order, each of its features in schema order (sum, mean
- * over non-padding ids, or weighted sum: `dim` values each), then the dense columns.
+ * over non-padding ids, or weighted sum: `dim` values each), then the schema's `products` (the
+ * element-wise product of the named features' pooled vectors, `dim` values each, as the Keras ESMM
+ * article multiplies the adid and device embeddings), then the dense columns.
  */
 import type { Layout, TableLayout } from "../features/batch.js";
 import * as ops from "../graph/ops.js";
@@ -23,6 +25,8 @@ export const weightsInput = (table: string): string => `weights.${table}`;
 export const DENSE_INPUT = "dense";
 export const CLICK_INPUT = "click";
 export const CONVERSION_INPUT = "conversion";
+/** Per-row sample weights [batch] of training and eval programs, present when the schema names a sample_weight column. */
+export const SAMPLE_WEIGHT_INPUT = "sample_weight";
 
 export interface EmbeddingOptions {
   /** Row 0 of every table is padding: zero, never updated (PaddleRec's padding_idx=0). Default true. */
@@ -45,7 +49,20 @@ export function tableNeedsWeights(t: TableLayout): boolean {
 
 /** The width of `embedFeatures`'s output for a layout. */
 export function embeddedWidth(layout: Layout): number {
-  return layout.tables.reduce((w, t) => w + t.features.length * t.dim, 0) + layout.denseWidth;
+  const products = layout.schema.products.reduce((w, p) => w + pooledColumns(layout, p[0]!).dim, 0);
+  return layout.tables.reduce((w, t) => w + t.features.length * t.dim, 0) + products + layout.denseWidth;
+}
+
+/** Where a feature's pooled vector sits in embedFeatures' output: [offset, offset + dim). */
+function pooledColumns(layout: Layout, name: string): { offset: number; dim: number } {
+  let offset = 0;
+  for (const t of layout.tables) {
+    for (const f of t.features) {
+      if (f.feature.name === name) return { offset, dim: t.dim };
+      offset += t.dim;
+    }
+  }
+  throw new Error(`no id feature '${name}' in the layout (the schema validator checks products)`);
 }
 
 /** Sum over axis 2 of [batch, F, K, D] as Split + Sum (onnxruntime's middle-axis ReduceSum is ~4x slower on CPU). */
@@ -82,6 +99,19 @@ export function embedFeatures(ctx: ModelContext, layout: Layout, opts: Embedding
       } else {
         parts.push(sum);
       }
+    }
+  }
+  if (layout.schema.products.length) {
+    // Element-wise products of pooled vectors, sliced out of the pooled features.
+    const pooled = parts.length === 1 ? parts[0]! : ops.Concat(parts, { axis: 1 });
+    parts.length = 0;
+    parts.push(pooled);
+    for (const names of layout.schema.products) {
+      const vectors = names.map((n) => {
+        const { offset, dim } = pooledColumns(layout, n);
+        return ops.Slice(pooled, [offset], [offset + dim], [1]);
+      });
+      parts.push(vectors.reduce((a, b) => ops.Mul(a, b)));
     }
   }
   if (layout.denseWidth > 0) parts.push(ctx.input(DENSE_INPUT, ctx.dtype, ["batch", layout.denseWidth]));

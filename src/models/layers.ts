@@ -4,15 +4,34 @@
  * the batch, BCE over a mask, per-impression log-loss). Model files compose these and read like the
  * paper's figure; nothing below is repeated in a model file.
  */
+import { MtlError } from "../errors.js";
 import * as ops from "../graph/ops.js";
 import type { Value } from "../graph/ir.js";
 import type { ModelContext } from "../train/model.js";
 
-/** Per hidden layer: BatchNorm after the Gemm (before ReLU) and/or Dropout after the ReLU. */
+/**
+ * Where BatchNorm sits in a hidden layer: "before-activation" Gemm → BN → ReLU (true means this),
+ * "after-activation" Gemm → ReLU → BN, "no-activation" Gemm → BN with no ReLU (the PyTorch
+ * notebook's Linear → BatchNorm → Dropout towers). Dropout always comes last.
+ */
+export type BatchNormPlacement = "before-activation" | "after-activation" | "no-activation";
+export const BATCH_NORM_PLACEMENTS: readonly BatchNormPlacement[] = ["before-activation", "after-activation", "no-activation"];
+
+/** Per hidden layer: BatchNorm (placement above) and Dropout at the end of the layer. */
 export interface LayerOptions {
-  batchNorm?: boolean;
-  /** Dropout rate after each hidden layer's ReLU (0 = none). */
-  dropout?: number;
+  /** false: none; true: "before-activation". */
+  batchNorm?: boolean | BatchNormPlacement;
+  /** Dropout rate at the end of each hidden layer (0 = none), or one rate per layer (PyTorch's `dropouts=[0.5, 0.5]`). */
+  dropout?: number | readonly number[];
+}
+
+/** The dropout rate of hidden layer `i` of an MLP `name` of `layers` layers. */
+export function dropoutRate(dropout: LayerOptions["dropout"], i: number, layers: number, name: string): number {
+  if (dropout === undefined || typeof dropout === "number") return dropout ?? 0;
+  if (dropout.length < layers) {
+    throw new MtlError("E_CONFIG", `'dropout' lists ${dropout.length} rates, but ${name} has ${layers} hidden layers`, { where: { field: "dropout" }, hint: "give one rate per hidden layer of the deepest MLP, or one number for all" });
+  }
+  return dropout[i]!;
 }
 
 /** A [batch, width] activation and its width (the builder's shapes carry "batch" symbolically). */
@@ -44,15 +63,18 @@ export function batchNorm(ctx: ModelContext, name: string, x: Value, units: numb
   return y!;
 }
 
-/** Hidden layers `${name}.${i}`: Gemm → [BatchNorm] → ReLU → [Dropout], one per entry of `sizes`. */
+/** Hidden layers `${name}.${i}`: Gemm → ReLU with BatchNorm placed as asked → [Dropout], one per entry of `sizes`. */
 export function mlp(ctx: ModelContext, name: string, x: Activation, sizes: readonly number[], opts: LayerOptions = {}): Activation {
   let h = x;
+  const placement: BatchNormPlacement | null = opts.batchNorm === true ? "before-activation" : opts.batchNorm || null;
   sizes.forEach((units, i) => {
     const layer = `${name}.${i}`;
     let v = linear(ctx, layer, h, units).value;
-    if (opts.batchNorm) v = batchNorm(ctx, `${layer}.bn`, v, units);
-    v = ops.Relu(v);
-    if (opts.dropout) v = ctx.dropout(`${layer}.dropout`, v, opts.dropout);
+    if (placement === "before-activation" || placement === "no-activation") v = batchNorm(ctx, `${layer}.bn`, v, units);
+    if (placement !== "no-activation") v = ops.Relu(v);
+    if (placement === "after-activation") v = batchNorm(ctx, `${layer}.bn`, v, units);
+    const rate = dropoutRate(opts.dropout, i, sizes.length, name);
+    if (rate) v = ctx.dropout(`${layer}.dropout`, v, rate);
     h = { value: v, width: units };
   });
   return h;
@@ -91,18 +113,41 @@ export function logLoss(p: Value, label: Value, eps = PROBABILITY_EPS): Value {
   return ops.Neg(ops.Add(ops.Mul(label, ops.Log(q)), ops.Mul(ops.Sub(1, label), ops.Log(ops.Sub(1, q)))));
 }
 
-/** Binary cross-entropy on probabilities, mean over the batch; p is clipped to [eps, 1 - eps]. */
-export function binaryCrossEntropy(p: Value, label: Value, eps = PROBABILITY_EPS): Value {
-  return ops.ReduceMean(logLoss(p, label, eps), { keepdims: 0 });
+/** How a loss term reduces its per-example values over a batch (PyTorch's `reduction`). */
+export type Reduction = "mean" | "sum";
+
+/** Per-row sample weights (the `sample_weight` input, [batch]) and the reduction of every loss term. */
+export interface LossOptions {
+  weight?: Value;
+  /** Default "mean". */
+  reduction?: Reduction;
 }
 
 /**
- * BCE averaged over the examples where mask = 1 (e.g. the clicked impressions): Σ mask·ℓ / Σ mask.
- * A batch without any such example gives 0 (the denominator is held at least 1), not NaN.
+ * A batch's loss term from per-example values ℓ: Σ w·m·ℓ, divided ("mean") by the row count, or by
+ * Σ m when masked (at least 1, so a batch without masked rows gives 0, not NaN), or not at all
+ * ("sum"). w (sample weights) and m (mask) default to 1. Weighted means divide by rows, not by Σ w,
+ * as PyTorch's BCELoss(weight) and Keras' sample_weight do.
  */
-export function maskedBinaryCrossEntropy(p: Value, label: Value, mask: Value, eps = PROBABILITY_EPS): Value {
-  const total = ops.ReduceSum(ops.Mul(mask, logLoss(p, label, eps)), { keepdims: 0 });
-  return ops.Div(total, ops.Max(ops.ReduceSum(mask, { keepdims: 0 }), 1));
+export function reduceLoss(perExample: Value, opts: LossOptions = {}, mask?: Value): Value {
+  let v = opts.weight ? ops.Mul(opts.weight, perExample) : perExample;
+  if (mask) v = ops.Mul(mask, v);
+  if (opts.reduction === "sum") return ops.ReduceSum(v, { keepdims: 0 });
+  if (!mask) return ops.ReduceMean(v, { keepdims: 0 });
+  return ops.Div(ops.ReduceSum(v, { keepdims: 0 }), ops.Max(ops.ReduceSum(mask, { keepdims: 0 }), 1));
+}
+
+/** Binary cross-entropy on probabilities over the batch (mean by default; see reduceLoss); p is clipped to [eps, 1 - eps]. */
+export function binaryCrossEntropy(p: Value, label: Value, opts: LossOptions = {}): Value {
+  return reduceLoss(logLoss(p, label), opts);
+}
+
+/**
+ * BCE over the examples where mask = 1 (e.g. the clicked impressions): Σ mask·ℓ / Σ mask (mean) or
+ * Σ mask·ℓ (sum). A batch without any such example gives 0, not NaN.
+ */
+export function maskedBinaryCrossEntropy(p: Value, label: Value, mask: Value, opts: LossOptions = {}): Value {
+  return reduceLoss(logLoss(p, label), opts, mask);
 }
 
 /** w·x, leaving x as it is when w = 1 (so a default weight adds no node). */

@@ -11,7 +11,7 @@
 import type { ModelContext, ModelDefinition, ModelOutputs } from "../train/model.js";
 import { type FunnelWeights, type TaskProbabilities, funnelObjective, mmoe, ple, sharedBottom } from "./backbones.js";
 import type { Activation } from "./layers.js";
-import { COMMON_RULES, commonDefaults, embeddedInput, layerSizes, nonEmptyLayerSizes, nonNegativeNumber, positiveInt, registered, type CommonConfig, type Rule } from "./config.js";
+import { COMMON_RULES, commonDefaults, embeddedInput, layerSizes, nonEmptyLayerSizes, nonNegativeNumber, positiveInt, registered, type CommonConfig, type Rule, lossOptions } from "./config.js";
 import { labelInputs } from "./inputs.js";
 
 const TASKS = ["ctr", "cvr"];
@@ -23,7 +23,7 @@ function funnel(ctx: ModelContext, config: CommonConfig & FunnelWeights, backbon
   const x = embeddedInput(ctx, config);
   const labels = labelInputs(ctx);
   const p = backbone(x);
-  return funnelObjective(p["ctr"]!, p["cvr"]!, labels, config);
+  return funnelObjective(p["ctr"]!, p["cvr"]!, labels, config, lossOptions(ctx, config));
 }
 
 // ---------------------------------------------------------------- Shared-Bottom

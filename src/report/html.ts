@@ -61,7 +61,7 @@ export function buildReport(runDir: string): string {
 
   const best = summary?.best?.metrics ?? null;
   const metricRows = best
-    ? METRIC_COLUMNS.filter((c) => best[c.key] !== null).map((c) => `<tr><td>${escapeHtml(c.label)}</td><td class="num">${formatMetric(best[c.key] as number, c.key)}</td></tr>`).join("")
+    ? METRIC_COLUMNS.filter((c) => best[c.key] != null).map((c) => `<tr><td>${escapeHtml(c.label)}</td><td class="num">${formatMetric(best[c.key] as number, c.key)}</td></tr>`).join("")
     : "";
   const { schema, ...modelSettings } = manifest.modelConfig;
   const schemaJson = schema as { features?: { name: string; kind: string; table?: string; dim?: number; vocab_size?: number; hash_buckets?: number; max_len?: number }[] } | undefined;
@@ -106,7 +106,7 @@ ${CHART_CSS}
 <p class="muted">${escapeHtml(runDir)}</p>
 <div class="cols"><section><h2>Run</h2>${kv(runRows)}</section><section><h2>Data</h2>${kv(dataRows)}</section></div>
 <h2>Validation metrics of the best state</h2>
-${best ? `<table class="metrics"><tr><th>metric</th><th>value</th></tr>${metricRows}</table>` : `<p class="muted">no validation set</p>`}
+${best ? `<table class="metrics"><tr><th>metric</th><th>value</th></tr>${metricRows}</table>${best.threshold !== undefined ? `<p class="muted">accuracy, precision, recall and F1 at the threshold ${best.threshold}</p>` : ""}${Object.keys(best.not_computable ?? {}).length ? `<p class="muted">not computable on the validation rows: ${escapeHtml(Object.entries(best.not_computable).map(([k, why]) => `${k} (${why})`).join("; "))}</p>` : ""}` : `<p class="muted">no validation set</p>`}
 <h2>Curves</h2>
 <div class="charts">${charts.join("\n")}</div>
 <h2>ROC and calibration${curves ? ` (best state, epoch ${curves.epoch}, on the validation set)` : ""}</h2>

@@ -69,6 +69,13 @@ export interface Program {
 
 export const localName = (input: string) => `${input}__local`;
 export const rowsName = (table: string) => `${table}__rows`;
+/**
+ * The symbolic first dim of table t's row block (and its slots): one per table, because the tables
+ * of a batch touch different numbers of rows; a dim name shared by two same-dim tables lets
+ * onnxruntime's memory planner re-use one's buffer for the other and fail ("Shape mismatch
+ * attempting to re-use buffer").
+ */
+export const rowsDim = (table: string) => `rows.${table}`;
 export const slotName = (base: string, slot: string) => `${base}__${slot}`;
 export const newName = (base: string) => `${base}__new`;
 
@@ -127,10 +134,9 @@ class Recorder implements ModelContext {
       } else {
         // Each table's block has its own symbolic row count: onnxruntime plans buffers by dim name,
         // so two tables sharing one ("rows") could be given one buffer for different shapes.
-        const rows = `rows.${table.name}`;
-        this.rowValues.push(this.graph.input(rowsName(table.name), this.dtype, [rows, table.dim]));
+        this.rowValues.push(this.graph.input(rowsName(table.name), this.dtype, [rowsDim(table.name), table.dim]));
         const slots = this.mode === "train" ? this.slotNames : [];
-        this.rowSlots.push(slots.map((s) => this.graph.input(slotName(rowsName(table.name), s), this.dtype, [rows, table.dim])));
+        this.rowSlots.push(slots.map((s) => this.graph.input(slotName(rowsName(table.name), s), this.dtype, [rowsDim(table.name), table.dim])));
       }
     }
     this.lookups.push({ input, table: table.name, shape: [...shape] });

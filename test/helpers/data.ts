@@ -8,8 +8,8 @@ import type { ReadBlock } from "../../src/features/batch.js";
 
 /** The repository root (tests run from dist/test). */
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-/** The small real samples shared by the team: ../shared/data from the repo root. */
-export const SHARED_DATA = join(REPO_ROOT, "..", "shared", "data");
+/** The small real samples shared by the team: ../shared/data from the repo root (MTL_SHARED_DATA overrides it, e.g. for a git worktree elsewhere). */
+export const SHARED_DATA = process.env.MTL_SHARED_DATA ?? join(REPO_ROOT, "..", "shared", "data");
 
 export function tempDir(prefix = "mtl-test-"): string {
   return mkdtempSync(join(tmpdir(), prefix));

@@ -130,3 +130,13 @@ export function assertClose(got: readonly number[] | number, want: readonly numb
     if (!(Math.abs(a[i]! - b[i]!) <= tol * (1 + Math.abs(b[i]!)))) throw new Error(`${what}[${i}] = ${a[i]}, want ${b[i]} (diff ${a[i]! - b[i]!})`);
   }
 }
+
+/** Running BatchNorm statistics away from (0, 1), so a BatchNorm that ignored them would show. */
+export function spreadRunningStats(state: TrainingState, seed: number): void {
+  const r = rng(seed);
+  for (const [name] of state.tensors) {
+    const data = state.get(name)!;
+    if (name.endsWith(".running_mean")) for (let i = 0; i < data.length; i++) data[i] = r() - 0.5;
+    if (name.endsWith(".running_var")) for (let i = 0; i < data.length; i++) data[i] = 0.5 + r();
+  }
+}
