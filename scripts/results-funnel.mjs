@@ -14,7 +14,7 @@
  * sharing one cache. Prints the tables (markdown) from the cache. Build first (npm run build).
  *
  *   node scripts/results-funnel.mjs [--impressions 30000] [--test-impressions 20000] [--seeds 1,2,3,4,5]
- *     [--presets dense,sparse] [--bias 0,1,2,4] [--grid 0.001,0.003,0.01,0.03] [--phases tune,claim1,peers,claim2] [--mmoe-presets dense]
+ *     [--presets dense,sparse] [--bias 0,1,2,4] [--grid 0.001,0.003,0.01,0.03] [--phases tune,claim1,peers,claim2] [--mmoe-presets dense,sparse]
  *     [--cache results-cache] [--shard 0/1] [--tables-only] [--json results-funnel.json]
  *
  * On a real log (Ali-CCP's files, prepared with `mtl data prepare`): the same protocol — the grid
@@ -28,7 +28,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BENCHMARK_BUDGET, chooseLearningRate, trainAndTest } from "../dist/src/flow/benchmark.js";
+import { BENCHMARK_BUDGET, cellData, chooseLearningRate, trainAndTest } from "../dist/src/flow/benchmark.js";
+import { parseSynthSpec } from "../dist/src/data/source.js";
+import { synthBatches } from "../dist/src/data/synth.js";
 
 const { values } = parseArgs({
   options: {
@@ -43,8 +45,8 @@ const { values } = parseArgs({
     "peer-preset": { type: "string", default: "dense" },
     "peer-bias": { type: "string", default: "2" },
     phases: { type: "string", default: "tune,claim1,peers,claim2" },
-    // The MMoE half of claim 2 costs 3 runs a cell; by default only on the first preset (the sweep's budget).
-    "mmoe-presets": { type: "string", default: "dense" },
+    // The MMoE half of claim 2 costs 3 runs a cell: a shorter sweep can leave a preset out.
+    "mmoe-presets": { type: "string", default: "dense,sparse" },
     cache: { type: "string", default: "results-cache" },
     shard: { type: "string", default: "0/1" },
     "tables-only": { type: "boolean", default: false },
@@ -277,6 +279,30 @@ if (phases.has("claim2")) {
       const base = rs["esmm"].length ? rs["esmm"] : rs["naive"];
       out.push(`| ${k + 1} | ${mean(base.map((r) => r.testByPropensity[k].mean_true_ctr)).toFixed(4)} | ${mean(base.map((r) => r.testByPropensity[k].mean_true_cvr)).toFixed(4)} | ${vs.map((v) => (rs[v].length ? signed(mean(rs[v].map((r) => r.testByPropensity[k].cvr_bias))) : "—")).join(" | ")} |`);
     }
+  }
+}
+// IPW's reach, measured on the test impressions with the TRUE propensity: an impression's expected
+// weight is E[o·min(1/p, clip)] = min(1, clip·p), so the clipped risk covers mean(min(1, clip·p)) of the
+// impression space (1 = unbiased). ESCM2's clip is 15 (PaddleRec's default).
+if (phases.has("claim2")) {
+  const clip = 15;
+  out.push(`\n**IPW's reach** (test impressions, true propensity p, mean over seeds): the share of impressions with p < 1/${clip}, where ESCM2's clipped weight min(1/p, ${clip}) under-weights them, and the weight the clipped risk gives the impression space, mean(min(1, ${clip}·p)) (1 would be unbiased)\n`);
+  out.push("| world | bias | share with p < 1/15 | mean min(1, 15·p) |", "|---|---|---|---|");
+  for (const preset of presets) for (const bias of biases) {
+    const shares = [], reach = [];
+    for (const seed of seeds) {
+      const spec = parseSynthSpec(cellData({ preset, bias, seed, impressions, testImpressions }).test);
+      let n = 0, below = 0, covered = 0;
+      for (const b of synthBatches(spec)) for (let r = 0; r < b.size; r++) {
+        const p = b.truth.ctr[r];
+        n++;
+        if (p < 1 / clip) below++;
+        covered += Math.min(1, clip * p);
+      }
+      shares.push(below / n);
+      reach.push(covered / n);
+    }
+    out.push(`| ${preset} | ${bias} | ${(100 * mean(shares)).toFixed(1)}% | ${mean(reach).toFixed(3)} |`);
   }
 }
 const all = readdirSync(values.cache).filter((f) => f.endsWith(`--${sizeKey}.json`)).map((f) => JSON.parse(readFileSync(join(values.cache, f), "utf8")));
