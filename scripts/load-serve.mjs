@@ -2,11 +2,15 @@
 // at concurrency K over loopback keep-alive connections, against a server in its own process.
 // Prints errors, p50/p99 latency, requests/s and the server's RSS before and after.
 //
-//   npm run build && node scripts/load-serve.mjs [--requests 20000] [--concurrency 64] [--candidates 100] [--threads 1] [--rounds 1] [--model file.onnx]
+//   npm run build && node scripts/load-serve.mjs [--requests 20000] [--concurrency 64] [--candidates 100] [--threads 1] [--rounds 1] [--model file.onnx] [--bad-fraction 0.01]
 //   node scripts/load-serve.mjs --url http://127.0.0.1:8080 --pid <server pid>    (a server you started, e.g. under --cpu-prof)
 //
 // Without --model it exports the ESMM reference configuration (Ali-CCP schema, 737,947 x 12 table,
 // towers 256 -> 64) freshly initialised; the scores do not matter for speed.
+//
+// --bad-fraction F: that share of the requests carries an out-of-range id (one candidate's item id
+// past the vocabulary). Those must get 400 and every other request 200: one bad request must never
+// fail another in its micro-batch. Failures are counted apart for the good and the bad requests.
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
@@ -21,10 +25,10 @@ const { values: args } = parseArgs({
   options: {
     requests: { type: "string", default: "20000" }, concurrency: { type: "string", default: "64" },
     candidates: { type: "string", default: "100" }, threads: { type: "string", default: "1" }, model: { type: "string" },
-    url: { type: "string" }, pid: { type: "string" }, rounds: { type: "string", default: "1" },
+    url: { type: "string" }, pid: { type: "string" }, rounds: { type: "string", default: "1" }, "bad-fraction": { type: "string", default: "0" },
   },
 });
-const total = Number(args.requests), concurrency = Number(args.concurrency), candidates = Number(args.candidates);
+const total = Number(args.requests), concurrency = Number(args.concurrency), candidates = Number(args.candidates), badFraction = Number(args["bad-fraction"]);
 const tmp = mkdtempSync(join(tmpdir(), "mtl-load-"));
 let model = args.model;
 if (!model && !args.url) {
@@ -41,6 +45,15 @@ const bodies = Array.from({ length: 200 }, () => JSON.stringify({
   context: Object.fromEntries(CONTEXT.map((f) => [f, ids(f.endsWith("_14") ? 3 : 1)])),
   candidates: Array.from({ length: candidates }, () => Object.fromEntries(ITEM.map((f) => [f, ids(1)]))),
 }));
+
+// A request with an id past the vocabulary (737,947) in one candidate: the server must answer 400.
+const badBodies = Array.from({ length: 20 }, (_, k) => {
+  const b = JSON.parse(bodies[k]);
+  b.candidates[k % candidates]["205"] = [737_947 + k];
+  return JSON.stringify(b);
+});
+// Which requests are bad: every 1/F-th, spread evenly (the same ones in every run).
+const isBad = (i) => badFraction > 0 && Math.floor((i + 1) * badFraction) > Math.floor(i * badFraction);
 
 const server = args.url ? null : spawn(process.execPath, [bin, "serve", model, "--port", "0", "--threads", args.threads], { stdio: ["ignore", "pipe", "inherit"] });
 const serverPid = server ? server.pid : Number(args.pid);
@@ -75,7 +88,7 @@ function post(body) {
 }
 
 async function phase(n) {
-  let next = 0, errors = 0;
+  let next = 0, errors = 0, bad = 0, badMishandled = 0;
   const latencies = new Float64Array(n);
   const statuses = new Map();
   const t0 = performance.now();
@@ -83,6 +96,16 @@ async function phase(n) {
     for (;;) {
       const i = next++;
       if (i >= n) return;
+      if (isBad(i)) {
+        bad++;
+        const r = await post(badBodies[i % badBodies.length]);
+        latencies[i] = r.ms;
+        if (r.status !== 400) {
+          badMishandled++;
+          statuses.set(`bad:${r.status}`, (statuses.get(`bad:${r.status}`) ?? 0) + 1);
+        }
+        continue;
+      }
       const r = await post(bodies[i % bodies.length]);
       latencies[i] = r.ms;
       if (!r.ok) {
@@ -94,7 +117,7 @@ async function phase(n) {
   const secs = (performance.now() - t0) / 1000;
   latencies.sort();
   const q = (p) => latencies[Math.min(n - 1, Math.floor(p * n))];
-  return { n, errors, statuses, secs, rps: n / secs, p50: q(0.5), p99: q(0.99), max: latencies[n - 1] };
+  return { n, errors, bad, badMishandled, statuses, secs, rps: n / secs, p50: q(0.5), p99: q(0.99), max: latencies[n - 1] };
 }
 
 await phase(Math.min(1000, total)); // warm-up (not counted)
@@ -104,7 +127,8 @@ for (let round = 1; round <= Number(args.rounds); round++) {
   const r = await phase(total);
   const rssAfter = rss();
   console.log(`mtl serve load${Number(args.rounds) > 1 ? ` (round ${round})` : ""}: ${r.n} requests of 1 context x ${candidates} candidates, concurrency ${concurrency}, server onnxruntime threads ${args.threads}`);
-  console.log(`  errors ${r.errors}${r.errors ? " " + JSON.stringify([...r.statuses]) : ""}`);
+  console.log(`  errors ${r.errors} among ${r.n - r.bad} good requests${r.errors || r.badMishandled ? " " + JSON.stringify([...r.statuses]) : ""}`);
+  if (r.bad) console.log(`  ${r.bad} requests with an out-of-range id: ${r.bad - r.badMishandled} answered 400, ${r.badMishandled} otherwise`);
   console.log(`  ${r.rps.toFixed(0)} requests/s (${(r.rps * candidates).toFixed(0)} candidates/s) in ${r.secs.toFixed(2)} s`);
   console.log(`  latency p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(2)} ms`);
   console.log(`  server RSS ${rssBefore.toFixed(0)} MiB before, ${rssAfter.toFixed(0)} MiB after`);

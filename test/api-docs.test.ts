@@ -1,6 +1,6 @@
 /**
  * docs/api.md's examples are complete ES modules: each runs against the built package (imports of
- * "mtl" resolve to dist/src/index.js) and must exit 0, so the API document cannot drift from the code.
+ * "mtl-onnx" resolve to dist/src/index.js) and must exit 0, so the API document cannot drift from the code.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -35,9 +35,9 @@ test("docs/api.md has an example for each part of the API", () => {
 
 examples().forEach(({ heading, code }, i) => {
   test(`docs/api.md example ${i + 1} runs: ${heading}`, () => {
-    assert.match(code, /from "mtl"/, "an example imports the package root");
+    assert.match(code, /from "mtl-onnx"/, "an example imports the package root by its npm name, mtl-onnx (package.json)");
     const file = join(dir, `example-${i + 1}.mjs`);
-    writeFileSync(file, code.replaceAll('from "mtl"', `from ${JSON.stringify(entry)}`));
+    writeFileSync(file, code.replaceAll('from "mtl-onnx"', `from ${JSON.stringify(entry)}`));
     const out = execFileSync(process.execPath, [file], { cwd: dir, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
     assert.ok(out.trim().length > 0, "the example prints what it computed");
   });

@@ -1,10 +1,10 @@
 /** The one atomic writer (src/util/atomic.ts): all or nothing, and no temporary file left behind. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { temporaryPath, writeFileAtomic, writeJsonAtomic } from "../src/util/atomic.js";
+import { commitFile, temporaryPath, writeFileAtomic, writeJsonAtomic, writesInPlace } from "../src/util/atomic.js";
 
 test("writeFileAtomic writes strings, bytes and pieces, and leaves no temporary file", () => {
   const dir = mkdtempSync(join(tmpdir(), "mtl-atomic-"));
@@ -35,8 +35,28 @@ test("a failure mid-write leaves the target as it was and removes the temporary 
     assert.throws(() => writeFileAtomic(target, failing(), "checkpoint"), (e: Error & { code?: string }) => e.code === "E_IO" && /cannot write the checkpoint: disk on fire/.test(e.message));
     assert.equal(readFileSync(target, "utf8"), "the old contents");
     assert.deepEqual(readdirSync(dir), ["state.bin"]);
-    // A directory that does not exist: one E_IO line naming the file.
-    assert.throws(() => writeFileAtomic(join(dir, "no-such-dir", "x.json"), "{}", "JSON"), (e: Error & { code?: string }) => e.code === "E_IO" && /cannot write the JSON: ENOENT/.test(e.message) && (e as Error & { where: { file?: string } }).where.file === join(dir, "no-such-dir", "x.json"));
+    // Missing folders are created; a folder that cannot be (a file is in the way): one E_IO line naming the file.
+    writeFileAtomic(join(dir, "new", "deeper", "x.json"), "{}");
+    assert.equal(readFileSync(join(dir, "new", "deeper", "x.json"), "utf8"), "{}");
+    assert.throws(() => writeFileAtomic(join(dir, "state.bin", "x.json"), "{}", "JSON"), (e: Error & { code?: string }) => e.code === "E_IO" && /cannot create the output folder .*(ENOTDIR|EEXIST)/.test(e.message) && (e as Error & { where: { file?: string } }).where.file === join(dir, "state.bin", "x.json"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("special files are written in place, never renamed over: /dev/null stays a device, a FIFO stays a FIFO, and commitFile copies into them", () => {
+  const dir = mkdtempSync(join(tmpdir(), "mtl-atomic-"));
+  try {
+    assert.equal(writeFileAtomic("/dev/null", "gone"), 4);
+    assert.ok(statSync("/dev/null").isCharacterDevice());
+    const tmp = temporaryPath("/dev/null", "partial");
+    assert.ok(tmp.startsWith(tmpdir()), `the temporary file of a special target is not made in /dev: ${tmp}`);
+    writeFileSync(tmp, "streamed");
+    commitFile(tmp, "/dev/null");
+    assert.ok(statSync("/dev/null").isCharacterDevice());
+    assert.equal(existsSync(tmp), false);
+    for (const p of ["-", "/dev/stdout", "/dev/null"]) assert.equal(writesInPlace(p), true, p);
+    assert.equal(writesInPlace(join(dir, "plain.txt")), false);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

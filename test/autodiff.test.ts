@@ -89,8 +89,13 @@ fd("Gather then sum-pool (embedding bag)", {
   inputs: { t: { shape: [6, 2] }, i: { shape: [3, 4], int: "int64", values: [1, 2, 0, 0, 2, 2, 5, 0, 3, 1, 1, 1] } },
   wrt: ["t"], build: (x) => ops.ReduceSum(ops.Gather(x.t!, x.i!), { axes: [1], keepdims: 0 }),
 });
+fd("ScatterND add (the gradient of Gather, differentiated again by a second-order meta step)", {
+  inputs: { d: { shape: [5, 3] }, u: { shape: [4, 3] }, i: { shape: [4, 1], int: "int64", values: [1, 3, 1, 0] } },
+  wrt: ["d", "u"], build: (x) => ops.ScatterND(x.d!, x.i!, x.u!, { reduction: "add" }),
+});
 
 // ---- shape
+fd("Pad with constant zeros (the gradient of Slice)", { inputs: { a: { shape: [3, 4] } }, wrt: ["a"], build: (x) => ops.Pad(x.a!, [1, 0, 0, 2]) });
 fd("Concat axis 1, one input twice", { inputs: { a: m34, b: { shape: [3, 2] } }, wrt: ["a", "b"], build: (x) => ops.Concat([x.a!, x.b!, x.a!], { axis: 1 }) });
 fd("Split unequal, one output unused", {
   inputs: { a: { shape: [3, 6] } }, wrt: ["a"],

@@ -5,34 +5,20 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import type { Server } from "node:http";
 import { tmpdir } from "node:os";
-import { extname, join, normalize } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { AddressInfo } from "node:net";
 import { encodeCandidates } from "../src/features/encode.js";
 import { Scorer } from "../src/scoring/scorer.js";
 import { Graph, ops, encodeGraph } from "../src/index.js";
 import { CONTEXT_KEYS, exportScoringModel, scoringRecords } from "./helpers/scoring.js";
+import { openChromium, serveStatic, skipWithoutChromium } from "./helpers/browser.js";
 
-const CHROMIUM = process.env["MTL_CHROMIUM"] ?? "/usr/bin/chromium";
-const skip = existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM} (.ci/run installs it with apt-get install chromium; or set MTL_CHROMIUM)`;
+const skip = skipWithoutChromium;
 const root = fileURLToPath(new URL("../../", import.meta.url));
-const TYPES: Record<string, string> = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".onnx": "application/octet-stream", ".css": "text/css" };
-
-function serveStatic(dir: string): Promise<Server> {
-  const server = createServer((req, res) => {
-    const path = normalize(decodeURIComponent((req.url ?? "/").split("?")[0]!)).replace(/^(\.\.[/\\])+/, "");
-    const file = join(dir, path.endsWith("/") ? `${path}index.html` : path);
-    if (!file.startsWith(dir) || !existsSync(file)) {
-      res.writeHead(404).end("not found");
-      return;
-    }
-    res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" }).end(readFileSync(file));
-  });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
-}
 
 test("the example page ranks candidates with the same scores as onnxruntime-node (1e-5), and names a file that is not an mtl model", { skip, timeout: 240_000 }, async () => {
   const work = mkdtempSync(join(tmpdir(), "mtl-browser-"));
@@ -57,15 +43,9 @@ test("the example page ranks candidates with the same scores as onnxruntime-node
 
     server = await serveStatic(site);
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const { chromium } = await import("playwright-core");
-    context = await chromium.launchPersistentContext(join(work, "profile"), {
-      executablePath: CHROMIUM, headless: true, timeout: 60_000,
-      args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-gpu", "--disable-quic"],
-    });
-    const page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(60_000);
-    const pageErrors: string[] = [];
-    page.on("pageerror", (e) => pageErrors.push(e.message));
+    const opened = await openChromium(work, 60_000);
+    context = opened.context;
+    const { page, pageErrors } = opened;
     await page.goto(`${url}/?model=model.onnx`);
     await page.waitForSelector("body[data-state=ready], body[data-state=error]");
     assert.equal(await page.getAttribute("body", "data-state"), "ready", await page.textContent("#error") ?? "");

@@ -73,24 +73,30 @@ test("checkpoints round-trip and damaged ones are refused", () => {
     assert.throws(() => TrainingState.load(join(dir, "flipped")), (e: Error & { code?: string }) => e.code === "E_CHECKPOINT" && /checksum/.test(e.message));
     writeFileSync(join(dir, "junk"), "hello");
     assert.throws(() => TrainingState.load(join(dir, "junk")), (e: Error & { code?: string }) => e.code === "E_CHECKPOINT");
-    // A failed save leaves the previous checkpoint as it was.
-    assert.throws(() => s.save(join(dir, "no-such-dir", "x.mtlstate")));
+    // A failed save leaves the previous checkpoint as it was (missing folders are created; a file in the way is not).
+    assert.throws(() => s.save(join(dir, "junk", "x.mtlstate")));
     sameState(TrainingState.load(path), s);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-/** A state file as mtl wrote it before the one PRNG: format version 1, one mulberry32 word in `rng`. */
-function asVersion1(v2: Buffer, word: number): Buffer {
-  const out = Buffer.from(v2);
+/**
+ * A version 3 state file as an older mtl wrote it: version 2 (no header checksum, the header at
+ * byte 16), or version 1 (also one mulberry32 word in `rng`). The header moves 4 bytes up and is
+ * padded with 4 spaces, so every tensor offset stays where it was.
+ */
+function asOlderVersion(v3: Buffer, version: 1 | 2, word = 0): Buffer {
+  const out = Buffer.from(v3);
   const hlen = out.readUInt32LE(12);
-  const header = out.toString("utf8", 16, 16 + hlen);
-  const rng = /"rng":\[[0-9,]+\]/.exec(header)![0];
-  // Same length (JSON whitespace pads it), so every tensor offset stays where it was.
-  const old = `"rng":${word}`.padEnd(rng.length, " ");
-  out.write(header.replace(rng, old), 16, "utf8");
-  out.writeUInt32LE(1, 8);
+  let header = out.toString("utf8", 20, 20 + hlen) + "    ";
+  if (version === 1) {
+    const rng = /"rng":\[[0-9,]+\]/.exec(header)![0];
+    header = header.replace(rng, `"rng":${word}`.padEnd(rng.length, " "));
+  }
+  out.write(header, 16, "utf8");
+  out.writeUInt32LE(hlen + 4, 12);
+  out.writeUInt32LE(version, 8);
   return out;
 }
 
@@ -101,11 +107,17 @@ test("a version 1 state file still loads to the same digits; resuming a run from
     s.step = 12;
     s.info = { model: "esmm" };
     s.set("w", [3], Float32Array.of(0.25, -1.5, 3));
+    const v3 = join(dir, "v3.mtlstate");
+    s.save(v3);
+    assert.equal(TrainingState.load(v3).formatVersion, 3);
     const v2 = join(dir, "v2.mtlstate");
-    s.save(v2);
-    assert.equal(TrainingState.load(v2).formatVersion, 2);
+    writeFileSync(v2, asOlderVersion(readFileSync(v3), 2));
+    const two = TrainingState.load(v2);
+    assert.equal(two.formatVersion, 2);
+    assert.deepEqual([...two.get("w")!], [0.25, -1.5, 3]);
+    assert.deepEqual(two.rng, s.rng);
     const v1 = join(dir, "v1.mtlstate");
-    writeFileSync(v1, asVersion1(readFileSync(v2), 12345));
+    writeFileSync(v1, asOlderVersion(readFileSync(v3), 1, 12345));
     const old = TrainingState.load(v1);
     assert.equal(old.formatVersion, 1);
     assert.equal(old.step, 12);
@@ -117,7 +129,7 @@ test("a version 1 state file still loads to the same digits; resuming a run from
     writeFileSync(join(run, "checkpoint.mtlstate"), readFileSync(v1));
     const { trainRun } = await import("../src/flow/run.js");
     const { defaultRunConfig } = await import("../src/flow/config.js");
-    await assert.rejects(trainRun({ config: defaultRunConfig(), out: run, resume: true }), (e: Error & { code?: string }) => e.code === "E_CHECKPOINT" && /state format version 1\b.*version 2/.test(e.message));
+    await assert.rejects(trainRun({ config: defaultRunConfig(), out: run, resume: true }), (e: Error & { code?: string }) => e.code === "E_CHECKPOINT" && /state format version 1\b.*version 2 on/.test(e.message));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -128,9 +128,12 @@ test("CLI: synth -> prepare -> inspect end to end, and a bad row prints one line
   const nt = run("data", "prepare", "--input", join(dir, "s.txt"), "--out", join(dir, "nt.shard"), "--truth", "none");
   assert.equal(nt.status, 0, nt.stderr);
   assert.doesNotMatch(nt.stdout, /with ground truth/);
-  const missing = run("data", "synth", "--out", join(dir, "no", "such", "dir.txt"), "--rows", "5");
-  assert.equal(missing.status, 1);
-  assert.match(missing.stderr, /^mtl: .*cannot write: ENOENT/);
+  // Missing output folders are created; a file in the way is one line.
+  const deep = run("data", "synth", "--out", join(dir, "new", "dir", "s.txt"), "--rows", "5");
+  assert.equal(deep.status, 0, deep.stderr);
+  const blocked = run("data", "synth", "--out", join(dir, "s.txt", "x.txt"), "--rows", "5");
+  assert.equal(blocked.status, 1);
+  assert.match(blocked.stderr, /^mtl: .*cannot create the output folder .*(ENOTDIR|EEXIST)/);
   const k = run("data", "prepare", "--input", bad, "--out", join(dir, "b.shard"), "--skip-bad");
   assert.equal(k.status, 0, k.stderr);
   assert.match(k.stdout, /1 rows[\s\S]*bad_id: 1 \(first: .*bad\.txt:2/);

@@ -395,6 +395,7 @@ function smallConfig(name: string): Record<string, unknown> {
     escm2: { expertCount: 2, expertSizes: [4], mmoeTowerSizes: [3] },
     "shared-bottom": { bottomSizes: [4], towerSizes: [3] }, mmoe: { expertCount: 2, expertSizes: [4], towerSizes: [3] },
     ple: { taskExperts: 1, sharedExperts: 1, expertSizes: [4], towerSizes: [3] }, aitm: { towerSizes: [4] },
+    metaheac: { adFeatures: ["f2"], expertCount: 2, expertSizes: [4], gateHidden: 3, criticCount: 2 },
   };
   return entry.validate({ ...base, ...sizes[name] }, "test") as Record<string, unknown>;
 }
@@ -413,7 +414,7 @@ for (const name of Object.keys(MODELS).filter((n) => n !== "two-tower")) {
     await session.release();
     const predictions = Object.keys(evalRun.outputs).filter((k) => k.startsWith("p_"));
     assert.deepEqual(Object.keys(out).sort(), predictions.sort());
-    assert.ok(predictions.includes("p_ctr"));
+    assert.ok(predictions.includes(name === "metaheac" ? "p_lookalike" : "p_ctr"));
     for (const p of predictions) assertClose(Array.from(out[p]!.data as Float64Array), evalRun.outputs[p]!, `${name} ${p}`, 1e-12);
   });
 }

@@ -1,5 +1,5 @@
 // The example page: load an exported mtl model, rank candidates for a context, show the scores.
-import { WebScorer } from "mtl/web";
+import { WebScorer } from "mtl-onnx/web";
 
 const $ = (id) => document.getElementById(id);
 let scorer = null;

@@ -1,22 +1,24 @@
 /** `mtl data prepare | synth | inspect | schema`: thin commands over src/data. */
 import { readFile } from "node:fs/promises";
 import type { Argv } from "yargs";
-import { MtlError } from "../errors.js";
+import { escapeControl, MtlError } from "../errors.js";
+import { refuseOverwritingInput } from "../util/atomic.js";
 import { defaultAliccpSchema, parseSchema, toSchemaJson, type FeatureSchema } from "../features/schema.js";
 import { defaultLookalikeSchema } from "../features/lookalike.js";
 import { formatReport, inspectData } from "../data/inspect.js";
-import { guessFormat } from "../data/open.js";
+import { resolveFormat } from "../data/open.js";
 import { prepareShard } from "../data/prepare.js";
-import { DATA_FORMATS, totalRejected, type DataFormat, type ReadProgress } from "../data/reader.js";
+import { DATA_FORMATS, totalRejected, type DataFormat, type ReadProgress, type ReadStats } from "../data/reader.js";
 import { SYNTH_PRESETS, writeSynth, type SynthPresetName } from "../data/synth.js";
 import { LOOKALIKE_FILES, writeLookalikeSynth } from "../data/synth-lookalike.js";
 import { formatBytes, formatCount } from "./format.js";
+import { withExamples } from "./examples.js";
 
 /** Progress on stderr: a rewritten line on a terminal, a plain line every 5 s otherwise. */
 export function progressPrinter(label: string): { update: (text: string) => void; done: () => void } {
   const tty = process.stderr.isTTY === true;
   const start = Date.now();
-  let last = 0;
+  let last = start; // a job that ends within the first interval prints no progress at all
   let shown = false;
   return {
     update(text: string) {
@@ -54,14 +56,19 @@ async function loadSchema(file: string | undefined): Promise<FeatureSchema | und
   return parseSchema(text, file);
 }
 
-function checkFormat(f: string | undefined, file: string): DataFormat {
-  const format = f ?? guessFormat(file);
-  if (!DATA_FORMATS.includes(format as DataFormat)) throw new MtlError("E_USAGE", `unknown format '${format}'`, { hint: `use one of ${DATA_FORMATS.join(", ")}` });
-  return format as DataFormat;
+async function checkFormat(f: string | undefined, file: string): Promise<DataFormat> {
+  if (f !== undefined && !DATA_FORMATS.includes(f as DataFormat)) throw new MtlError("E_USAGE", `unknown format '${f}'`, { hint: `use one of ${DATA_FORMATS.join(", ")}` });
+  return resolveFormat(file, f as DataFormat | undefined);
 }
 
-export async function prepareCommand(args: { input: string; out: string; format?: string; schema?: string; skipBad: boolean; truth?: string; delimiter?: string }): Promise<void> {
-  const format = checkFormat(args.format, args.input);
+/** Reader statistics as plain JSON (their Maps as objects). */
+function statsJson(stats: ReadStats): Record<string, unknown> {
+  return { ...stats, rejected: Object.fromEntries(stats.rejected), unknownFields: Object.fromEntries(stats.unknownFields) };
+}
+
+export async function prepareCommand(args: { input: string; out: string; format?: string; schema?: string; skipBad: boolean; truth?: string; delimiter?: string; json?: boolean }): Promise<void> {
+  const format = await checkFormat(args.format, args.input);
+  refuseOverwritingInput(args.out, [{ path: args.input, what: "the data" }, ...(args.truth && args.truth !== "none" ? [{ path: args.truth, what: "the truth sidecar" }] : []), ...(args.schema ? [{ path: args.schema, what: "the schema" }] : [])]);
   const schema = await loadSchema(args.schema);
   const start = Date.now();
   const progress = progressPrinter("prepare");
@@ -77,6 +84,10 @@ export async function prepareCommand(args: { input: string; out: string; format?
   progress.done();
   const secs = (Date.now() - start) / 1000;
   const { shard, stats } = res;
+  if (args.json) {
+    process.stdout.write(JSON.stringify({ out: args.out, seconds: secs, shard, stats: statsJson(stats) }) + "\n");
+    return;
+  }
   const out = [
     `wrote ${args.out}: ${formatCount(shard.rows)} rows (${formatCount(shard.clicks)} clicks, ${formatCount(shard.conversions)} conversions${shard.truth ? ", with ground truth" : ""}), ${formatBytes(shard.bytes)}, schema ${shard.schemaHash}`,
     `read ${formatCount(stats.lines)} lines in ${secs.toFixed(1)} s (${formatCount(Math.round(stats.lines / Math.max(secs, 1e-3)))} lines/s)`,
@@ -84,14 +95,14 @@ export async function prepareCommand(args: { input: string; out: string; format?
   if (stats.unknownFields.size) out.push(`ignored fields not in the schema: ${[...stats.unknownFields].map(([f, n]) => `${f} (${formatCount(n)} tokens)`).join(", ")}`);
   if (totalRejected(stats) > 0) {
     out.push("rows left out:");
-    for (const [reason, r] of stats.rejected) out.push(`  ${reason}: ${formatCount(r.count)} (first: ${r.example})`);
+    for (const [reason, r] of stats.rejected) out.push(`  ${reason}: ${formatCount(r.count)} (first: ${escapeControl(r.example)})`);
   }
   if (stats.unterminatedLastLine) out.push("warning: the last line had no newline (it parsed and was kept)");
   process.stdout.write(out.join("\n") + "\n");
 }
 
 /** `mtl data synth --kind lookalike`: a look-alike world in a directory (see src/data/synth-lookalike.ts). */
-export async function lookalikeSynthCommand(args: { out: string; seed: number; campaigns?: number; scale?: number; users?: number }): Promise<void> {
+export async function lookalikeSynthCommand(args: { out: string; seed: number; campaigns?: number; scale?: number; users?: number; json?: boolean }): Promise<void> {
   const progress = progressPrinter("synth");
   const s = await writeLookalikeSynth(args.out, {
     seed: args.seed,
@@ -101,6 +112,10 @@ export async function lookalikeSynthCommand(args: { out: string; seed: number; c
     onProgress: (n, total) => progress.update(`${formatCount(n)} of ${formatCount(total)} rows`),
   });
   progress.done();
+  if (args.json) {
+    process.stdout.write(JSON.stringify({ out: args.out, ...s }) + "\n");
+    return;
+  }
   const count = (group: string, role: string) => s.campaigns.filter((c) => c.group === group && c.role === role).length;
   const out = [
     `wrote ${args.out}: a look-alike world of ${formatCount(s.campaigns.length)} campaigns, ${formatCount(s.rows)} rows (${(100 * s.positives / Math.max(s.rows, 1)).toFixed(1)}% positive), seed ${s.seed}, scale ${s.scale}`,
@@ -115,7 +130,7 @@ export async function lookalikeSynthCommand(args: { out: string; seed: number; c
   process.stdout.write(out.join("\n") + "\n");
 }
 
-export async function synthCommand(args: { out: string; rows: number; seed: number; bias: number; users?: number; items?: number; maxHistory?: number; preset?: string; ctr?: number; cvr?: number }): Promise<void> {
+export async function synthCommand(args: { out: string; rows: number; seed: number; bias: number; users?: number; items?: number; maxHistory?: number; preset?: string; ctr?: number; cvr?: number; json?: boolean }): Promise<void> {
   const progress = progressPrinter("synth");
   const start = Date.now();
   const s = await writeSynth(args.out, {
@@ -129,6 +144,10 @@ export async function synthCommand(args: { out: string; rows: number; seed: numb
     onProgress: (n) => progress.update(`${formatCount(n)} of ${formatCount(args.rows)} rows, ${formatCount(Math.round(n / Math.max((Date.now() - start) / 1000, 1e-3)))} rows/s`),
   });
   progress.done();
+  if (args.json) {
+    process.stdout.write(JSON.stringify({ out: args.out, truth: `${args.out}.truth.csv`, seed: args.seed, bias: args.bias, ...s }) + "\n");
+    return;
+  }
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
   process.stdout.write(
     [
@@ -146,13 +165,13 @@ export async function inspectDataCommand(args: { file: string; format?: string; 
   const progress = progressPrinter("inspect");
   const text = readProgressText(start);
   const report = await inspectData(args.file, {
-    format: checkFormat(args.format, args.file),
+    format: await checkFormat(args.format, args.file),
     ...(schema ? { schema } : {}),
     ...(args.truth !== undefined ? { truthFile: args.truth === "none" ? null : args.truth } : {}),
     onProgress: (p) => progress.update(text(p)),
   });
   progress.done();
-  process.stdout.write(args.json ? JSON.stringify(report, null, 2) + "\n" : formatReport(report) + "\n");
+  process.stdout.write(args.json ? JSON.stringify(report, null, 2) + "\n" : formatReport(report).split("\n").map(escapeControl).join("\n") + "\n");
 }
 
 export function registerDataCommands(y: Argv): Argv {
@@ -161,21 +180,22 @@ export function registerDataCommands(y: Argv): Argv {
       "prepare",
       "encode a text data file (Ali-CCP, CSV/TSV, JSONL; .gz too) into a binary shard",
       (c) =>
-        c
-          .option("input", { type: "string", demandOption: true, describe: "the text file" })
+        withExamples(c, "data prepare")
+          .option("input", { type: "string", demandOption: true, describe: "the text file (- for standard input)" })
           .option("out", { type: "string", demandOption: true, describe: "the shard to write" })
           .option("format", { type: "string", choices: DATA_FORMATS as unknown as string[], describe: "input format (default: from the file name; aliccp otherwise)" })
           .option("schema", { type: "string", describe: "feature schema (JSON); default: the built-in Ali-CCP schema" })
           .option("skip-bad", { type: "boolean", default: false, describe: "skip bad rows and count them by reason (default: stop at the first)" })
           .option("truth", { type: "string", describe: "Ali-CCP ground-truth sidecar (default <input>.truth.csv when present; 'none' to ignore)" })
-          .option("delimiter", { type: "string", describe: "CSV delimiter (default: tab for .tsv, comma otherwise)" }),
-      async (a) => prepareCommand({ input: a.input, out: a.out, format: a.format, schema: a.schema, skipBad: a["skip-bad"], truth: a.truth, delimiter: a.delimiter }),
+          .option("delimiter", { type: "string", describe: "CSV delimiter (default: tab for .tsv, comma otherwise)" })
+          .option("json", { type: "boolean", default: false, describe: "print the shard's summary and the reader's statistics as JSON" }),
+      async (a) => prepareCommand({ input: a.input, out: a.out, format: a.format, schema: a.schema, skipBad: a["skip-bad"], truth: a.truth, delimiter: a.delimiter, json: a.json }),
     )
     .command(
       "synth",
       "write synthetic data with known truth: an impression funnel (Ali-CCP format + <out>.truth.csv) or a look-alike world (--kind lookalike: a directory)",
       (c) =>
-        c
+        withExamples(c, "data synth")
           .option("kind", { type: "string", choices: ["funnel", "lookalike"], default: "funnel", describe: "funnel: ESMM/ESCM2 impressions; lookalike: MetaHeac campaigns in PaddleRec's train_stage1/test_stage1/test_stage2 layout" })
           .option("out", { type: "string", demandOption: true, describe: "the file to write (lookalike: the directory)" })
           .option("campaigns", { type: "number", describe: "lookalike: campaigns (default 100)" })
@@ -188,16 +208,17 @@ export function registerDataCommands(y: Argv): Argv {
           .option("max-history", { type: "number", describe: "longest multi-valued user field (default 40; real Ali-CCP lines reach ~350)" })
           .option("preset", { type: "string", choices: Object.keys(SYNTH_PRESETS), describe: "a world calibrated to observed rates: aliccp (Ali-CCP's 3.9% CTR, 0.56% CVR of clicks), dense, sparse (docs/data.md)" })
           .option("ctr", { type: "number", describe: "calibrate to this observed click rate (overrides the preset's)" })
-          .option("cvr", { type: "number", describe: "calibrate to this observed conversions-per-click rate (overrides the preset's)" }),
+          .option("cvr", { type: "number", describe: "calibrate to this observed conversions-per-click rate (overrides the preset's)" })
+          .option("json", { type: "boolean", default: false, describe: "print the summary as JSON" }),
       async (a) => (a.kind === "lookalike"
-        ? lookalikeSynthCommand({ out: a.out, seed: a.seed, campaigns: a.campaigns, scale: a.scale, users: a.users })
-        : synthCommand({ out: a.out, rows: a.rows, seed: a.seed, bias: a.bias, users: a.users, items: a.items, maxHistory: a["max-history"], preset: a.preset, ctr: a.ctr, cvr: a.cvr })),
+        ? lookalikeSynthCommand({ out: a.out, seed: a.seed, campaigns: a.campaigns, scale: a.scale, users: a.users, json: a.json })
+        : synthCommand({ out: a.out, rows: a.rows, seed: a.seed, bias: a.bias, users: a.users, items: a.items, maxHistory: a["max-history"], preset: a.preset, ctr: a.ctr, cvr: a.cvr, json: a.json })),
     )
     .command(
       "inspect <file>",
       "summarise a data file or shard: rates, coverage, ids per row, vocabulary occupancy, rejected rows",
       (c) =>
-        c
+        withExamples(c, "data inspect")
           .positional("file", { type: "string", demandOption: true })
           .option("format", { type: "string", choices: DATA_FORMATS as unknown as string[], describe: "text format (default: from the file name; shards are detected)" })
           .option("schema", { type: "string", describe: "feature schema (JSON); default: the built-in Ali-CCP schema" })
@@ -208,7 +229,7 @@ export function registerDataCommands(y: Argv): Argv {
     .command(
       "schema",
       "print a built-in feature schema (JSON) to start your own from",
-      (c) => c.option("builtin", { type: "string", choices: ["aliccp", "lookalike"], default: "aliccp", describe: "aliccp: PaddleRec's ESMM fields; lookalike: the Tencent look-alike columns of PaddleRec's MetaHeac" }),
+      (c) => withExamples(c, "data schema").option("builtin", { type: "string", choices: ["aliccp", "lookalike"], default: "aliccp", describe: "aliccp: PaddleRec's ESMM fields; lookalike: the Tencent look-alike columns of PaddleRec's MetaHeac" }),
       async (a) => {
         const schema = a.builtin === "lookalike" ? defaultLookalikeSchema() : defaultAliccpSchema();
         process.stdout.write(JSON.stringify(toSchemaJson(schema), null, 2) + "\n");

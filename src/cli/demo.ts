@@ -14,7 +14,7 @@ const DEMO_COLUMNS: readonly { key: keyof FunnelMetrics; label: string }[] = [
   { key: "cvr_auc", label: "CVR AUC (clicked)" },
 ];
 
-export async function demoCommand(args: { out: string; force: boolean; rows?: number; seed?: number }): Promise<void> {
+export async function demoCommand(args: { out: string; force: boolean; rows?: number; seed?: number; json?: boolean }): Promise<void> {
   const progress = new Map<string, (e: RunEvent) => void>();
   const say = (line: string) => process.stderr.write(`demo: ${line}\n`);
   const res = await runDemo({
@@ -27,6 +27,10 @@ export async function demoCommand(args: { out: string; force: boolean; rows?: nu
       p(e);
     },
   });
+  if (args.json) {
+    process.stdout.write(JSON.stringify(res) + "\n");
+    return;
+  }
   const rows = [["", ...res.models.map((m) => m.name)]];
   for (const c of DEMO_COLUMNS) rows.push([c.label, ...res.models.map((m) => formatMetric(m.metrics[c.key] as number | null, c.key))]);
   rows.push(["lr / epochs (best)", ...res.models.map((m) => `${m.lr} / ${m.epochs} (${m.bestEpoch})`)]);

@@ -1,13 +1,34 @@
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { MtlError } from "../errors.js";
 import { getModel } from "../models/index.js";
 import { OPTIMIZER_KINDS, type OptimizerConfig, type OptimizerKind } from "../optim/index.js";
 import { exportInferenceModel } from "../export/inference.js";
 import { parseSchema, toSchemaJson } from "../features/schema.js";
 import { exportTrainingArtifacts } from "../export/training.js";
-import { loadRun, RUN_FILES } from "../flow/rundir.js";
+import { exportAdaptation } from "../export/adaptation.js";
+import { loadRun, RUN_FILES, runInputs } from "../flow/rundir.js";
 import { formatBytes, formatCount } from "./format.js";
+import { ensureParentDir, isStdio, refuseOverwritingInput, writesInPlace } from "../util/atomic.js";
+
+/** The model a run directory trained (its run.json), to name the default output after. */
+function modelOfRun(runDir: string): string {
+  const file = join(runDir, "run.json");
+  try {
+    const manifest = JSON.parse(readFileSync(file, "utf8")) as { model?: unknown };
+    if (typeof manifest.model === "string" && manifest.model !== "") return manifest.model;
+  } catch (err) {
+    throw new MtlError("E_IO", `cannot read the run: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { where: { file }, hint: "--checkpoint takes a run directory written by mtl train" });
+  }
+  throw new MtlError("E_CONFIG", "run.json names no model", { where: { file, field: "model" } });
+}
+
+/** Where an export goes when -o is not given: named after the model, in the current directory. */
+function defaultOut(args: ExportArgs): string {
+  const model = args.model ?? (args.checkpoint !== undefined ? modelOfRun(args.checkpoint) : undefined);
+  if (model === undefined) throw new MtlError("E_USAGE", "name a model (--model) or a trained run (--checkpoint <runDir>)");
+  return args.training ? `${model}-training` : `${model}.onnx`;
+}
 
 export interface ExportArgs {
   model?: string;
@@ -15,7 +36,9 @@ export interface ExportArgs {
   schema?: string;
   fp16?: boolean;
   maxPieceMb?: number;
-  out: string;
+  /** Default: `<model>.onnx` (or `<model>-training/`) in the current directory. */
+  out?: string;
+  json?: boolean;
   training: boolean;
   config?: string;
   /** Default adam (with --checkpoint: the run's). */
@@ -30,7 +53,7 @@ function readConfig(path: string | undefined): Record<string, unknown> {
   if (!path) return {};
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readFileSync(isStdio(path) ? 0 : path, "utf8");
   } catch (err) {
     throw new MtlError("E_IO", `cannot read config: ${(err as Error).message}`, { where: { file: path } });
   }
@@ -70,30 +93,50 @@ function refuseFlags(args: ExportArgs): void {
 
 export async function exportCommand(args: ExportArgs): Promise<void> {
   refuseFlags(args);
+  const inputs = [...(args.checkpoint ? runInputs(args.checkpoint) : []), ...(args.config ? [{ path: args.config, what: "the config" }] : []), ...(args.schema ? [{ path: args.schema, what: "the schema" }] : [])];
+  const adaptation = !args.training && args.checkpoint !== undefined && isMetaheacRun(args.checkpoint);
+  const out = args.out ?? (adaptation ? `${modelOfRun(args.checkpoint!)}-adaptation` : defaultOut(args));
+  refuseOverwritingInput(out, inputs, "--out");
+  if (!args.training) refuseOverwritingInput(`${out}.data`, inputs, "--out");
   const userConfig = readConfig(args.config);
   if (args.schema !== undefined) {
     let text: string;
     try {
-      text = readFileSync(args.schema, "utf8");
+      text = readFileSync(isStdio(args.schema) ? 0 : args.schema, "utf8");
     } catch (err) {
       throw new MtlError("E_IO", `cannot read the schema: ${(err as Error).message}`, { where: { file: args.schema } });
     }
     userConfig["schema"] = toSchemaJson(parseSchema(text, args.schema));
   }
+  if (adaptation) {
+    // A meta-learned model is adapted per campaign: the bundle carries what adaptation needs.
+    const files = exportAdaptation(out, args.checkpoint!);
+    for (const f of files) process.stdout.write(`${join(out, f.file)}  ${formatBytes(f.bytes)}\n`);
+    process.stdout.write(`metaheac adaptation bundle: mtl adapt ${out} --seeds <rows> --candidates <rows>, or in the browser with mtl/web's adaptAndScore\n`);
+    return;
+  }
   if (!args.training) {
     if (args.model === undefined && args.checkpoint === undefined) throw new MtlError("E_USAGE", "name a model (--model) or a trained run (--checkpoint <runDir>)");
-    const r = exportInferenceModel(args.out, {
+    const outFile = out;
+    ensureParentDir(outFile);
+    // `-o -` (or /dev/stdout): the model is standard output's; what was written is said on stderr.
+    const say = writesInPlace(outFile) ? process.stderr : process.stdout;
+    const r = exportInferenceModel(outFile, {
       model: args.model, checkpoint: args.checkpoint, config: userConfig, opset: args.opset, fp16: args.fp16, seed: args.seed ?? 0,
       maxPieceBytes: args.maxPieceMb === undefined ? undefined : Math.floor(args.maxPieceMb * 1024 * 1024),
     });
+    if (args.json) {
+      say.write(JSON.stringify({ ...r, file: isStdio(r.file) ? r.file : resolve(r.file), externalData: r.externalData ? { ...r.externalData, file: resolve(r.externalData.file) } : null }) + "\n");
+      return;
+    }
     const lines = [
-      `${r.file}  ${formatBytes(r.bytes)}${r.externalData ? ` + external data ${r.externalData.file}  ${formatBytes(r.externalData.bytes)}` : ""}`,
+      `wrote ${isStdio(r.file) ? "<stdout>" : resolve(r.file)}  ${formatBytes(r.bytes)}${r.externalData ? ` + external data ${r.externalData.file}  ${formatBytes(r.externalData.bytes)}` : ""}`,
       `model ${r.model}${r.fromCheckpoint ? ` from ${r.fromCheckpoint}` : " (freshly initialised)"}`,
       `parameters: ${formatCount(r.denseParameters + r.embeddingParameters)} (dense ${formatCount(r.denseParameters)}, embeddings ${formatCount(r.embeddingParameters)})`,
       ...r.tables.map((t) => `table ${t.name}: ${formatCount(t.rows)} x ${t.dim} ${t.dtype}${t.pieces > 1 ? ` in ${t.pieces} pieces (split by ${t.splitBy})` : ""}`),
-      r.schemaHash ? `schema ${r.schemaHash} embedded: the file alone scores raw records (mtl run, mtl serve, mtl/web)` : "no feature schema: this model takes ids only and cannot score raw records",
+      r.schemaHash ? `schema ${r.schemaHash} embedded: the file alone scores raw records (mtl run, mtl serve, mtl-onnx/web)` : "no feature schema: this model takes ids only and cannot score raw records",
     ];
-    process.stdout.write(lines.join("\n") + "\n");
+    say.write(lines.join("\n") + "\n");
     return;
   }
   if (args.checkpoint !== undefined) {
@@ -102,12 +145,13 @@ export async function exportCommand(args: ExportArgs): Promise<void> {
     if (args.model !== undefined && args.model !== run.manifest.model) {
       throw new MtlError("E_CONFIG", `--model ${args.model} but the run trained '${run.manifest.model}'`, { where: { file: join(args.checkpoint, RUN_FILES.run), field: "model" }, hint: "leave out --model to export the run's model" });
     }
+    const outDir = out;
     process.stderr.write(`building ${run.manifest.model} training artifacts from ${run.checkpoint}...\n`);
-    const files = exportTrainingArtifacts(args.out, {
+    const files = exportTrainingArtifacts(outDir, {
       model: run.entry.definition, config: run.config, optimizer: run.manifest.optimizer as OptimizerConfig, state: run.state, stateSource: run.checkpoint,
       clipNorm: args.clipNorm ?? run.manifest.training.clipNorm, opset: args.opset,
     });
-    for (const f of files) process.stdout.write(`${join(args.out, f.file)}  ${formatBytes(f.bytes)}\n`);
+    printArtifacts(outDir, files, args.json);
     return;
   }
   if (args.model === undefined) throw new MtlError("E_USAGE", "--training needs --model (or --checkpoint <run>)");
@@ -118,7 +162,25 @@ export async function exportCommand(args: ExportArgs): Promise<void> {
     throw new MtlError("E_CONFIG", `unknown optimizer '${kind}'`, { where: { field: "optimizer" }, hint: `use one of ${OPTIMIZER_KINDS.join(", ")}` });
   }
   const optimizer = { kind } as OptimizerConfig;
+  const outDir = out;
   process.stderr.write(`building ${args.model} training artifacts...\n`);
-  const files = exportTrainingArtifacts(args.out, { model: entry.definition, config, optimizer, seed: args.seed ?? 0, clipNorm: args.clipNorm, opset: args.opset });
-  for (const f of files) process.stdout.write(`${join(args.out, f.file)}  ${formatBytes(f.bytes)}\n`);
+  const files = exportTrainingArtifacts(outDir, { model: entry.definition, config, optimizer, seed: args.seed ?? 0, clipNorm: args.clipNorm, opset: args.opset });
+  printArtifacts(outDir, files, args.json);
+}
+
+/** What `--training` wrote: one line per file (full paths), or JSON. */
+function printArtifacts(outDir: string, files: readonly { file: string; bytes: number }[], json: boolean | undefined): void {
+  if (json) {
+    process.stdout.write(JSON.stringify({ dir: resolve(outDir), files: files.map((f) => ({ file: resolve(outDir, f.file), bytes: f.bytes })) }) + "\n");
+    return;
+  }
+  for (const f of files) process.stdout.write(`${resolve(outDir, f.file)}  ${formatBytes(f.bytes)}\n`);
+}
+
+function isMetaheacRun(dir: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(join(dir, RUN_FILES.run), "utf8")) as { model?: string }).model === "metaheac";
+  } catch {
+    return false;
+  }
 }

@@ -1,4 +1,7 @@
+import { crc32 } from "node:zlib";
+import { escapeControl } from "../errors.js";
 import { readModelFile } from "../onnx/proto.js";
+import { verifyWeights } from "../scoring/metadata.js";
 import { summarizeModel, type ModelSummary, type ValueSummary } from "../onnx/summary.js";
 import { formatBytes, formatCount, table } from "./format.js";
 
@@ -30,12 +33,14 @@ export function formatSummary(file: string, size: number, s: ModelSummary): stri
     table(ops.map(([op, n]) => [op, String(n)]), "    ") || "    (none)",
   ];
   if (meta.length) lines.push("metadata", table(meta.map(([k, v]) => [k, clip(v)]), "    "));
-  return lines.join("\n");
+  // Names and metadata are the file's bytes: escape what would drive the terminal.
+  return lines.join("\n").split("\n").map(escapeControl).join("\n");
 }
 
-export async function inspectCommand(file: string, json: boolean): Promise<void> {
+export async function inspectCommand(file: string, json: boolean, skipChecksum = false): Promise<void> {
   const { model, bytes } = await readModelFile(file);
   const summary = summarizeModel(model);
+  if (!skipChecksum) verifyWeights(summary.metadata, model.graph?.initializer ?? [], file, crc32);
   const size = bytes.byteLength;
   process.stdout.write(json ? JSON.stringify({ file, bytes: size, ...summary }, null, 2) + "\n" : formatSummary(file, size, summary) + "\n");
 }

@@ -1,16 +1,19 @@
 /** `mtl train` and `mtl eval`: thin commands over src/flow/run.ts and src/flow/evaluate.ts. */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { writeJsonAtomic } from "../util/atomic.js";
+import { refuseOverwritingInput, writeJsonAtomic } from "../util/atomic.js";
+import { runInputs } from "../flow/rundir.js";
 import { MtlError } from "../errors.js";
 import { METRIC_COLUMNS, formatMetric, type FunnelMetrics } from "../metrics/funnel.js";
 import { cudaInstalled, type Device } from "../runtime/session.js";
 import { applyFlags, defaultRunConfig, readRunConfig, type RunConfig } from "../flow/config.js";
 import { evaluateRun } from "../flow/evaluate.js";
 import { trainRun, type RunEvent } from "../flow/run.js";
+import { metaTrainRun } from "../flow/meta-run.js";
 import { readJson, RUN_FILES, type RunManifest } from "../flow/rundir.js";
 import { checkImpliedModel } from "../flow/paddlerec.js";
 import { formatCount, table } from "./format.js";
+import { progressPrinter } from "./data.js";
 
 export interface TrainArgs {
   model?: string;
@@ -29,6 +32,8 @@ export interface TrainArgs {
   patience?: number;
   resume: boolean;
   device?: string;
+  /** Print the run's summary (summary.json) as JSON instead of the table. */
+  json?: boolean;
 }
 
 function device(d: string | undefined): Device | undefined {
@@ -145,9 +150,16 @@ export async function trainCommand(args: TrainArgs): Promise<void> {
   process.on("SIGINT", onInt);
   let summary;
   try {
-    summary = await trainRun({ config, out, resume: args.resume, ...(dev ? { device: dev } : {}), onEvent: runProgress("train"), signal: stop.signal });
+    // MetaHeac trains over campaigns (stage 1), not over a stream of rows.
+    const run = config.model === "metaheac" ? metaTrainRun : trainRun;
+    summary = await run({ config, out, resume: args.resume, ...(dev ? { device: dev } : {}), onEvent: runProgress("train"), signal: stop.signal });
   } finally {
     process.off("SIGINT", onInt);
+  }
+  if (args.json) {
+    process.stdout.write(JSON.stringify({ ...summary, runDir: args.out }) + "\n");
+    if (summary.status === "interrupted") process.exitCode = 130;
+    return;
   }
   if (summary.status === "interrupted") {
     process.stdout.write(`interrupted at step ${formatCount(summary.steps)}; checkpoint written. Continue with: mtl train --out ${out} --resume\n`);
@@ -209,12 +221,21 @@ export async function evalCommand(args: { run?: string; data?: string; config?: 
   if (data === undefined) throw new MtlError("E_USAGE", "no data to evaluate on", { hint: "pass --data <file|dir> (or --config with runner.test_data_dir)" });
   const batchSize = args.batchSize ?? pr?.eval.batchSize;
   const dev = configDevice(args.device, pr?.device, "eval");
-  const res = await evaluateRun({ runDir: run, data, which: args.latest ? "latest" : "best", split: args.split as "all" | "valid" | "train", ...(batchSize ? { batchSize } : {}), ...(dev ? { device: dev } : {}) });
+  if (args.json) refuseOverwritingInput(args.json, [...runInputs(run), { path: data, what: "the data" }], "--json");
+  const progress = progressPrinter("eval");
+  const start = Date.now();
+  const res = await evaluateRun({
+    runDir: run, data, which: args.latest ? "latest" : "best", split: args.split as "all" | "valid" | "train", ...(batchSize ? { batchSize } : {}), ...(dev ? { device: dev } : {}),
+    onProgress: (rows) => progress.update(`${formatCount(rows)} rows scored, ${formatCount(Math.round(rows / Math.max((Date.now() - start) / 1000, 1e-3)))} rows/s`),
+  });
+  progress.done();
+  // `--json -`: the JSON is standard output's, the table goes beside it on stderr.
+  const text = args.json === "-" ? process.stderr : process.stdout;
   const out = [`${res.model} from ${res.checkpoint} (step ${formatCount(res.step)}) on ${res.data}${res.split === "all" ? "" : ` (the run's ${res.split} split)`}: ${formatCount(res.rows)} rows${res.loss !== null ? `, loss ${res.loss.toFixed(4)}` : ""}`, metricsTable([{ name: res.model, metrics: res.metrics }])];
-  process.stdout.write(out.join("\n") + "\n");
+  text.write(out.join("\n") + "\n");
   if (args.json) {
     writeJsonAtomic(args.json, res, "JSON");
-    process.stdout.write(`wrote ${args.json}\n`);
+    if (args.json !== "-") process.stdout.write(`wrote ${args.json}\n`);
   }
 }
 

@@ -21,6 +21,7 @@ import { defaultAliccpSchema, type FeatureSchema } from "../features/schema.js";
 import { LineSplitter, openByteSource, type LineRef } from "./lines.js";
 import { countReject, handleBadRow, newStats, type DataReader, type ReadOptions, type ReadStats } from "./reader.js";
 import { TruthSidecar } from "./truth.js";
+import { displayName, isStdio } from "../util/atomic.js";
 
 const COMMA = 44, COLON = 58, ZERO = 48, ONE = 49, MINUS = 45;
 const FNV_PRIME = 0x01000193;
@@ -237,10 +238,12 @@ export class AliccpLineParser {
 }
 
 /** Stream an Ali-CCP file (plain or gzip) as blocks of encoded rows. */
-export function readAliccp(file: string, opts: ReadOptions = {}): DataReader {
+export function readAliccp(path: string, opts: ReadOptions = {}): DataReader {
+  // Messages name standard input `<stdin>`, not `-`.
+  const file = displayName(path, "in");
   const schema = opts.schema ?? defaultAliccpSchema();
   const stats = newStats(file, "aliccp");
-  const truthFile = opts.truthFile === undefined ? (existsSync(`${file}.truth.csv`) ? `${file}.truth.csv` : null) : opts.truthFile;
+  const truthFile = opts.truthFile === undefined ? (!isStdio(path) && existsSync(`${path}.truth.csv`) ? `${path}.truth.csv` : null) : opts.truthFile;
   stats.truth = truthFile !== null;
   stats.truthFile = truthFile;
   const capacity = opts.blockRows ?? 8192;
@@ -250,7 +253,7 @@ export function readAliccp(file: string, opts: ReadOptions = {}): DataReader {
   async function* blocks(): AsyncGenerator<ReadBlock> {
     if (started) throw new MtlError("E_USAGE", "a reader streams its file once", { where: { file }, hint: "open a new reader for another pass" });
     started = true;
-    const src = await openByteSource(file);
+    const src = await openByteSource(path);
     const truth = truthFile === null ? null : await TruthSidecar.open(truthFile);
     const split = new LineSplitter();
     const b = parser.builder;

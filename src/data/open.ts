@@ -4,6 +4,8 @@ import { dataFiles } from "./files.js";
 import { MtlError } from "../errors.js";
 import { DATA_FORMATS, newStats, type DataFormat, type DataReader, type ReadOptions, type ReadStats } from "./reader.js";
 import { readCsv, readJsonl } from "./tabular.js";
+import { inflatedHead, peekStdin } from "./lines.js";
+import { isStdio } from "../util/atomic.js";
 
 /**
  * A reader over a data argument: one file, or every file of a directory or glob (files.ts) read one
@@ -22,6 +24,24 @@ function readFile(file: string, format: DataFormat, opts: ReadOptions): DataRead
     case "jsonl": return readJsonl(file, opts);
     default: throw new MtlError("E_USAGE", `unknown data format '${String(format)}'`, { hint: `formats: ${DATA_FORMATS.join(", ")}` });
   }
+}
+
+/**
+ * Tell a text format from the data (what `-` gets, having no name): a first line that opens a JSON
+ * object is JSONL; `id,0|1,0|1,field:id,...` is Ali-CCP; anything else is CSV with a header.
+ */
+export function sniffFormat(head: Uint8Array): DataFormat {
+  const text = Buffer.from(head.buffer, head.byteOffset, head.byteLength).toString("utf8").replace(/^\uFEFF/, "");
+  const first = text.split("\n").find((l) => l.trim() !== "")?.trim() ?? "";
+  if (first.startsWith("{")) return "jsonl";
+  if (/^[^,]*,[01],[01],[^,:]+:-?\d+/.test(first)) return "aliccp";
+  return "csv";
+}
+
+/** A file's format: as given, else from its name, else (standard input, `-`) from its first bytes. */
+export async function resolveFormat(file: string, given?: DataFormat): Promise<DataFormat> {
+  if (given !== undefined) return given;
+  return isStdio(file) ? sniffFormat(inflatedHead(await peekStdin())) : guessFormat(file);
 }
 
 /** Guess a text format from the file name: .csv/.tsv -> csv, .jsonl/.json -> jsonl, otherwise aliccp. */

@@ -22,7 +22,7 @@
  * half-written file under the final name.
  */
 import { open, rm, stat, type FileHandle } from "node:fs/promises";
-import { commitFile, temporaryPath } from "../util/atomic.js";
+import { commitFile, ioError, temporaryPath } from "../util/atomic.js";
 import { MtlError } from "../errors.js";
 import { layoutOf, userKeys, type Batch, type Layout } from "../features/batch.js";
 import { schemaHash, toSchemaJson, validateSchema, type FeatureSchema, type SchemaInput } from "../features/schema.js";
@@ -99,7 +99,13 @@ export class ShardWriter {
     } catch (err) {
       throw new MtlError("E_IO", `cannot write the shard: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { where: { file }, hint: "check that the directory exists and is writable", cause: err });
     }
-    await fh.write(Buffer.alloc(HEADER_BYTES), 0, HEADER_BYTES, 0);
+    try {
+      await fh.write(Buffer.alloc(HEADER_BYTES), 0, HEADER_BYTES, 0);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      await rm(partial, { force: true });
+      throw ioError(err, file, "shard");
+    }
     return new ShardWriter(file, partial, fh, layoutOf(schema), opts.truth);
   }
 
@@ -133,7 +139,9 @@ export class ShardWriter {
       this.clicks += batch.click[r]!;
       this.conversions += batch.conversion[r]!;
     }
-    await this.fh.write(buf, 0, buf.length, this.offset);
+    await this.fh.write(buf, 0, buf.length, this.offset).catch((err: unknown) => {
+      throw ioError(err, this.file, "shard");
+    });
     this.groups.push({ offset: this.offset, rows: n });
     this.offset += buf.length;
     this.rows += n;
@@ -144,7 +152,6 @@ export class ShardWriter {
     const schema = this.layout.schema;
     const hash = schemaHash(schema);
     const footer = Buffer.from(JSON.stringify({ ...extra, schema: toSchemaJson(schema), rowGroups: this.groups }), "utf8");
-    await this.fh.write(footer, 0, footer.length, this.offset);
     const header = Buffer.alloc(HEADER_BYTES);
     header.write(SHARD_MAGIC, 0, "latin1");
     header.writeUInt32LE(SHARD_VERSION, 8);
@@ -154,8 +161,13 @@ export class ShardWriter {
     header.writeDoubleLE(this.clicks, 40);
     header.writeDoubleLE(this.conversions, 48);
     header.writeDoubleLE(this.offset, 56);
-    await this.fh.write(header, 0, HEADER_BYTES, 0);
-    await this.fh.close();
+    try {
+      await this.fh.write(footer, 0, footer.length, this.offset);
+      await this.fh.write(header, 0, HEADER_BYTES, 0);
+      await this.fh.close();
+    } catch (err) {
+      throw ioError(err, this.file, "shard");
+    }
     commitFile(this.partial, this.file);
     return { rows: this.rows, clicks: this.clicks, conversions: this.conversions, truth: this.truth, schemaHash: hash, rowGroups: this.groups.length, bytes: this.offset + footer.length };
   }
@@ -303,6 +315,8 @@ export async function isShardFile(file: string): Promise<boolean> {
   const fh = await open(file, "r").catch(() => null);
   if (!fh) return false;
   try {
+    // A pipe (/dev/stdin) cannot be read by position (ESPIPE): it is no shard, and is left unread.
+    if (!(await fh.stat()).isFile()) return false;
     const b = Buffer.alloc(8);
     // a directory opens but cannot be read (EISDIR): not a shard; data/files.ts lists its files
     const { bytesRead } = await fh.read(b, 0, 8, 0).catch(() => ({ bytesRead: 0 }));

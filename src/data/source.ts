@@ -8,6 +8,7 @@
  *   await data.close();
  */
 import { MtlError } from "../errors.js";
+import { isStdio } from "../util/atomic.js";
 import { layoutOf, type Batch, type Layout } from "../features/batch.js";
 import type { FeatureSchema } from "../features/schema.js";
 import { rebatch, shardBatches, type BatcherOptions } from "./batcher.js";
@@ -57,6 +58,11 @@ export function parseSynthSpec(spec: string): SynthOptions & { rows: number } {
 }
 
 export async function openDataSource(spec: string, opts: OpenDataOptions = {}): Promise<DataSource> {
+  if (isStdio(spec)) {
+    throw new MtlError("E_USAGE", "training and evaluation data cannot come from standard input (-): it is read more than once (a first look for its layout, then each pass)", {
+      hint: "save it to a file first, or make a shard: mtl data prepare --input - --out data.shard",
+    });
+  }
   if (spec.startsWith("synth:")) {
     const synth = parseSynthSpec(spec);
     const world = new SynthWorld(synth);

@@ -25,8 +25,9 @@
  */
 import { createWriteStream, type WriteStream } from "node:fs";
 import { rm } from "node:fs/promises";
-import { commitFile, temporaryPath } from "../util/atomic.js";
+import { commitFile, ioError, temporaryPath } from "../util/atomic.js";
 import { once } from "node:events";
+import { finished } from "node:stream/promises";
 import { BatchBuilder, layoutOf, type Batch, type Layout } from "../features/batch.js";
 import { fnv1a32 } from "../util/hash.js";
 import { ALICCP_FIELDS, defaultAliccpSchema, type FeatureSchema } from "../features/schema.js";
@@ -477,6 +478,7 @@ export interface SynthSummary {
 }
 
 async function writeLine(out: WriteStream, s: string): Promise<void> {
+  if (out.errored) throw out.errored;
   if (!out.write(s)) await once(out, "drain");
 }
 
@@ -496,6 +498,8 @@ export async function writeSynth(file: string, opts: SynthOptions & { rows: numb
     } catch (err) {
       throw new MtlError("E_IO", `cannot write: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { where: { file: path }, hint: "check that the directory exists and is writable", cause: err });
     }
+    // A failed write (disk full) errors the stream: writeLine and finished() report it, never an unhandled 'error'.
+    stream.on("error", () => undefined);
     return stream;
   };
   const data = await opened(dataTmp);
@@ -535,7 +539,7 @@ export async function writeSynth(file: string, opts: SynthOptions & { rows: numb
     }
     data.end();
     truth.end();
-    await Promise.all([once(data, "finish"), once(truth, "finish")]);
+    await Promise.all([finished(data), finished(truth)]);
     commitFile(dataTmp, file);
     commitFile(truthTmp, truthFile);
   } catch (err) {
@@ -543,7 +547,7 @@ export async function writeSynth(file: string, opts: SynthOptions & { rows: numb
     truth.destroy();
     await rm(dataTmp, { force: true });
     await rm(truthTmp, { force: true });
-    throw err;
+    throw ioError(err, file, "synthetic data");
   }
   sum.rows = opts.rows;
   sum.meanTrueCvrAll = cvrAll / opts.rows;

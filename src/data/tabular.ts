@@ -3,18 +3,24 @@
  * names. CSV cells are strings: list fields are split on the schema's list_separator ("|"), ids
  * hashed or parsed as integers, dense values parsed as numbers. Quoted cells follow RFC 4180
  * ("a,b" and "" for a quote) within one line; a quoted newline is not supported (an unclosed quote
- * is a bad row). JSONL values may be numbers, strings or arrays.
+ * is a bad row, and so is the rest of the cell on the next line: a quote inside an unquoted cell is
+ * malformed quoting). A header naming a column twice is refused. JSONL values may be numbers,
+ * strings or arrays; an integer id past 2^53 is refused (features/encode.ts).
  */
 import { BatchBuilder, layoutOf, type ReadBlock } from "../features/batch.js";
 import { encodeRecord, RowError, type RawValue } from "../features/encode.js";
 import type { FeatureSchema } from "../features/schema.js";
 import { MtlError } from "../errors.js";
 import { LineSplitter, openByteSource, type LineRef } from "./lines.js";
+import { displayName } from "../util/atomic.js";
 import { countReject, handleBadRow, newStats, type DataFormat, type DataReader, type ReadOptions } from "./reader.js";
 
 /** Split one CSV line into cells (RFC 4180 quoting within the line). */
 export function splitCsvLine(s: string, delimiter: string, line?: number): string[] {
   if (!s.includes('"')) return s.split(delimiter);
+  const stray = (cell: string) => {
+    if (cell.includes('"')) throw new RowError("column_count", `a quote inside an unquoted cell at column ${cells.length + 1}`, { line }, "quote the whole cell (\"a\"\"b\") or remove the quote; quoted cells cannot span lines");
+  };
   const cells: string[] = [];
   let i = 0;
   for (;;) {
@@ -39,11 +45,10 @@ export function splitCsvLine(s: string, delimiter: string, line?: number): strin
       i += delimiter.length;
     } else {
       const d = s.indexOf(delimiter, i);
-      if (d < 0) {
-        cells.push(s.slice(i));
-        return cells;
-      }
-      cells.push(s.slice(i, d));
+      const cell = d < 0 ? s.slice(i) : s.slice(i, d);
+      stray(cell);
+      cells.push(cell);
+      if (d < 0) return cells;
       i = d + delimiter.length;
     }
   }
@@ -73,7 +78,9 @@ function requiredColumns(schema: FeatureSchema, labels: boolean): { column: stri
   return cols;
 }
 
-function tabularReader(file: string, format: "csv" | "jsonl", opts: ReadOptions): DataReader {
+function tabularReader(path: string, format: "csv" | "jsonl", opts: ReadOptions): DataReader {
+  // Messages name standard input `<stdin>`, not `-`.
+  const file = displayName(path, "in");
   const schema = requireSchema(opts, format);
   const layout = layoutOf(schema);
   const stats = newStats(file, format);
@@ -85,7 +92,7 @@ function tabularReader(file: string, format: "csv" | "jsonl", opts: ReadOptions)
   async function* blocks(): AsyncGenerator<ReadBlock> {
     if (started) throw new MtlError("E_USAGE", "a reader streams its file once", { where: { file }, hint: "open a new reader for another pass" });
     started = true;
-    const src = await openByteSource(file);
+    const src = await openByteSource(path);
     const split = new LineSplitter();
     let b: BatchBuilder | null = null;
     let header: Map<string, number> | null = null;
@@ -103,6 +110,8 @@ function tabularReader(file: string, format: "csv" | "jsonl", opts: ReadOptions)
       if (format === "csv" && header === null) {
         const names = splitCsvLine(s, delimiter, l.line).map((x) => x.trim());
         if (s.trim() === "") throw new RowError("missing_column", "the header line is empty", { file, line: l.line }, "a CSV file starts with a header naming its columns");
+        const twice = names.find((n, i) => names.indexOf(n) !== i);
+        if (twice !== undefined) throw new MtlError("E_DATA", `the header names the column '${twice}' twice`, { where: { file, line: l.line, field: twice }, hint: "column names must be unique; rename or drop one" });
         header = new Map(names.map((n, i) => [n, i]));
         headerWidth = names.length;
         for (const c of requiredColumns(schema, withLabels))

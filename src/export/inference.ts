@@ -11,6 +11,7 @@
  */
 import { closeSync, existsSync, openSync, rmSync, writeSync } from "node:fs";
 import { basename, join } from "node:path";
+import { crc32 } from "node:zlib";
 import { MtlError } from "../errors.js";
 import { isValidatedSchema, schemaHash, toSchemaJson, validateSchema, type FeatureSchema } from "../features/schema.js";
 import { onnx } from "../onnx/proto.js";
@@ -20,8 +21,8 @@ import { buildInferenceGraph, describeModel } from "../train/program.js";
 import { loadRun, readJson, RUN_FILES } from "../flow/rundir.js";
 import { initialState, type TrainingState } from "../train/state.js";
 import { tablePieces, type TableStorage } from "../train/tables.js";
-import { HASHING, META_KEYS, MODEL_FORMAT } from "../scoring/metadata.js";
-import { commitFile, temporaryPath, writeFileAtomic } from "../util/atomic.js";
+import { HASHING, META_KEYS, MODEL_FORMAT, weightsDigest } from "../scoring/metadata.js";
+import { commitFile, temporaryPath, writeFileAtomic, writesInPlace } from "../util/atomic.js";
 import { VERSION } from "../version.js";
 
 /** WebGPU guarantees maxBufferSize ≥ 256 MiB and maxStorageBufferBindingSize ≥ 128 MiB: the portable piece size. */
@@ -166,6 +167,9 @@ export function exportInferenceModel(out: string, opts: InferenceExportOptions):
   let externalData: InferenceExportResult["externalData"] = null;
   const dataFile = `${out}.data`;
   if (inlineBytes > limit) {
+    if (writesInPlace(out)) {
+      throw new MtlError("E_USAGE", `the weights (${inlineBytes} bytes) exceed one protobuf file and go to an external data file beside the model, which ${out} cannot have`, { where: { file: out }, hint: "write the model to a file, or export with --fp16 or smaller tables" });
+    }
     const tmp = temporaryPath(dataFile);
     try {
       const bytes = moveToExternalData(proto, tmp, basename(dataFile), limit);
@@ -178,6 +182,8 @@ export function exportInferenceModel(out: string, opts: InferenceExportOptions):
       throw new MtlError("E_IO", `cannot write external data: ${(err as Error).message}`, { where: { file: dataFile }, cause: err });
     }
   }
+  // The checksum of the weights as stored (after any move to external data), verified on every load.
+  (proto.metadataProps as onnx.StringStringEntryProto.$Properties[]).push({ key: META_KEYS.weights, value: JSON.stringify(weightsDigest((proto.graph!.initializer ?? []) as onnx.ITensorProto[], crc32)) });
   const bytes = onnx.ModelProto.encode(proto).finish();
   writeFileAtomic(out, bytes, "model");
   return {

@@ -3,8 +3,8 @@
  * the initial state, written to one directory. Any onnxruntime binding can run them; see
  * docs/training-artifacts.md for the few lines that run one step from Node and from Python.
  */
-import { mkdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { MtlError } from "../errors.js";
 import { encodeGraph } from "../onnx/serialize.js";
 import type { OptimizerConfig } from "../optim/index.js";
@@ -12,7 +12,7 @@ import { VERSION } from "../version.js";
 import type { FloatDType, ModelDefinition } from "../train/model.js";
 import { buildEvalProgram, buildInferenceGraph, buildTrainingStep, describeModel } from "../train/program.js";
 import { initialState, type TrainingState } from "../train/state.js";
-import { writeFileAtomic } from "../util/atomic.js";
+import { commitFile, ioError, temporaryPath, writeFileAtomic } from "../util/atomic.js";
 
 export interface ExportTrainingOptions<C> {
   model: ModelDefinition<C>;
@@ -41,12 +41,37 @@ export const TRAINING_FILES = {
   signature: "signature.json",
 } as const;
 
+/**
+ * Writes the artifacts into a temporary sibling directory and moves them into `dir` only when all
+ * are written: a failure (disk full) leaves no half-made export under the final name. A new `dir`
+ * appears whole (one rename); into an existing one each file is renamed in, whole.
+ */
 export function exportTrainingArtifacts<C>(dir: string, opts: ExportTrainingOptions<C>): WrittenFile[] {
+  const staging = temporaryPath(dir);
   try {
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dirname(staging), { recursive: true });
+    mkdirSync(staging);
   } catch (err) {
-    throw new MtlError("E_IO", `cannot create directory: ${(err as Error).message}`, { where: { file: dir }, cause: err });
+    throw ioError(err, dir, "export directory");
   }
+  try {
+    const files = writeArtifacts(staging, opts);
+    if (!existsSync(dir)) commitFile(staging, dir);
+    else {
+      if (!statSync(dir).isDirectory()) throw new MtlError("E_IO", "cannot write the training artifacts: --out is a file, not a directory", { where: { file: dir } });
+      for (const f of files) commitFile(join(staging, f.file), join(dir, f.file));
+    }
+    return files;
+  } catch (err) {
+    // Name the file by where it was going, not by the staging directory.
+    if (err instanceof MtlError && err.where.file?.startsWith(staging)) throw new MtlError(err.code, err.message, { where: { ...err.where, file: dir + err.where.file.slice(staging.length) }, ...(err.hint ? { hint: err.hint } : {}), cause: err.cause });
+    throw err;
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+function writeArtifacts<C>(dir: string, opts: ExportTrainingOptions<C>): WrittenFile[] {
   const dtype = opts.dtype ?? "float32";
   const common = { dtype, opset: opts.opset };
   const train = buildTrainingStep(opts.model, opts.config, { ...common, optimizer: opts.optimizer, clipNorm: opts.clipNorm });

@@ -78,6 +78,10 @@ function isPadding(f: IdFeature, v: RawScalar): boolean {
 
 /** The row of a raw value that is not padding: hashed, or the integer id plus the feature's idOffset. */
 function idOf(f: IdFeature, v: RawScalar, line: number | undefined): number {
+  // A JSON number past 2^53 has already lost digits (12345678901234567891 and ...892 parse to one
+  // double): as an id it would silently merge two. Strings carry such ids exactly.
+  if (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v))
+    throw new RowError("bad_id", `the number ${String(v)} is beyond 2^53, where JSON numbers lose digits`, { line, field: f.name }, "pass large ids as strings (\"12345678901234567891\")");
   if (f.hashBuckets !== null) return 1 + (fnv1a32(typeof v === "string" ? v : String(v)) % f.hashBuckets);
   let id: number;
   if (typeof v === "number") id = v;

@@ -16,13 +16,15 @@
  *     patience: 0                 # early stopping: epochs without improvement (0 = off)
  *     earlyStoppingMetric: ctcvr_auc
  *     checkpointEvery: 1000       # steps (and always at each epoch end)
- *     logEvery: 100               # steps between metrics.jsonl step records
+ *     logEvery: 0                 # steps between metrics.jsonl step records (0: about 1% of the run)
  *     clipNorm: 10                # optional: clip gradients by global L2 norm
  *   data: { train: train.shard, valid: valid.shard, schema: schema.json }
  *
  * PaddleRec's config.yaml is read unchanged: its `runner:` / `hyper_parameters:` sections (or their
  * keys at the top level) go through the table in paddlerec.ts. Unknown keys and bad values are
- * errors naming the key and its line, all of a file's in one message.
+ * errors naming the key and its line, all of a file's in one message. MetaHeac's keys (max_idxs,
+ * embed_dim, mlp_dims, local_lr, num_expert, num_output, task_count, batch_size, infer_train_epoch,
+ * optimizer.global_learning_rate / local_test_learning_rate) are applied by their own block below.
  */
 import { readFileSync } from "node:fs";
 import { LineCounter, isMap, isScalar, parseDocument, type Node as YamlNode } from "yaml";
@@ -46,6 +48,7 @@ export interface TrainingSettings {
   /** p ≥ this predicts the positive class in the accuracy / precision / recall / F1 metrics. Default 0.5. */
   classificationThreshold: number;
   checkpointEvery: number;
+  /** Steps between metrics.jsonl step records; 0 (the default) picks about 1% of the run (`autoLogEvery`). */
   logEvery: number;
   clipNorm?: number;
 }
@@ -58,8 +61,8 @@ export interface RunConfig {
   training: TrainingSettings;
   /** `test`: evaluated after training and the default data of `mtl eval` (PaddleRec's test_data_dir). */
   data: { train?: string; valid?: string; test?: string; schema?: string };
-  /** PaddleRec's sparse_feature_number / sparse_feature_dim, applied to the data's schema. */
-  schemaOverrides: { featureNumber?: number; dim?: number };
+  /** PaddleRec's sparse_feature_number / sparse_feature_dim (or MetaHeac's embed_dim) and MetaHeac's max_idxs, applied to the data's schema. */
+  schemaOverrides: { featureNumber?: number; dim?: number; maxIds?: number[] };
   /** What a PaddleRec config says beyond the training settings (device, save path, eval defaults, checks). */
   paddleRec?: PaddleRecSettings;
   /** The config file and the line of each key path (e.g. "modelConfig.towerSizes"), for errors found later. */
@@ -68,8 +71,16 @@ export interface RunConfig {
 
 export const DEFAULT_TRAINING: TrainingSettings = {
   batchSize: 1024, epochs: 1, lr: 0.001, schedule: { kind: "constant", warmupSteps: 0 }, seed: 0,
-  validFraction: 0.1, patience: 0, earlyStoppingMetric: "auto", classificationThreshold: 0.5, checkpointEvery: 1000, logEvery: 100,
+  validFraction: 0.1, patience: 0, earlyStoppingMetric: "auto", classificationThreshold: 0.5, checkpointEvery: 1000, logEvery: 0,
 };
+
+/**
+ * The default logging interval: about 100 step records over the whole run, so a short run's loss
+ * curve is as readable as a long one's; 100 steps when the run's length is unknown (a text file).
+ */
+export function autoLogEvery(stepsPerEpoch: number | null, epochs: number): number {
+  return stepsPerEpoch === null ? 100 : Math.max(1, Math.round((stepsPerEpoch * epochs) / 100));
+}
 
 export function defaultRunConfig(): RunConfig {
   return {
@@ -187,6 +198,7 @@ export function parseRunConfig(text: string, file: string, base: RunConfig = def
       }
     }
   }
+  attempt(() => applyMetaheacKeys(out, where));
   const implied = out.paddleRec.impliedModel;
   if (implied && !modelGiven) out.model = implied.model;
   else if (implied) attempt(() => checkImpliedModel(out.model, implied, file));
@@ -256,6 +268,49 @@ function applyPaddle(out: RunConfig, section: "runner" | "hyper_parameters", key
   }
 }
 
+// ---------------------------------------------------------------- PaddleRec MetaHeac keys
+
+/**
+ * MetaHeac's keys (models/multitask/metaheac/config.yaml), as paddlerec.ts kept them: max_idxs
+ * [[static], [dynamic], [ad]] sizes the id features' tables in schema order (max id + 1 each; the
+ * built-in look-alike schema is in PaddleRec's column order); embed_dim every id feature's dim;
+ * mlp_dims → expertSizes [mlp_dims[0]] (net.py's experts apply only that layer) and gateHidden
+ * mlp_dims[-1]; batch_size → metaBatchSize and adaptBatchSize; the rest one model key each.
+ */
+function applyMetaheacKeys(out: RunConfig, where: Where): void {
+  const keys = out.paddleRec?.metaheac ?? {};
+  const pathOf = (key: string) => ["hyper_parameters.", "runner.", "hyper_parameters.optimizer.", "", "optimizer."].map((p) => p + key).find((p) => where(p).line !== undefined) ?? key;
+  for (const [key, value] of Object.entries(keys)) {
+    const path = pathOf(key);
+    const line = where(path).line;
+    switch (key) {
+      case "max_idxs": {
+        const ok = Array.isArray(value) && value.every((g) => Array.isArray(g) && g.every((x) => Number.isInteger(x) && x >= 0));
+        if (!ok) fail(where(path), `must be lists of max ids (PaddleRec: [[static...], [dynamic...], [ad...]]), got ${JSON.stringify(value)}`);
+        out.schemaOverrides.maxIds = (value as number[][]).flat();
+        break;
+      }
+      case "embed_dim": out.schemaOverrides.dim = positiveInt(value, where(path)); break;
+      case "mlp_dims": {
+        if (!(Array.isArray(value) && value.length > 0 && value.every((x) => Number.isInteger(x) && x > 0))) fail(where(path), `must be a non-empty list of positive integers, got ${JSON.stringify(value)}`);
+        const dims = value as number[];
+        setModelKey(out, "expertSizes", [dims[0]!], line);
+        setModelKey(out, "gateHidden", dims[dims.length - 1]!, line);
+        break;
+      }
+      case "local_lr": setModelKey(out, "localLr", value, line); break;
+      case "num_expert": setModelKey(out, "expertCount", value, line); break;
+      case "num_output": setModelKey(out, "criticCount", value, line); break;
+      case "task_count": setModelKey(out, "taskCount", value, line); break;
+      case "batch_size": setModelKey(out, "metaBatchSize", value, line); setModelKey(out, "adaptBatchSize", value, line); break;
+      case "infer_train_epoch": setModelKey(out, "adaptEpochs", value, line); break;
+      case "local_test_learning_rate": setModelKey(out, "adaptLr", value, line); break;
+      case "global_learning_rate": applyTraining(out, "lr", value, path, where); break;
+      default: fail(where(path), "is a MetaHeac key mtl lists but does not apply (a bug)");
+    }
+  }
+}
+
 /** A model key set the PaddleRec way, with its line under the mtl name (for errors found later). */
 function setModelKey(out: RunConfig, mtlKey: string, value: unknown, line: number | undefined): void {
   out.modelConfig[mtlKey] = value;
@@ -297,8 +352,12 @@ function applyOptimizer(out: RunConfig, value: unknown, path: string, where: Whe
 function applyTraining(out: RunConfig, key: string, value: unknown, path: string, where: Where): void {
   const t = out.training as unknown as Record<string, unknown>;
   switch (key) {
-    case "batchSize": case "epochs": case "checkpointEvery": case "logEvery":
+    case "batchSize": case "epochs": case "checkpointEvery":
       t[key] = positiveInt(value, where(path));
+      return;
+    case "logEvery":
+      if (!(Number.isInteger(value) && (value as number) >= 0)) fail(where(path), `must be an integer >= 0 (0: about 1% of the run), got ${JSON.stringify(value)}`);
+      t[key] = value;
       return;
     case "patience": case "seed":
       if (!(Number.isInteger(value) && (value as number) >= 0)) fail(where(path), `must be an integer >= 0, got ${JSON.stringify(value)}`);
@@ -363,9 +422,21 @@ export function applyFlags(config: RunConfig, flags: Partial<Record<keyof Traini
 
 /** The data's schema with PaddleRec's sparse_feature_number / sparse_feature_dim applied. */
 export function applySchemaOverrides(schema: FeatureSchema, o: RunConfig["schemaOverrides"]): FeatureSchema {
-  if (o.featureNumber === undefined && o.dim === undefined) return schema;
+  if (o.featureNumber === undefined && o.dim === undefined && o.maxIds === undefined) return schema;
   const json = toSchemaJson(schema) as SchemaInput & { features: Record<string, unknown>[] };
+  if (o.maxIds !== undefined) {
+    // MetaHeac's max_idxs: one max id per id feature, in schema order (ids 0..max are real values).
+    const idFeatures = json.features.filter((f) => f["kind"] !== "dense");
+    if (idFeatures.length !== o.maxIds.length) {
+      throw new MtlError("E_CONFIG", `max_idxs lists ${o.maxIds.length} max ids; the schema has ${idFeatures.length} id features`, { where: { field: "max_idxs" }, hint: `in schema order: ${idFeatures.map((f) => String(f["name"])).join(", ")}` });
+    }
+    idFeatures.forEach((f, i) => {
+      if (f["hash_buckets"] !== undefined) throw new MtlError("E_CONFIG", `max_idxs cannot size the hashed feature '${String(f["name"])}'`, { where: { field: "max_idxs" } });
+      f["vocab_size"] = o.maxIds![i]! + 1;
+    });
+  }
   for (const f of json.features) {
+    if (o.featureNumber === undefined && o.dim === undefined) break;
     if (f["kind"] === "dense") continue;
     if (o.dim !== undefined) f["dim"] = o.dim;
     if (o.featureNumber !== undefined) {

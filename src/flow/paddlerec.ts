@@ -68,8 +68,8 @@ export const PADDLEREC_KEYS: readonly PaddleRecKey[] = [
   { section: "hyper_parameters.optimizer", key: "class", mtl: "optimizer.kind" },
   { section: "hyper_parameters.optimizer", key: "learning_rate", mtl: "training.lr" },
   { section: "hyper_parameters.optimizer", key: "strategy", mtl: "", unused: "the parameter-server strategy of cluster training; mtl trains in one process" },
-  // MetaHeac (models/multitask/metaheac): applied by the metaheac model's own block of config.ts
-  // (branch metaheac-model); until it is there they are kept in PaddleRecSettings.metaheac.
+  // MetaHeac (models/multitask/metaheac): kept in PaddleRecSettings.metaheac as written, then applied
+  // by the metaheac block of config.ts (applyMetaheacKeys).
   ...([
     ["max_idxs", "every id table's rows: max id + 1, in schema order"],
     ["embed_dim", "every id feature's embedding dim"],

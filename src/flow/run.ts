@@ -22,13 +22,13 @@ import type { Device } from "../runtime/session.js";
 import { VERSION } from "../version.js";
 import { stepFeeds } from "../models/feeds.js";
 import { buildEvalProgram, buildTrainingStep, describeModel } from "../train/program.js";
-import { initialState, STATE_FORMAT_VERSION, TrainingState } from "../train/state.js";
+import { initialState, RESUMABLE_STATE_FORMAT, TrainingState } from "../train/state.js";
 import { Trainer } from "../train/trainer.js";
-import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
-import { applySchemaOverrides, higherIsBetter, resolveEarlyStoppingMetric, type RunConfig, type TrainingSettings } from "./config.js";
+import { ioError, isStdio, writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { applySchemaOverrides, autoLogEvery, higherIsBetter, resolveEarlyStoppingMetric, type RunConfig, type TrainingSettings } from "./config.js";
 import { checkPaddleRecSchema } from "./paddlerec.js";
 import { learningRate } from "./schedule.js";
-import { lookupModel, manifestSchema, modelConfigOf, readJson, RUN_FILES, runPaths, type RunManifest, type RunPaths, type RunProgress, type RunSummary } from "./rundir.js";
+import { checkpointIdentity, checkRunDirectory, lockRunDirectory, lookupModel, manifestSchema, modelConfigOf, readJson, RUN_FILES, runPaths, verifyCheckpoint, type CheckpointIdentity, type RunManifest, type RunPaths, type RunProgress, type RunSummary } from "./rundir.js";
 
 export type RunEvent =
   | { kind: "start"; resumedFrom: number; stepsPerEpoch: number | null; epochs: number }
@@ -96,6 +96,8 @@ interface Run {
   config: RunConfig;
   t: TrainingSettings;
   manifest: RunManifest;
+  /** What every checkpoint of the run records about its model (verifyCheckpoint reads it back). */
+  identity: CheckpointIdentity;
   data: RunData;
   state: TrainingState;
   trainer: Trainer;
@@ -107,10 +109,26 @@ interface Run {
   validRows: number | null;
 }
 
+/** Trains a run in directory `opts.out`, which it locks for the duration (a second writer fails at once). */
 export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
   const started = Date.now();
   const paths = runPaths(opts.out);
-  mkdirSync(opts.out, { recursive: true });
+  if (!opts.resume) checkRunDirectory(opts.out);
+  try {
+    mkdirSync(opts.out, { recursive: true });
+  } catch (err) {
+    throw ioError(err, opts.out, "run directory");
+  }
+  const unlock = lockRunDirectory(opts.out);
+  try {
+    return await lockedRun(opts, paths, started);
+  } finally {
+    unlock();
+  }
+}
+
+/** trainRun with the run directory locked. */
+async function lockedRun(opts: TrainRunOptions, paths: RunPaths, started: number): Promise<RunSummary> {
   const begun = opts.resume ? resumeRun(opts.out, paths) : startRun(opts.out, paths, opts.config);
   const config = withAbsoluteData(begun.config);
   const train = config.data.train;
@@ -121,9 +139,16 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
   let run: Run;
   try {
     const modelConfig = validateModelConfig(entry, config, begun.manifest ? begun.schema : data.schema, begun.manifest, paths.run);
+    if (begun.manifest && begun.state) verifyCheckpoint(begun.state, paths.checkpoint, begun.manifest, entry, modelConfig, begun.schema);
     const evalProgram = buildEvalProgram(entry.definition, modelConfig);
+    const stepsPerEpoch = data.train.rows !== null ? Math.ceil((data.train.rows * (1 - data.validFraction)) / config.training.batchSize) : null;
     // "auto" follows the model: a CTR-only model watches ctr_auc, never ctcvr_auc (run.json keeps the resolved name).
-    const t = { ...config.training, earlyStoppingMetric: resolveEarlyStoppingMetric(config.training.earlyStoppingMetric, evalProgram.signature.predictions) };
+    // logEvery 0 is about 1% of the run; resolved before run.json is written, so a resumed run logs on the same steps.
+    const t = {
+      ...config.training,
+      earlyStoppingMetric: resolveEarlyStoppingMetric(config.training.earlyStoppingMetric, evalProgram.signature.predictions),
+      logEvery: config.training.logEvery === 0 ? autoLogEvery(stepsPerEpoch, config.training.epochs) : config.training.logEvery,
+    };
     config.training = t;
     const state = begun.state ?? initialState(describeModel(entry.definition, modelConfig), config.optimizer, { seed: t.seed });
     const trainer = await Trainer.create(state, {
@@ -135,11 +160,10 @@ export async function trainRun(opts: TrainRunOptions): Promise<RunSummary> {
       const manifest = begun.manifest ?? writeManifest(paths, config, modelConfig, data);
       if (begun.manifest) trimMetrics(paths.metrics, begun.progress);
       run = {
-        paths, config, t, manifest, data, state, trainer, progress: begun.progress,
+        paths, config, t, manifest, identity: checkpointIdentity(manifest, begun.schema ?? data.schema), data, state, trainer, progress: begun.progress,
         emit: opts.onEvent ?? (() => undefined), signal: opts.signal,
         lastCheckpointStep: opts.resume ? begun.progress.step : null, lastValid: null, validRows: null,
       };
-      const stepsPerEpoch = data.train.rows !== null ? Math.ceil((data.train.rows * (1 - data.validFraction)) / t.batchSize) : null;
       run.emit({ kind: "start", resumedFrom: run.progress.step, stepsPerEpoch, epochs: t.epochs });
       while (run.progress.epoch < t.epochs && !run.progress.finished) {
         if (opts.signal?.aborted || !(await trainEpoch(run))) {
@@ -180,8 +204,8 @@ function resumeRun(out: string, paths: RunPaths): RunStart {
     data: { train: manifest.data.train, ...(manifest.data.valid ? { valid: manifest.data.valid } : {}) }, schemaOverrides: manifest.schemaOverrides,
   };
   const state = TrainingState.load(paths.checkpoint);
-  if (state.formatVersion !== STATE_FORMAT_VERSION) {
-    throw new MtlError("E_CHECKPOINT", `${RUN_FILES.checkpoint} is state format version ${state.formatVersion}, whose dropout PRNG (mulberry32) this mtl no longer draws from; it continues runs from version ${STATE_FORMAT_VERSION} only`, { where: { file: paths.checkpoint }, hint: "start the run again in a new directory; eval, export and report still read this one" });
+  if (state.formatVersion < RESUMABLE_STATE_FORMAT) {
+    throw new MtlError("E_CHECKPOINT", `${RUN_FILES.checkpoint} is state format version ${state.formatVersion}, whose dropout PRNG (mulberry32) this mtl no longer draws from; it continues runs from version ${RESUMABLE_STATE_FORMAT} on`, { where: { file: paths.checkpoint }, hint: "start the run again in a new directory; eval, export and report still read this one" });
   }
   const progress = state.info["progress"] as RunProgress;
   if (!progress) throw new MtlError("E_RUN", "the checkpoint has no run progress", { where: { file: paths.checkpoint } });
@@ -193,7 +217,7 @@ function resumeRun(out: string, paths: RunPaths): RunStart {
 
 /** Data files by absolute path in run.json: a resume or an eval from another directory finds them. */
 function withAbsoluteData(config: RunConfig): RunConfig {
-  const absolute = (spec: string | undefined) => (spec === undefined || spec.startsWith("synth:") ? spec : resolve(spec));
+  const absolute = (spec: string | undefined) => (spec === undefined || spec.startsWith("synth:") || isStdio(spec) ? spec : resolve(spec));
   const next = { ...config, data: { ...config.data, train: absolute(config.data.train), valid: absolute(config.data.valid), test: absolute(config.data.test) } };
   if (next.data.valid === undefined) delete next.data.valid;
   if (next.data.test === undefined) delete next.data.test;
@@ -248,20 +272,34 @@ function writeManifest(paths: RunPaths, config: RunConfig, modelConfig: unknown,
   return manifest;
 }
 
-/** On resume, records written after the checkpoint will be written again: drop them. */
+/**
+ * On resume, records written after the checkpoint will be written again: drop them. A last line cut
+ * short (a crash during its append) is dropped too; a broken line before it is damage, refused.
+ */
 function trimMetrics(file: string, progress: RunProgress): void {
-  const kept = existsSync(file)
-    ? readFileSync(file, "utf8").split("\n").filter((l) => {
-      if (!l.trim()) return false;
-      const r = JSON.parse(l) as { type: string; step: number; epoch: number };
-      return r.type === "epoch" ? r.epoch <= progress.epoch : r.step <= progress.step;
-    })
-    : [];
+  const lines = existsSync(file) ? readFileSync(file, "utf8").split("\n") : [];
+  let last = lines.length - 1;
+  while (last >= 0 && lines[last]!.trim() === "") last--;
+  const kept = lines.filter((l, i) => {
+    if (!l.trim()) return false;
+    let r: { type: string; step: number; epoch: number };
+    try {
+      r = JSON.parse(l) as typeof r;
+    } catch {
+      if (i === last) return false;
+      throw new MtlError("E_RUN", "a metrics record is not valid JSON", { where: { file, line: i + 1 }, hint: "the run directory is damaged; remove the line to resume" });
+    }
+    return r.type === "epoch" ? r.epoch <= progress.epoch : r.step <= progress.step;
+  });
   writeFileAtomic(file, kept.map((l) => l + "\n").join(""), "metrics");
 }
 
 function record(run: Run, r: Record<string, unknown>): void {
-  appendFileSync(run.paths.metrics, JSON.stringify(r) + "\n");
+  try {
+    appendFileSync(run.paths.metrics, JSON.stringify(r) + "\n");
+  } catch (err) {
+    throw ioError(err, run.paths.metrics, "metrics");
+  }
 }
 
 /**
@@ -365,7 +403,7 @@ async function validate(run: Run): Promise<Validation> {
     progress.bestEpoch = epoch + 1;
     progress.bestStep = state.step;
     progress.badEpochs = 0;
-    state.info = { model: run.config.model, progress: { ...progress, epoch: epoch + 1, batchInEpoch: 0 }, validMetrics: valid };
+    state.info = { ...run.identity, progress: { ...progress, epoch: epoch + 1, batchInEpoch: 0 }, validMetrics: valid };
     state.save(run.paths.best);
     writeJsonAtomic(run.paths.curves, { epoch: epoch + 1, step: state.step, ...res.collector.curves() }, "curves");
   } else {
@@ -397,7 +435,7 @@ function checkpoint(run: Run): void {
   const bad = nonFiniteTensor(state);
   if (bad) throw nanError(`tensor '${bad}' holds a NaN or Inf after step ${state.step}`, state.step, run.lastCheckpointStep, paths.checkpoint);
   progress.step = state.step;
-  state.info = { model: run.config.model, progress };
+  state.info = { ...run.identity, progress };
   state.save(paths.checkpoint);
   writeJsonAtomic(paths.progress, progress, "progress");
   run.lastCheckpointStep = state.step;

@@ -11,15 +11,19 @@
  *   metrics.jsonl        {"type":"step",...} every logEvery steps; {"type":"epoch",...} with validation metrics
  *   curves.json          ROC and reliability data of the best state on the validation set (for the report)
  *   summary.json         at the end: status, steps, epochs, data, best validation metrics
+ *   .lock                while a process writes the run: its pid (lockRunDirectory)
  */
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, linkSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { MtlError } from "../errors.js";
-import { validateSchema, type FeatureSchema } from "../features/schema.js";
+import { schemaHash, validateSchema, type FeatureSchema } from "../features/schema.js";
 import type { FunnelMetrics } from "../metrics/funnel.js";
 import { getModel, type RegisteredModel } from "../models/index.js";
+import { describeModel } from "../train/program.js";
+import { fnv1a32 } from "../util/hash.js";
 import type { resolveOptimizer } from "../optim/index.js";
 import { TrainingState } from "../train/state.js";
+import { processAlive } from "../util/atomic.js";
 import type { RunConfig, TrainingSettings } from "./config.js";
 
 export const RUN_FILES = {
@@ -29,9 +33,104 @@ export const RUN_FILES = {
 
 export type RunPaths = Record<keyof typeof RUN_FILES, string>;
 
+/** The lock file of a run directory being written. */
+export const RUN_LOCK = ".lock";
+
+/**
+ * Locks run directory `dir` for this process: a second writer fails at once with E_LOCKED naming
+ * the holder's pid. A lock left by a dead process (SIGKILL, power cut) is taken over. Returns the
+ * release function (also run at process exit).
+ *
+ * The lock is made whole beside the target and hard-linked into place (link fails if the name
+ * exists: two processes cannot both win). A stale lock is first renamed to a name of our own, so of
+ * two processes taking it over only one gets it; the other finds the winner's fresh lock.
+ */
+export function lockRunDirectory(dir: string): () => void {
+  const lock = join(dir, RUN_LOCK);
+  const mine = join(dir, `${RUN_LOCK}.${process.pid}`);
+  writeFileSync(mine, `${process.pid}\n`);
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        linkSync(mine, lock);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 3) throw err;
+      }
+      const holder = lockHolder(lock);
+      if (holder !== null && (holder === process.pid || processAlive(holder))) {
+        throw new MtlError("E_LOCKED", `the run directory is being written by process ${holder}${holder === process.pid ? " (this one)" : ""}`, { where: { file: dir }, hint: "wait for it to finish, or use another --out" });
+      }
+      // Stale (dead holder, or an unreadable lock): move it aside under our own name, then retry the link.
+      const stale = join(dir, `${RUN_LOCK}.stale-${process.pid}`);
+      try {
+        renameSync(lock, stale);
+      } catch {
+        continue; // another process moved it first; the link decides between us
+      }
+      const moved = lockHolder(stale);
+      if (moved !== null && moved !== holder && processAlive(moved)) {
+        // Between our read and our rename a live process took the lock over: give it back.
+        try {
+          linkSync(stale, lock);
+        } finally {
+          rmSync(stale, { force: true });
+        }
+        throw new MtlError("E_LOCKED", `the run directory is being written by process ${moved}`, { where: { file: dir }, hint: "wait for it to finish, or use another --out" });
+      }
+      rmSync(stale, { force: true });
+    }
+  } finally {
+    rmSync(mine, { force: true });
+  }
+  let held = true;
+  const release = () => {
+    if (!held) return;
+    held = false;
+    process.off("exit", release);
+    if (lockHolder(lock) === process.pid) rmSync(lock, { force: true });
+  };
+  process.on("exit", release);
+  return release;
+}
+
+function lockHolder(lock: string): number | null {
+  try {
+    const pid = Number(readFileSync(lock, "utf8").trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Refuses `dir` as the --out of a fresh run unless it is new, empty, or already an mtl run
+ * (run.json): files of the user's own are never written over.
+ */
+export function checkRunDirectory(dir: string): void {
+  let names: string[];
+  try {
+    if (!statSync(dir).isDirectory()) throw new MtlError("E_RUN", "--out exists and is not a directory", { where: { file: dir }, hint: "name a new directory for the run" });
+    names = readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  if (names.includes(RUN_FILES.run)) return;
+  const theirs = names.filter((n) => !n.startsWith(RUN_LOCK) && !/^\..+\.(tmp|partial)-\d+$/.test(n));
+  if (theirs.length) {
+    throw new MtlError("E_RUN", `--out is a directory that is not an mtl run and not empty (it holds ${theirs.slice(0, 3).join(", ")}${theirs.length > 3 ? ", ..." : ""})`, { where: { file: dir }, hint: "name a new directory for the run; mtl never writes over files of yours" });
+  }
+}
+
 /** Every file of the run directory `dir`, by its RUN_FILES key. */
 export function runPaths(dir: string): RunPaths {
   return Object.fromEntries(Object.entries(RUN_FILES).map(([k, f]) => [k, join(dir, f)])) as RunPaths;
+}
+
+/** The files of run `dir` as inputs a command reads: an output that is one of them is refused (refuseOverwritingInput). */
+export function runInputs(dir: string): { path: string; what: string }[] {
+  return Object.entries(runPaths(dir)).map(([, path]) => ({ path, what: `a file of the run (${basename(path)})` }));
 }
 
 /** Where a run stands; stored in the checkpoint's info and mirrored in progress.json. */
@@ -138,5 +237,57 @@ export function loadRun(runDir: string, opts: { which?: "best" | "latest"; model
   const config = entry.validate(modelConfigOf(manifest, paths.run, schema), paths.run);
   const checkpoint = (opts.which ?? "best") === "best" && existsSync(paths.best) ? paths.best : paths.checkpoint;
   const state = TrainingState.load(checkpoint);
+  verifyCheckpoint(state, checkpoint, manifest, entry, config, schema);
   return { manifest, entry, config, schema, state, checkpoint };
+}
+
+/** JSON with object keys sorted: the same value gives the same text whatever its key order. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  if (v !== null && typeof v === "object") return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(",")}}`;
+  return JSON.stringify(v) ?? "null";
+}
+
+/** What a checkpoint of this run records about the model it holds (in its info, beside the progress). */
+export interface CheckpointIdentity {
+  model: string;
+  /** fnv1a32 of run.json's modelConfig (keys sorted), hex. */
+  configHash: string;
+  schemaHash: string | null;
+}
+
+export function checkpointIdentity(manifest: Pick<RunManifest, "model" | "modelConfig">, schema: FeatureSchema | null): CheckpointIdentity {
+  return { model: manifest.model, configHash: fnv1a32(canonicalJson(manifest.modelConfig)).toString(16).padStart(8, "0"), schemaHash: schema ? schemaHash(schema) : null };
+}
+
+/**
+ * Refuses a state that is not this run's: another model, another config or schema (the identity its
+ * info records), or tensors that do not fit the model the run's config builds (names and shapes,
+ * which catches a state of another model even without an identity, as version 1 files have).
+ */
+export function verifyCheckpoint(state: TrainingState, file: string, manifest: Pick<RunManifest, "model" | "modelConfig">, entry: RegisteredModel, config: unknown, schema: FeatureSchema | null): void {
+  const refuse = (what: string): never => {
+    throw new MtlError("E_CHECKPOINT", `the checkpoint is not of this run: ${what}`, { where: { file }, hint: "a state file belongs to the run directory that wrote it; copy the whole run, not one .mtlstate" });
+  };
+  const want = checkpointIdentity(manifest, schema);
+  const info = state.info as Partial<CheckpointIdentity>;
+  if (info.model !== undefined && info.model !== want.model) refuse(`it holds model '${String(info.model)}', run.json trains '${want.model}'`);
+  if (info.configHash !== undefined && info.configHash !== want.configHash) refuse(`its model config hash is ${String(info.configHash)}, run.json's is ${want.configHash}`);
+  if (info.schemaHash !== undefined && info.schemaHash !== want.schemaHash) refuse(`its schema hash is ${String(info.schemaHash)}, run.json's is ${want.schemaHash}`);
+  const layout = describeModel(entry.definition, config);
+  const expected = new Map<string, number[] | null>();
+  for (const p of layout.params) expected.set(p.name, [...p.shape]);
+  for (const x of layout.states) expected.set(x.name, [...x.shape]);
+  for (const t of layout.tables) expected.set(t.name, null);
+  for (const [name, dims] of expected) {
+    const t = state.tensors.get(name);
+    if (!t) return refuse(`it has no tensor '${name}', which ${want.model} needs`);
+    const table = layout.tables.find((x) => x.name === name);
+    const fits = table ? t.dims.length === 2 && t.dims[0] === table.rows && t.dims[1]! % table.dim === 0 : t.dims.length === dims!.length && t.dims.every((d, i) => d === dims![i]);
+    if (!fits) refuse(`tensor '${name}' has dims [${t.dims.join(", ")}], ${want.model} with this config needs ${table ? `${table.rows} rows of ${table.dim}` : `[${dims!.join(", ")}]`}`);
+  }
+  for (const name of state.tensors.keys()) {
+    const base = name.includes("__") ? name.slice(0, name.indexOf("__")) : name;
+    if (!expected.has(base)) refuse(`it holds tensor '${name}', which ${want.model} with this config does not have`);
+  }
 }

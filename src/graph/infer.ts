@@ -281,6 +281,16 @@ rules.set("Gather", (c) => {
   return [{ dtype: data.dtype, shape, dims }];
 });
 
+rules.set("GatherND", (c) => {
+  const [data, idx] = [c.input(0), c.input(1)];
+  if (idx.dtype !== "int64") c.fail(`indices must be int64, got ${idx.dtype}`);
+  if (c.int("batch_dims", 0) !== 0) c.fail("only batch_dims 0 is supported");
+  const k = idx.shape[idx.rank - 1];
+  if (typeof k !== "number") c.fail("the last dim of indices must be known");
+  if ((k as number) > data.rank) c.fail(`index depth ${k} exceeds data rank ${data.rank}`);
+  return [{ dtype: data.dtype, shape: [...idx.shape.slice(0, -1), ...data.shape.slice(k as number)] }];
+});
+
 rules.set("ScatterND", (c) => {
   const [data, idx, upd] = [c.input(0), c.input(1), c.input(2)];
   if (idx.dtype !== "int64") c.fail(`indices must be int64, got ${idx.dtype}`);

@@ -140,6 +140,11 @@ export function Gather(data: Value, indices: Value, a: { axis?: number } = {}): 
   return node("Gather", [data, indices], attrs({ axis: a.axis ? int(a.axis) : undefined }));
 }
 
+/** https://onnx.ai/onnx/operators/onnx__GatherND.html (batch_dims 0): data[indices[..., :]] */
+export function GatherND(data: Value, indices: Value): Value {
+  return node("GatherND", [data, indices]);
+}
+
 type Reduction = "none" | "add" | "mul" | "max" | "min";
 
 export function ScatterND(data: Value, indices: Value, updates: Value, a: { reduction?: Reduction } = {}): Value {

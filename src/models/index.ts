@@ -5,6 +5,7 @@ import { esmmEntry } from "./esmm.js";
 import { escm2Entry } from "./escm2.js";
 import { aitmEntry } from "./aitm.js";
 import { ctrOnlyEntry, naiveEntry } from "./baselines.js";
+import { metaheacEntry } from "./metaheac.js";
 import { mmoeEntry, pleEntry, sharedBottomEntry } from "./multitask.js";
 import { ESMM_REFERENCE, twoTower, type TwoTowerConfig } from "./two_tower.js";
 
@@ -25,6 +26,7 @@ export const MODELS: Readonly<Record<string, RegisteredModel>> = {
   mmoe: mmoeEntry as RegisteredModel,
   ple: pleEntry as RegisteredModel,
   aitm: aitmEntry as RegisteredModel,
+  metaheac: metaheacEntry as RegisteredModel,
   "two-tower": twoTowerEntry as RegisteredModel,
 };
 

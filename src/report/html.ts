@@ -15,6 +15,13 @@ interface EpochRecord { type: "epoch"; epoch: number; step: number; train_loss: 
 
 const TASK_LABEL: Record<string, string> = { ctr: "CTR (impressions)", cvr: "CVR (clicked)", ctcvr: "CTCVR (impressions)" };
 
+/** Area under a polyline of (x, y) points sorted by x (the trapezoid rule). */
+function trapezoidArea(points: readonly (readonly [number, number])[]): number {
+  let area = 0;
+  for (let i = 1; i < points.length; i++) area += (points[i]![0] - points[i - 1]![0]) * (points[i]![1] + points[i - 1]![1]) / 2;
+  return area;
+}
+
 export function buildReport(runDir: string): string {
   const manifest = readJson<RunManifest>(join(runDir, RUN_FILES.run), "run.json");
   const summary = existsSync(join(runDir, RUN_FILES.summary)) ? readJson<RunSummary>(join(runDir, RUN_FILES.summary), "summary.json") : null;
@@ -30,24 +37,28 @@ export function buildReport(runDir: string): string {
   charts.push(lineChart([
     { name: "loss", points: steps.map((s) => ({ x: s.step, y: s.loss })) },
     ...lossTerms.map((k): Series => ({ name: `loss_${k}`, points: steps.map((s) => ({ x: s.step, y: s.losses[k] ?? NaN })) })),
-    { name: "valid loss (epoch end)", points: epochs.map((e) => ({ x: e.step, y: e.valid_loss ?? NaN })), dashed: true },
-  ], { title: "Training loss", xLabel: "step", yLabel: "loss (mean over the logging window)" }));
+    { name: "valid loss (epoch end)", points: epochs.map((e) => ({ x: e.step, y: e.valid_loss ?? NaN })), dashed: true, markers: true },
+  ], { title: "Training loss", xLabel: "step", yLabel: "loss (window mean)" }));
   const aucKeys = ["ctr_auc", "cvr_auc", "ctcvr_auc", "cvr_auc_entire", "ctr_gauc"] as const;
   const aucSeries = aucKeys.filter((k) => epochs.some((e) => e.valid?.[k] != null)).map((k) => ({ name: k, points: epochs.map((e) => ({ x: e.epoch, y: e.valid?.[k] ?? NaN })) }));
   const aucValues = aucSeries.flatMap((s) => s.points.map((p) => p.y)).filter(Number.isFinite);
   // A margin around the values, so points at the extremes are not drawn on the frame.
   const aucRange: [number, number] | undefined = aucValues.length ? [Math.max(0, Math.min(...aucValues) - 0.01), Math.min(1, Math.max(...aucValues) + 0.01)] : undefined;
-  charts.push(lineChart(aucSeries, { title: "Validation AUC per epoch", xLabel: "epoch", yLabel: "AUC", markers: epochs.length < 3, ...(aucRange ? { yRange: aucRange } : {}) }));
+  charts.push(lineChart(aucSeries, { title: "Validation AUC per epoch", xLabel: "epoch", yLabel: "AUC", markers: true, xIntegers: true, ...(aucRange ? { yRange: aucRange } : {}) }));
   charts.push(lineChart([{ name: "lr", points: steps.map((s) => ({ x: s.step, y: s.lr })) }], { title: "Learning rate", xLabel: "step", yLabel: "lr", width: 360, height: 240 }));
   charts.push(lineChart([{ name: "examples/s", points: steps.map((s) => ({ x: s.step, y: s.examples_per_sec })) }], { title: "Throughput", xLabel: "step", yLabel: "examples/s", width: 360, height: 240 }));
 
   const rocCharts: string[] = [];
+  const best = summary?.best?.metrics ?? null;
   if (curves) {
     for (const task of TASKS) {
       const roc = curves.roc[task];
       if (!roc) continue;
+      // The exact AUC of the best state where the summary has it; else the area under the drawn curve.
+      const exact = best?.[`${task}_auc` as keyof FunnelMetrics];
+      const auc = typeof exact === "number" ? exact : trapezoidArea(roc.map((p) => [p.fpr, p.tpr]));
       rocCharts.push(lineChart([
-        { name: `${task.toUpperCase()} ROC`, points: roc.map((p) => ({ x: p.fpr, y: p.tpr })) },
+        { name: `${task.toUpperCase()} ROC (AUC ${auc.toFixed(4)})`, points: roc.map((p) => ({ x: p.fpr, y: p.tpr })) },
         { name: "chance", points: [{ x: 0, y: 0 }, { x: 1, y: 1 }], dashed: true },
       ], { title: `ROC — ${TASK_LABEL[task]}`, xLabel: "false positive rate", yLabel: "true positive rate", xRange: [0, 1], yRange: [0, 1], width: 340, height: 320 }));
     }
@@ -59,7 +70,6 @@ export function buildReport(runDir: string): string {
     ], { title: "Reliability (10 equal-count bins)", xLabel: "mean predicted probability", yLabel: "observed rate", xRange: [0, top], yRange: [0, top], width: 400, height: 320 }));
   }
 
-  const best = summary?.best?.metrics ?? null;
   const metricRows = best
     ? METRIC_COLUMNS.filter((c) => best[c.key] != null).map((c) => `<tr><td>${escapeHtml(c.label)}</td><td class="num">${formatMetric(best[c.key] as number, c.key)}</td></tr>`).join("")
     : "";

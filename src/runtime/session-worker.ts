@@ -11,8 +11,10 @@ type Request =
   | { kind: "run"; id: number; feeds: Record<string, Tensor>; fetches?: string[] }
   | { kind: "release" };
 
-function errorReply(err: unknown): { code: string; message: string; hint?: string; file?: string } {
-  if (isMtlError(err)) return { code: err.code, message: err.message, hint: err.hint, file: err.where.file };
+function errorReply(err: unknown): { code: string; message: string; hint?: string; file?: string; cause?: string } {
+  // The raw text behind a translated error (onnxruntime's) travels too, for --verbose.
+  const cause = isMtlError(err) && err.cause !== undefined ? String(err.cause instanceof Error ? err.cause.message : err.cause) : undefined;
+  if (isMtlError(err)) return { code: err.code, message: err.message, hint: err.hint, file: err.where.file, ...(cause !== undefined ? { cause } : {}) };
   return { code: "E_WORKER", message: err instanceof Error ? err.message : String(err) };
 }
 

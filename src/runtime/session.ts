@@ -6,7 +6,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import * as ort from "onnxruntime-node";
+import type * as ort from "onnxruntime-node";
 import { MtlError } from "../errors.js";
 import { type DType, type TypedArray, dtypeOfArray } from "../graph/dtype.js";
 import type { ModelSession, RunOptions } from "./model-session.js";
@@ -34,6 +34,27 @@ export interface Tensor {
 /** A tensor from a typed array; the dtype follows the array (pass "bool" for a Uint8Array of booleans). */
 export function makeTensor(data: TypedArray, dims: readonly number[], dtype: DType = dtypeOfArray(data)): Tensor {
   return { dtype, dims, data };
+}
+
+/**
+ * onnxruntime-node is an optional dependency (a browser-only user, or an npm whose install step
+ * could not finish, goes without it), so it is loaded on first use: everything that does not run
+ * a model (help, export, inspect, data) works without it, and a missing one is one clear error.
+ */
+let ortModule: typeof ort | null = null;
+async function loadOnnxruntime(): Promise<typeof ort> {
+  if (ortModule) return ortModule;
+  try {
+    ortModule = await import("onnxruntime-node");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "ERR_MODULE_NOT_FOUND" && code !== "MODULE_NOT_FOUND") throw err;
+    throw new MtlError("E_RUNTIME", "onnxruntime-node is not installed (an optional dependency of mtl-onnx, needed to run models in Node)", {
+      hint: "npm install onnxruntime-node@1.30.0 (where its install step cannot reach NuGet: ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node@1.30.0)",
+      cause: err,
+    });
+  }
+  return ortModule;
 }
 
 export const CUDA_HINT =
@@ -88,21 +109,23 @@ export class Session implements ModelSession {
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: device === "cuda" ? ["cuda", "cpu"] : ["cpu"],
       graphOptimizationLevel: opts.graphOptimizationLevel ?? "all",
-      logSeverityLevel: 3,
+      logSeverityLevel: onnxruntimeLogSeverity(),
       ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
       ...(opts.interOpThreads ? { interOpNumThreads: opts.interOpThreads } : {}),
     };
+    const runtime = await loadOnnxruntime();
+    runtime.env.logLevel = onnxruntimeLogSeverity() === 4 ? "fatal" : "warning";
     try {
       const inner = typeof model === "string"
-        ? await ort.InferenceSession.create(model, options)
-        : await ort.InferenceSession.create(model, options);
+        ? await runtime.InferenceSession.create(model, options)
+        : await runtime.InferenceSession.create(model, options);
       return new Session(inner, device, source);
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
       if (device === "cuda" && /cuda|providers_shared/i.test(why)) {
-        throw new MtlError("E_DEVICE", `the CUDA execution provider failed to load: ${firstLine(why)}`, { hint: CUDA_HINT, cause: err });
+        throw new MtlError("E_DEVICE", `the CUDA execution provider failed to load: ${onnxruntimeMessage(why)}`, { hint: CUDA_HINT, cause: err });
       }
-      throw new MtlError("E_MODEL", `onnxruntime cannot load the model: ${firstLine(why)}`, { where: { file: source }, cause: err });
+      throw new MtlError("E_MODEL", `onnxruntime cannot load the model: ${onnxruntimeMessage(why)}`, { where: { file: source }, cause: err });
     }
   }
 
@@ -136,7 +159,7 @@ export class Session implements ModelSession {
       result = await this.inner.run(ortFeeds, [...fetches]);
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
-      throw new MtlError("E_RUN", `onnxruntime failed to run the model: ${firstLine(why)}`, { where: { file: this.source }, cause: err });
+      throw new MtlError("E_RUN", `onnxruntime failed to run the model: ${onnxruntimeMessage(why)}`, { where: { file: this.source }, cause: err });
     }
     const out: Record<string, Tensor> = {};
     for (const name of fetches) {
@@ -161,11 +184,32 @@ function toOrt(t: Tensor, name: string, source: string): ort.Tensor {
   if (n !== t.data.length) {
     throw new MtlError("E_FEED", `input '${name}' has dims [${t.dims.join(", ")}] (${n} elements) but ${t.data.length} values`, { where: { file: source, field: name } });
   }
-  return new ort.Tensor(t.dtype, t.data as never, [...t.dims]);
+  // Session.create loaded the module before any session could run.
+  return new ortModule!.Tensor(t.dtype, t.data as never, [...t.dims]);
 }
 
-function firstLine(s: string): string {
-  // onnxruntime messages carry ANSI colours and multi-line context; one line is what users need.
-  const clean = s.replace(/\u001b\[[0-9;]*m/g, "");
-  return clean.split("\n").find((l) => l.trim()) ?? clean;
+/**
+ * onnxruntime's own voice, kept out of mtl's output unless asked for (MTL_VERBOSE=1, which
+ * `mtl --verbose` sets): its log lines are silenced (severity fatal only; warnings and errors reach
+ * the user as mtl errors instead), and its error text is translated to one line.
+ */
+export function onnxruntimeLogSeverity(): 0 | 1 | 2 | 3 | 4 {
+  return process.env["MTL_VERBOSE"] === "1" ? 2 : 4;
 }
+
+/**
+ * One line of an onnxruntime error for users: ANSI colours, the `[ONNXRuntimeError] : 2 :
+ * INVALID_ARGUMENT :` prefix and the source locations of onnxruntime's C++ (`/onnxruntime_src/...
+ * file.cc:123 fn`) removed. The raw text stays the MtlError's cause (printed under --verbose).
+ */
+export function onnxruntimeMessage(raw: string): string {
+  const clean = raw.replace(/\u001b\[[0-9;]*m/g, "");
+  const line = clean.split("\n").find((l) => l.trim()) ?? clean;
+  const text = line
+    .replace(/\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*[A-Z_]+\s*:\s*/g, "")
+    .replace(/\s*\S*(onnxruntime_src|onnxruntime\/core|\.cc|\.h):\d+\S*(\s+\S+\(\S*\))?/g, "")
+    .replace(/\s+/g, " ")
+    .trim();
+  return text.length > 300 ? `${text.slice(0, 297)}...` : text || "unknown error";
+}
+

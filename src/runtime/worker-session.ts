@@ -15,10 +15,10 @@ interface Pending {
   reject(err: Error): void;
 }
 
-type WorkerError = { code: string; message: string; hint?: string; file?: string };
+type WorkerError = { code: string; message: string; hint?: string; file?: string; cause?: string };
 
 function toError(e: WorkerError): MtlError {
-  return new MtlError(e.code, e.message, { hint: e.hint, where: e.file ? { file: e.file } : {} });
+  return new MtlError(e.code, e.message, { hint: e.hint, where: e.file ? { file: e.file } : {}, ...(e.cause !== undefined ? { cause: e.cause } : {}) });
 }
 
 export class WorkerSession implements ModelSession {

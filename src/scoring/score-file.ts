@@ -4,13 +4,12 @@
  * CSV or JSONL with each row's input line number (rows dropped under --skip-bad leave a gap that the
  * summary names). While the session scores one block in its worker thread, the next block is parsed.
  * The output is written under a temporary name and renamed when complete: a failed run leaves no
- * half-written predictions behind.
+ * half-written predictions behind. `-` reads standard input (its format told from the data) and
+ * writes standard output; special files (/dev/stdout, a pipe) are written in place.
  */
-import { createWriteStream, rmSync, type WriteStream } from "node:fs";
-import { MtlError } from "../errors.js";
-import { commitFile, temporaryPath } from "../util/atomic.js";
 import type { ReadBlock } from "../features/batch.js";
-import { readData, guessFormat } from "../data/open.js";
+import { readData, resolveFormat } from "../data/open.js";
+import { displayName, ioError, openOutputStream } from "../util/atomic.js";
 import type { DataFormat, ReadProgress, ReadStats } from "../data/reader.js";
 import type { Scores } from "../models/feeds.js";
 import type { Scorer } from "./scorer.js";
@@ -18,11 +17,13 @@ import type { Scorer } from "./scorer.js";
 export type PredictionFormat = "csv" | "jsonl";
 
 export interface ScoreFileOptions {
+  /** A data file, or `-` for standard input. */
   input: string;
+  /** A .csv or .jsonl file, or `-` for standard output. */
   output: string;
-  /** Input format (default: from the file name). */
+  /** Input format (default: from the file name; for standard input, from its first line). */
   format?: DataFormat;
-  /** Output format (default: from the output name; .jsonl/.ndjson → jsonl, else csv). */
+  /** Output format (default: from the output name; .jsonl/.ndjson → jsonl, else csv, also for `-`). */
   outputFormat?: PredictionFormat;
   /** Rows per session run (default 8192). */
   batchSize?: number;
@@ -35,6 +36,7 @@ export interface ScoreFileResult {
   seconds: number;
   rowsPerSecond: number;
   stats: ReadStats;
+  /** Where the predictions went, as messages name it (`<stdout>` for `-`). */
   output: string;
 }
 
@@ -60,35 +62,21 @@ function formatBlock(block: ReadBlock, s: Scores, format: PredictionFormat): str
   return parts.join("");
 }
 
-function write(out: WriteStream, text: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    out.write(text, (err) => (err ? reject(err) : resolve()));
-  });
-}
-
 export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise<ScoreFileResult> {
-  const format = opts.format ?? guessFormat(opts.input);
+  const format = await resolveFormat(opts.input, opts.format);
   const outFormat = opts.outputFormat ?? predictionFormatOf(opts.output);
   const reader = readData(opts.input, format, {
     schema: scorer.info.schema, skipBad: opts.skipBad ?? false, blockRows: opts.batchSize ?? 8192,
     lineNumbers: true, labels: false, truthFile: null,
     onProgress: (p) => opts.onProgress?.({ ...p, scored }),
   });
-  const tmp = temporaryPath(opts.output, "partial");
-  const out = createWriteStream(tmp);
-  const opened = new Promise<void>((resolve, reject) => {
-    out.once("open", () => resolve());
-    out.once("error", reject);
-  });
+  const out = await openOutputStream(opts.output, "predictions");
   let scored = 0;
   const started = performance.now();
   try {
-    try {
-      await opened;
-    } catch (err) {
-      throw new MtlError("E_IO", `cannot write predictions: ${(err as Error).message}`, { where: { file: opts.output } });
-    }
-    await write(out, outFormat === "csv" ? "line,p_ctr,p_cvr,p_ctcvr\n" : "");
+    // The header goes out with the first scores: standard output cannot be rolled back, so an input
+    // that fails before any row scores leaves it empty rather than holding a lone header.
+    let header = outFormat === "csv" ? "line,p_ctr,p_cvr,p_ctcvr\n" : "";
     // One block in flight while the next is parsed.
     let pending: { block: ReadBlock; scores: Promise<Scores> } | null = null;
     const flush = async () => {
@@ -96,7 +84,8 @@ export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise
       const { block, scores } = pending;
       pending = null;
       const s = await scores;
-      await write(out, formatBlock(block, s, outFormat));
+      await out.write(header + formatBlock(block, s, outFormat));
+      header = "";
       scored += block.size;
     };
     for await (const block of reader.blocks()) {
@@ -106,13 +95,12 @@ export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise
       pending = next;
     }
     await flush();
-    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    commitFile(tmp, opts.output);
+    if (header) await out.write(header);
+    await out.commit();
   } catch (err) {
-    out.destroy();
-    rmSync(tmp, { force: true });
-    throw err;
+    out.abort();
+    throw ioError(err, displayName(opts.output, "out"), "predictions");
   }
   const seconds = (performance.now() - started) / 1000;
-  return { rows: scored, seconds, rowsPerSecond: scored / seconds, stats: reader.stats, output: opts.output };
+  return { rows: scored, seconds, rowsPerSecond: scored / seconds, stats: reader.stats, output: displayName(opts.output, "out") };
 }

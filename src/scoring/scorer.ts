@@ -10,19 +10,22 @@
  *   await scorer.release();
  */
 import { readFile } from "node:fs/promises";
+import { crc32 } from "node:zlib";
 import { MtlError } from "../errors.js";
 import type { Batch } from "../features/batch.js";
 import { encodeCandidates, encodeRecords, type RawValue } from "../features/encode.js";
 import { batchFeeds, PREDICTIONS, type Scores } from "../models/feeds.js";
 import { openSession, type ModelSession } from "../runtime/model-session.js";
 import { missingFormulaField, rankCandidates, type RankBy, type ScoredCandidate } from "../serve/ranking.js";
-import { META_KEYS, readModelInfo, type ModelInfo } from "./metadata.js";
+import { checkModelAgainstGraph, META_KEYS, readInitializers, readModelInfo, verifyWeights, type ModelInfo } from "./metadata.js";
 
 export interface ScorerOptions {
   /** Run the session in a worker thread (default true). */
   worker?: boolean;
   /** onnxruntime threads inside one op (default 1: the caller's thread is busy with parsing too). */
   intraOpThreads?: number;
+  /** Load a model whose weights fail their checksum (a file edited on purpose); default false. */
+  skipChecksum?: boolean;
 }
 
 /** A record: feature values by source name (strings, numbers, booleans or lists of them). */
@@ -51,6 +54,9 @@ export class Scorer {
     }
     if (bytes.byteLength === 0) throw new MtlError("E_MODEL", "empty file (0 bytes), not an ONNX model", { where: { file } });
     const info = readModelInfo(bytes, file);
+    const initializers = readInitializers(bytes, file);
+    if (!opts.skipChecksum) verifyWeights(info.metadata, initializers, file, crc32);
+    checkModelAgainstGraph(info, initializers, file);
     // With external data, onnxruntime must read the model from its path (the data file sits beside it).
     const source = info.metadata[META_KEYS.externalData] ? file : bytes;
     const session = await openSession(source, { intraOpThreads: opts.intraOpThreads ?? 1, source: file, worker: opts.worker ?? true });

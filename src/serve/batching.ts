@@ -1,6 +1,10 @@
 /**
  * Micro-batching in front of one model: a session run at a time, each taking every request queued
  * while the previous run went on (no fixed delay to wait out), up to a row limit per run.
+ *
+ * Isolation: requests are validated against the model before they queue (the encoder checks ids
+ * against the schema, and the server refuses a model whose schema and tables disagree), but should a
+ * run still fail, each of its requests is run again on its own: only the one at fault fails.
  */
 import { concatBatches, type Batch } from "../features/batch.js";
 import type { Scores } from "../models/feeds.js";
@@ -46,21 +50,29 @@ export class ModelSlot {
         rows += j.batch.size;
       }
       if (!jobs.length) continue;
-      try {
-        this.runs++;
-        this.rows += rows;
-        const s = await this.scorer.score(concatBatches(this.scorer.info.layout, jobs.map((j) => j.batch)));
-        let at = 0;
-        for (const j of jobs) {
-          const n = j.batch.size;
-          j.resolve({ p_ctr: s.p_ctr.subarray(at, at + n), p_cvr: s.p_cvr.subarray(at, at + n), p_ctcvr: s.p_ctcvr.subarray(at, at + n) });
-          at += n;
-        }
-      } catch (err) {
-        for (const j of jobs) j.reject(err as Error);
-      }
+      await this.run(jobs, rows);
     }
     this.running = null;
+  }
+
+  /** One session run for `jobs`; if it fails with more than one job, each runs alone. */
+  private async run(jobs: readonly Job[], rows: number): Promise<void> {
+    let s: Scores;
+    try {
+      this.runs++;
+      this.rows += rows;
+      s = await this.scorer.score(jobs.length === 1 ? jobs[0]!.batch : concatBatches(this.scorer.info.layout, jobs.map((j) => j.batch)));
+    } catch (err) {
+      if (jobs.length === 1) jobs[0]!.reject(err as Error);
+      else for (const j of jobs) if (!j.cancelled) await this.run([j], j.batch.size);
+      return;
+    }
+    let at = 0;
+    for (const j of jobs) {
+      const n = j.batch.size;
+      j.resolve({ p_ctr: s.p_ctr.subarray(at, at + n), p_cvr: s.p_cvr.subarray(at, at + n), p_ctcvr: s.p_ctcvr.subarray(at, at + n) });
+      at += n;
+    }
   }
 
   /** Resolves when every queued job has been scored. */

@@ -80,7 +80,7 @@ export const slotName = (base: string, slot: string) => `${base}__${slot}`;
 export const newName = (base: string) => `${base}__new`;
 
 /** Builds the model once with a context of the given mode, recording what it asks for. */
-class Recorder implements ModelContext {
+export class Recorder implements ModelContext {
   readonly params: ParamSpec[] = [];
   readonly paramValues: Value[] = [];
   readonly tables: TableSpec[] = [];
@@ -122,6 +122,17 @@ class Recorder implements ModelContext {
   }
 
   lookup(table: TableSpec, input: string, shape: Shape): Value {
+    if (this.mode === "inference") return this.lookupIds(table, input, shape).embed!;
+    const { table: t, local } = this.lookupIds(table, input, shape);
+    return ops.Gather(this.rowValues[t]!, local);
+  }
+
+  /**
+   * Records a lookup of batch input `input` in `table` (declaring the table on first sight). Train
+   * and eval: the index of the table and its local-ids input, for the caller to gather from the
+   * rows it chooses (the meta-training step gathers from fast weights); inference: the embeddings.
+   */
+  lookupIds(table: TableSpec, input: string, shape: Shape): { table: number; local: Value; embed?: Value } {
     let t = this.tables.findIndex((x) => x.name === table.name);
     if (t < 0) {
       this.tables.push({ ...table });
@@ -140,8 +151,11 @@ class Recorder implements ModelContext {
       }
     }
     this.lookups.push({ input, table: table.name, shape: [...shape] });
-    if (this.mode === "inference") return this.tableLookups[t]!(this.graph.input(input, "int64", shape));
-    return ops.Gather(this.rowValues[t]!, this.graph.input(localName(input), "int32", shape));
+    if (this.mode === "inference") {
+      const ids = this.graph.input(input, "int64", shape);
+      return { table: t, local: ids, embed: this.tableLookups[t]!(ids) };
+    }
+    return { table: t, local: this.graph.input(localName(input), "int32", shape) };
   }
 
   input(name: string, dtype: DType, shape: Shape): Value {
@@ -188,7 +202,7 @@ export interface InferenceSource {
   get(name: string): Float32Array | Float64Array | undefined;
 }
 
-function outputs(g: Graph, out: ModelOutputs, withLosses: boolean): { predictions: string[]; losses: string[] } {
+export function outputs(g: Graph, out: ModelOutputs, withLosses: boolean): { predictions: string[]; losses: string[] } {
   const predictions = Object.keys(out.predictions);
   for (const [name, v] of Object.entries(out.predictions)) g.output(v, name);
   const losses = withLosses ? Object.keys(out.losses) : [];
@@ -199,7 +213,7 @@ function outputs(g: Graph, out: ModelOutputs, withLosses: boolean): { prediction
   return { predictions, losses };
 }
 
-function signatureOf(kind: ProgramSignature["kind"], model: string, dtype: FloatDType, r: Recorder, names: { predictions: string[]; losses: string[] }): ProgramSignature {
+export function signatureOf(kind: ProgramSignature["kind"], model: string, dtype: FloatDType, r: Recorder, names: { predictions: string[]; losses: string[] }): ProgramSignature {
   return {
     kind, model, dtype,
     params: r.params, tables: r.tables, states: r.states, lookups: r.lookups, dropouts: r.dropouts, batchInputs: r.batchInputs,
@@ -215,10 +229,25 @@ export function buildTrainingStep<C>(model: ModelDefinition<C>, config: C, opts:
   const out = model.build(r, config);
   const names = outputs(g, out, true);
 
+  appendUpdate(r, gradients(out.loss, [...r.paramValues, ...r.rowValues]), opts);
+  const signature = signatureOf("train_step", model.name, dtype, r, names);
+  signature.optimizer = resolveOptimizer(opts.optimizer);
+  signature.slots = slots;
+  if (opts.clipNorm !== undefined) signature.clipNorm = opts.clipNorm;
+  g.metadata.set("mtl.signature", JSON.stringify(signature));
+  return { graph: g, signature };
+}
+
+/**
+ * The optimizer's half of a training step: given d loss / d (params, then table rows), adds the
+ * `step` and `lr` inputs, the slot inputs and every `__new` output (and `grad_norm` when clipping).
+ */
+export function appendUpdate(r: Recorder, gradsIn: Value[], opts: TrainingOptions): void {
+  const g = r.graph, dtype = r.dtype;
+  const slots = optimizerSlots(opts.optimizer).map((s) => s.name);
   const step = g.input("step", "int64", []);
   const lr = g.input("lr", dtype, []);
-  const leaves = [...r.paramValues, ...r.rowValues];
-  let grads = gradients(out.loss, leaves);
+  let grads = gradsIn;
   if (opts.clipNorm !== undefined) {
     const clipped = clipByGlobalNorm(grads, opts.clipNorm);
     grads = clipped.grads;
@@ -242,12 +271,6 @@ export function buildTrainingStep<C>(model: ModelDefinition<C>, config: C, opts:
     if (!next) throw new MtlError("E_MODEL", `state '${s.name}' was declared but never updated in training`);
     g.output(next, newName(s.name));
   }
-  const signature = signatureOf("train_step", model.name, dtype, r, names);
-  signature.optimizer = resolveOptimizer(opts.optimizer);
-  signature.slots = slots;
-  if (opts.clipNorm !== undefined) signature.clipNorm = opts.clipNorm;
-  g.metadata.set("mtl.signature", JSON.stringify(signature));
-  return { graph: g, signature };
 }
 
 export function buildEvalProgram<C>(model: ModelDefinition<C>, config: C, opts: ProgramOptions = {}): Program {

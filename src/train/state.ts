@@ -5,10 +5,14 @@
  *
  * File format (little-endian), readable without mtl:
  *   bytes 0..7   magic "MTLSTATE"
- *   bytes 8..11  uint32 format version (2)
+ *   bytes 8..11  uint32 format version (3)
  *   bytes 12..15 uint32 header length H
- *   bytes 16..   H bytes of UTF-8 JSON: { step, rng, info, tensors: [{ name, dtype, dims, offset, bytes, crc32 }] }
+ *   bytes 16..19 uint32 CRC-32 of the H header bytes (version 3; versions 1 and 2 start the header here)
+ *   bytes 20..   H bytes of UTF-8 JSON: { step, rng, info, tensors: [{ name, dtype, dims, offset, bytes, crc32 }] }
  *   then the tensors' raw data; each `offset` is from the start of the file and 64-byte aligned.
+ *
+ * Version 3 checksums the header too: an edited step, epoch or batch position (which a resume
+ * trusts) is refused like a flipped weight. Version 2 files still load and resume (same PRNG).
  *
  * Version 2: `rng` is the four uint32 words of the xoshiro128** dropout PRNG (src/util/prng.ts).
  * Version 1 kept one word of a mulberry32 PRNG, which mtl no longer draws from: a version 1 file
@@ -19,7 +23,7 @@ import { readFileSync } from "node:fs";
 import { crc32 } from "node:zlib";
 import { MtlError } from "../errors.js";
 import { type DType, BYTES_PER_ELEMENT, arrayFromBytes, bytesOfArray, dtypeOfArray } from "../graph/dtype.js";
-import { writeFileAtomic } from "../util/atomic.js";
+import { ioError, writeFileAtomic } from "../util/atomic.js";
 import { fnv1a32 } from "../util/hash.js";
 import { Rng, type RngWords } from "../util/prng.js";
 import { optimizerSlots, type OptimizerConfig } from "../optim/index.js";
@@ -34,9 +38,12 @@ export interface StateTensor {
 }
 
 const MAGIC = "MTLSTATE";
-const VERSION = 2;
-/** The state file format this mtl writes (and the only one a run resumes from). */
+const VERSION = 3;
+/** The state file format this mtl writes. */
 export const STATE_FORMAT_VERSION = VERSION;
+/** The oldest state format a run resumes from: version 1's dropout PRNG is gone. */
+export const RESUMABLE_STATE_FORMAT = 2;
+const PREFIX_BYTES = 20;
 /** The stream of Rng(seed, stream) that a fresh state's dropout masks start from. */
 const DROPOUT_STREAM = 0x64726f70;
 const ALIGN = 64;
@@ -107,16 +114,17 @@ export class TrainingState {
     // The header's own length moves the offsets; iterate until it is stable (twice at most in practice).
     let header = draft(ALIGN);
     for (let i = 0; i < 4; i++) {
-      const dataStart = align(16 + Buffer.byteLength(header));
+      const dataStart = align(PREFIX_BYTES + Buffer.byteLength(header));
       const next = draft(dataStart);
       if (next === header) break;
       header = next;
     }
     const headerBytes = Buffer.from(header, "utf8");
-    const prefix = Buffer.alloc(16);
+    const prefix = Buffer.alloc(PREFIX_BYTES);
     prefix.write(MAGIC, 0, "latin1");
     prefix.writeUInt32LE(VERSION, 8);
     prefix.writeUInt32LE(headerBytes.length, 12);
+    prefix.writeUInt32LE(crc32(headerBytes), 16);
 
     const tensors = this.tensors;
     function* pieces(): Generator<Uint8Array> {
@@ -137,29 +145,33 @@ export class TrainingState {
     try {
       buf = readFileSync(path);
     } catch (err) {
-      throw new MtlError("E_IO", `cannot read checkpoint: ${(err as Error).message}`, { where: { file: path }, cause: err });
+      throw ioError(err, path, "checkpoint", "read");
     }
     const bad = (msg: string): never => {
       throw new MtlError("E_CHECKPOINT", msg, { where: { file: path }, hint: "the file is not an mtl checkpoint or it is damaged; use an earlier one" });
     };
     if (buf.length < 16 || buf.toString("latin1", 0, 8) !== MAGIC) bad("not an mtl state file (bad magic)");
     const version = buf.readUInt32LE(8);
-    if (version !== VERSION && version !== 1) bad(`state format version ${version}; this mtl reads versions 1 and ${VERSION}`);
+    if (version < 1 || version > VERSION) bad(`state format version ${version}; this mtl reads versions 1 to ${VERSION}`);
     const hlen = buf.readUInt32LE(12);
-    if (16 + hlen > buf.length) bad("truncated header");
-    let header: { step: number; rng: number | RngWords; info: Record<string, unknown>; tensors: { name: string; dtype: DType; dims: number[]; offset: number; bytes: number; crc32: number }[] };
+    const start = version >= 3 ? PREFIX_BYTES : 16;
+    if (start + hlen > buf.length) bad("truncated header");
+    const headerBytes = buf.subarray(start, start + hlen);
+    if (version >= 3 && crc32(headerBytes) !== buf.readUInt32LE(16)) bad("the header (step, position, tensor table) fails its checksum");
+    let header: unknown;
     try {
-      header = JSON.parse(buf.toString("utf8", 16, 16 + hlen));
+      header = JSON.parse(headerBytes.toString("utf8"));
     } catch {
       return bad("the header is not valid JSON");
     }
+    const h = checkHeader(header, version, bad);
     const s = new TrainingState();
     // Version 1's one mulberry32 word seeds a stream: deterministic, but not the old masks (see formatVersion).
-    s.rng = version === 1 ? new Rng(header.rng as number, DROPOUT_STREAM).words() : [...(header.rng as RngWords)];
+    s.rng = version === 1 ? new Rng(h.rng as number, DROPOUT_STREAM).words() : [...(h.rng as RngWords)];
     s.formatVersion = version;
-    s.step = header.step;
-    s.info = header.info ?? {};
-    for (const e of header.tensors) {
+    s.step = h.step;
+    s.info = h.info;
+    for (const e of h.tensors) {
       if (e.dtype !== "float32" && e.dtype !== "float64") bad(`tensor '${e.name}' has dtype ${e.dtype}`);
       if (e.offset + e.bytes > buf.length) bad(`tensor '${e.name}' runs past the end of the file (truncated?)`);
       const bytes = buf.subarray(e.offset, e.offset + e.bytes);
@@ -170,6 +182,34 @@ export class TrainingState {
     }
     return s;
   }
+}
+
+interface StateHeader {
+  step: number;
+  rng: number | RngWords;
+  info: Record<string, unknown>;
+  tensors: { name: string; dtype: DType; dims: number[]; offset: number; bytes: number; crc32: number }[];
+}
+
+/** The parsed header, every field checked (a header of `{}`, `null` or `tensors: null` is a damaged file, not a crash). */
+function checkHeader(v: unknown, version: number, bad: (msg: string) => never): StateHeader {
+  const isObject = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
+  const count = (x: unknown) => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+  if (!isObject(v)) return bad("the header is not a JSON object");
+  if (!count(v["step"])) bad("the header's step is not a non-negative integer");
+  const rng = v["rng"];
+  // PRNG words are stored as int32 or uint32 (Rng.fromWords takes either); crc32s as uint32.
+  const word = (x: unknown) => typeof x === "number" && Number.isInteger(x) && x >= -0x80000000 && x <= 0xffffffff;
+  if (version === 1 ? !word(rng) : !(Array.isArray(rng) && rng.length === 4 && rng.every(word))) bad("the header's rng is not a PRNG state");
+  if (v["info"] !== undefined && v["info"] !== null && !isObject(v["info"])) bad("the header's info is not an object");
+  const tensors = v["tensors"];
+  if (!Array.isArray(tensors)) return bad("the header has no tensor table");
+  for (const [i, e] of tensors.entries()) {
+    if (!isObject(e) || typeof e["name"] !== "string" || !Array.isArray(e["dims"]) || !e["dims"].every(count) || !count(e["offset"]) || !count(e["bytes"]) || !word(e["crc32"])) {
+      bad(`tensor entry ${i} of the header is malformed`);
+    }
+  }
+  return { step: v["step"] as number, rng: rng as StateHeader["rng"], info: (v["info"] as Record<string, unknown> | null) ?? {}, tensors: tensors as StateHeader["tensors"] };
 }
 
 function align(n: number): number {

@@ -49,3 +49,25 @@ export function fnv1a32(s: string, h = FNV_OFFSET_BASIS): number {
   }
   return h >>> 0;
 }
+
+/** CRC-32 (IEEE 802.3, reflected polynomial 0xedb88320), the table built once. */
+let CRC_TABLE: Uint32Array | null = null;
+
+/**
+ * CRC-32 of bytes, continuing from `crc` (0 to start): the checksum zlib, PNG and gzip use, in pure
+ * TypeScript so the browser verifies a model's weights as Node does (node:zlib gives the same digits).
+ */
+export function crc32(bytes: Uint8Array, crc = 0): number {
+  if (CRC_TABLE === null) {
+    CRC_TABLE = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      CRC_TABLE[n] = c >>> 0;
+    }
+  }
+  const table = CRC_TABLE;
+  let c = ~crc;
+  for (let i = 0; i < bytes.length; i++) c = table[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
+  return ~c >>> 0;
+}

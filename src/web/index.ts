@@ -1,30 +1,37 @@
 /**
- * `mtl/web`: score raw records in a browser with an exported mtl model. onnxruntime-web runs the
+ * `mtl-onnx/web`: score raw records in a browser with an exported mtl model. onnxruntime-web runs the
  * same .onnx file as `mtl run` and `mtl serve`; the model's metadata (feature schema, hashing) is
  * read from its protobuf with mtl's generated onnx module, and records are encoded by the same
  * encoder, feeds contract (src/models/feeds.ts), request contract and ranking (src/serve/request.ts,
  * ranking.ts) as in Node, so a record scores and a request ranks the same everywhere.
  *
- *   import { WebScorer } from "mtl/web";
+ *   import { WebScorer } from "mtl-onnx/web";
  *   const scorer = await WebScorer.load("/model.onnx");               // wasm; { device: "webgpu" } to ask for WebGPU
  *   const ranked = await scorer.rank({ user: "u1" }, [{ item: "i1" }, { item: "i2" }]);
+ *
+ * onnxruntime-web comes in builds: the plain wasm one (`onnxruntime-web/wasm`, ~3.7 MB gzipped with
+ * its .wasm) and the WebGPU-enabled one (`onnxruntime-web/webgpu`, ~6.6 MB). Each is imported only
+ * when asked for, so a bundler splits them into chunks and a page that never asks for WebGPU never
+ * downloads that build.
  *
  * A model with external data (over 2 GB) is not supported here: browsers would need the .data file
  * fetched beside it, and such a model does not fit a tab's memory anyway.
  */
-import * as ort from "onnxruntime-web";
+import type * as ort from "onnxruntime-web";
+import { ortBuild, type OrtWeb, type WebDevice } from "./ort.js";
 import { MtlError, isMtlError } from "../errors.js";
 import type { Batch } from "../features/batch.js";
 import { encodeCandidates, encodeRecords, RowError, type RawValue } from "../features/encode.js";
 import { batchFeeds, PREDICTIONS, type PredictionName, type Scores } from "../models/feeds.js";
-import { META_KEYS, readModelInfo, type ModelInfo } from "../scoring/metadata.js";
+import { checkModelAgainstGraph, META_KEYS, readInitializers, readModelInfo, verifyWeights, type ModelInfo } from "../scoring/metadata.js";
 import { rankCandidates, rankName, type ScoredCandidate } from "../serve/ranking.js";
 import { encodeScoreRequest, RequestError, validateScoreRequest } from "../serve/request.js";
 
 export { MtlError, isMtlError, RowError, RequestError, PREDICTIONS, type ModelInfo, type Scores, type RawValue, type ScoredCandidate };
 export { toSchemaJson } from "../features/schema.js";
+export type { WebDevice } from "./ort.js";
+export { WebAdaptation, type AdaptedScores, type WebRecord } from "./adapt.js";
 
-export type WebDevice = "wasm" | "webgpu";
 
 export interface WebScorerOptions {
   /** Execution provider: "wasm" (default) or "webgpu" (used when the browser has it; else wasm). */
@@ -35,6 +42,8 @@ export interface WebScorerOptions {
   numThreads?: number;
   /** Names the model in errors (default: the URL, or "model"). */
   source?: string;
+  /** Load a model whose weights fail their checksum (a file edited on purpose); default false. */
+  skipChecksum?: boolean;
 }
 
 /** A ranked candidate: its position in the request, its scores, and the score it was ranked by. */
@@ -47,6 +56,7 @@ export interface ScoreResponse {
   scores: ScoredCandidate[];
 }
 
+
 function hasWebGpu(): boolean {
   const nav = (globalThis as { navigator?: { gpu?: unknown } }).navigator;
   return nav?.gpu !== undefined;
@@ -58,6 +68,7 @@ export class WebScorer {
     /** The execution provider in use. */
     readonly device: WebDevice,
     private readonly session: ort.InferenceSession,
+    private readonly runtime: OrtWeb,
   ) {}
 
   /** Loads a model from bytes or a URL. Throws MtlError E_NOT_MTL for a file that is not an mtl scoring model. */
@@ -76,28 +87,32 @@ export class WebScorer {
     } else bytes = model instanceof Uint8Array ? model : new Uint8Array(model);
     if (bytes.byteLength === 0) throw new MtlError("E_MODEL", "empty file (0 bytes), not an ONNX model", { where: { file: source } });
     const info = readModelInfo(bytes, source);
+    const initializers = readInitializers(bytes, source);
+    if (!opts.skipChecksum) verifyWeights(info.metadata, initializers, source);
+    checkModelAgainstGraph(info, initializers, source);
     if (info.metadata[META_KEYS.externalData]) {
-      throw new MtlError("E_MODEL", "the model keeps its weights in an external data file, which mtl/web does not load", { where: { file: source }, hint: "export it with --fp16 or smaller tables so it fits one file" });
+      throw new MtlError("E_MODEL", "the model keeps its weights in an external data file, which mtl-onnx/web does not load", { where: { file: source }, hint: "export it with --fp16 or smaller tables so it fits one file" });
     }
-    if (opts.wasmPaths) ort.env.wasm.wasmPaths = opts.wasmPaths;
-    ort.env.wasm.numThreads = opts.numThreads ?? 1;
     const device: WebDevice = opts.device === "webgpu" && hasWebGpu() ? "webgpu" : "wasm";
+    const runtime = await ortBuild(device);
+    if (opts.wasmPaths) runtime.env.wasm.wasmPaths = opts.wasmPaths;
+    runtime.env.wasm.numThreads = opts.numThreads ?? 1;
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(bytes, { executionProviders: [device], graphOptimizationLevel: "all" });
+      session = await runtime.InferenceSession.create(bytes, { executionProviders: [device], graphOptimizationLevel: "all" });
     } catch (err) {
       throw new MtlError("E_MODEL", `onnxruntime-web cannot load the model: ${String((err as Error).message ?? err).split("\n")[0]}`, { where: { file: source } });
     }
     for (const p of PREDICTIONS) {
       if (!session.outputNames.includes(p)) throw new MtlError("E_NOT_MTL", `the model has no output '${p}'`, { where: { file: source } });
     }
-    return new WebScorer(info, device, session);
+    return new WebScorer(info, device, session, runtime);
   }
 
   /** Scores encoded rows. */
   async scoreBatch(batch: Batch): Promise<Scores> {
     const feeds: Record<string, ort.Tensor> = {};
-    for (const [name, t] of Object.entries(batchFeeds(batch, this.info.layout, { ids: "int64", labels: false }))) feeds[name] = new ort.Tensor(t.data, t.dims);
+    for (const [name, t] of Object.entries(batchFeeds(batch, this.info.layout, { ids: "int64", labels: false }))) feeds[name] = new this.runtime.Tensor(t.data, t.dims);
     const out = await this.session.run(feeds);
     const take = (name: string) => Float32Array.from(out[name]!.data as Float32Array);
     return { p_ctr: take("p_ctr"), p_cvr: take("p_cvr"), p_ctcvr: take("p_ctcvr") };

@@ -74,3 +74,21 @@ registerGradient("Slice", (c) => {
   });
   return [pads.every((p) => p === 0) ? only(c) : ops.Pad(only(c), pads)];
 });
+
+// y = x padded with constants (non-negative constant pads, as Slice's gradient makes): dx = dy with the pads sliced off.
+registerGradient("Pad", (c) => {
+  const x = c.x[0]!;
+  const pads = constInts(c.x[1]);
+  const mode = c.node.attributes["mode"];
+  if (!pads || (mode && mode.value !== "constant") || c.x[3]) c.fail("the gradient is implemented for constant pads on every axis");
+  if (pads!.some((p) => p < 0)) c.fail("the gradient is implemented for non-negative pads");
+  const axes: number[] = [], starts: number[] = [], ends: number[] = [];
+  for (let a = 0; a < x.rank; a++) {
+    const before = pads![a]!, after = pads![a + x.rank]!;
+    if (before === 0 && after === 0) continue;
+    axes.push(a);
+    starts.push(before);
+    ends.push(after === 0 ? 2 ** 62 : -after);
+  }
+  return [axes.length === 0 ? only(c) : ops.Slice(only(c), starts, ends, axes), null, null, null];
+});
