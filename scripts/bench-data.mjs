@@ -5,8 +5,8 @@
 //   npm run build && npm run bench:data              # everything (the 5 GB part takes a few minutes)
 //   node scripts/bench-data.mjs --skip-big           # parsing and shard reading only
 //   node scripts/bench-data.mjs --big-gb 5.2          # size of the big file
-import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from "node:fs";
-import { once } from "node:events";
+//   node scripts/bench-data.mjs --skip-big --json     # also one JSON object of the rates on the last line
+import { createReadStream, mkdtempSync, rmSync, statSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
@@ -15,9 +15,9 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const mtl = await import(join(root, "dist", "src", "index.js"));
-const { readAliccp, LineSplitter, openByteSource, ShardWriter, ShardReader, shardBatches, defaultAliccpSchema, ALICCP_FIELDS } = {
-  ...mtl,
-  ...(await import(join(root, "dist", "src", "data", "lines.js"))),
+const dist = (path) => import(join(root, "dist", "src", path));
+const { readAliccp, LineSplitter, openByteSource, ShardWriter, ShardReader, shardBatches, defaultAliccpSchema } = {
+  ...(await dist("data/aliccp.js")), ...(await dist("data/lines.js")), ...(await dist("data/shard.js")), ...(await dist("data/batcher.js")), ...(await dist("features/schema.js")),
 };
 
 const args = process.argv.slice(2);
@@ -26,45 +26,14 @@ const bigGb = Number(args[args.indexOf("--big-gb") + 1]) || 5.2;
 const dir = mkdtempSync(join(tmpdir(), "mtl-bench-"));
 const fmt = (n) => Math.round(n).toLocaleString("en-US");
 
-// Token counts per field as in PaddleRec's real Ali-CCP sample (line 1 of train_small.txt has 879
-// tokens: 150_14 191, 127_14 209, 109_14 117, 110_14 342, 210 3, the rest 0 or 1).
-const MULTI = { "150_14": 191, "127_14": 209, "109_14": 117, "110_14": 342, "210": 3 };
-let state = 12345;
-const rand = (n) => {
-  state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-  return state % n;
-};
-function line(i) {
-  const t = [String(i), rand(25) === 0 ? "1" : "0", "0"];
-  for (const f of ALICCP_FIELDS) {
-    const n = MULTI[f] ?? 1;
-    for (let k = 0; k < n; k++) t.push(`${f}:${1 + rand(737946)}`);
-  }
-  return t.join(",");
-}
-
-async function writeLines(file, count, targetBytes = Infinity) {
-  const out = createWriteStream(file, { highWaterMark: 1 << 22 });
-  // 2,000 distinct lines reused with fresh sample ids: generation stays cheap for the 5 GB file
-  const bodies = Array.from({ length: 2000 }, (_, i) => line(i).slice(String(i).length));
-  let bytes = 0;
-  let n = 0;
-  while (n < count && bytes < targetBytes) {
-    const chunk = [];
-    for (let j = 0; j < 500 && n < count; j++, n++) chunk.push(String(n + 1) + bodies[n % bodies.length]);
-    const s = chunk.join("\n") + "\n";
-    bytes += Buffer.byteLength(s);
-    if (!out.write(s)) await once(out, "drain");
-  }
-  out.end();
-  await once(out, "finish");
-  return { lines: n, bytes };
-}
+const { writeAliccpText: writeLines, aliccpLineBody, lcg } = await import(join(root, "scripts", "bench-lib.mjs"));
+const json = args.includes("--json");
+const results = {};
 
 // 1. Parsing
 const textFile = join(dir, "parse.txt");
 const { lines: nLines, bytes: nBytes } = await writeLines(textFile, 60_000);
-const tokens = line(0).split(",").length;
+const tokens = 1 + aliccpLineBody(lcg()).split(",").length;
 console.log(`parse input: ${fmt(nLines)} lines, ${(nBytes / nLines / 1000).toFixed(1)} kB/line, ${tokens} tokens/line (${(nBytes / 1e6).toFixed(0)} MB, page-cached)`);
 
 async function timeIt(label, fn, reps = 3) {
@@ -102,6 +71,7 @@ const parseRun = await timeIt("parse", async () => {
   for await (const b of r.blocks()) rows += b.size;
   return rows;
 });
+results.text_lines_per_s = parseRun.result / parseRun.secs;
 console.log(`Ali-CCP read + parse + encode (default schema, one core): ${fmt(parseRun.result / parseRun.secs)} lines/s, ${(nBytes / parseRun.secs / 1e6).toFixed(0)} MB/s (best of 3)`);
 
 // gzip: the same lines compressed (first 10,000), read through zlib
@@ -141,6 +111,7 @@ const groupsRun = await timeIt("groups", async () => {
   await s.close();
   return rows;
 });
+results.shard_rows_per_s = groupsRun.result / groupsRun.secs;
 console.log(`shard read (row groups, ${(shardBytes / 1e6).toFixed(0)} MB page-cached, ${fmt(groupsRun.result)} rows): ${fmt(groupsRun.result / groupsRun.secs)} rows/s, ${(shardBytes / groupsRun.secs / 1e9).toFixed(2)} GB/s`);
 const batchRun = await timeIt("batcher", async () => {
   const s = await ShardReader.open(shardFile);
@@ -149,6 +120,7 @@ const batchRun = await timeIt("batcher", async () => {
   await s.close();
   return rows;
 }, 2);
+results.batcher_rows_per_s = batchRun.result / batchRun.secs;
 console.log(`shard read through the shuffling batcher (batch 1024, window 262,144 rows): ${fmt(batchRun.result / batchRun.secs)} rows/s`);
 rmSync(shardFile);
 rmSync(textFile);
@@ -181,3 +153,4 @@ if (!skipBig) {
     );
 }
 rmSync(dir, { recursive: true, force: true });
+if (json) console.log(JSON.stringify({ what: "data", ...results }));

@@ -3,6 +3,7 @@
 // Prints errors, p50/p99 latency, requests/s and the server's RSS before and after.
 //
 //   npm run build && node scripts/load-serve.mjs [--requests 20000] [--concurrency 64] [--candidates 100] [--threads 1] [--rounds 1] [--model file.onnx] [--bad-fraction 0.01]
+//   node scripts/load-serve.mjs --json ...    (also one JSON object per round, for scripts/bench.mjs)
 //   node scripts/load-serve.mjs --url http://127.0.0.1:8080 --pid <server pid>    (a server you started, e.g. under --cpu-prof)
 //
 // Without --model it exports the ESMM reference configuration (Ali-CCP schema, 737,947 x 12 table,
@@ -26,6 +27,7 @@ const { values: args } = parseArgs({
     requests: { type: "string", default: "20000" }, concurrency: { type: "string", default: "64" },
     candidates: { type: "string", default: "100" }, threads: { type: "string", default: "1" }, model: { type: "string" },
     url: { type: "string" }, pid: { type: "string" }, rounds: { type: "string", default: "1" }, "bad-fraction": { type: "string", default: "0" },
+    json: { type: "boolean", default: false },
   },
 });
 const total = Number(args.requests), concurrency = Number(args.concurrency), candidates = Number(args.candidates), badFraction = Number(args["bad-fraction"]);
@@ -132,6 +134,9 @@ for (let round = 1; round <= Number(args.rounds); round++) {
   console.log(`  ${r.rps.toFixed(0)} requests/s (${(r.rps * candidates).toFixed(0)} candidates/s) in ${r.secs.toFixed(2)} s`);
   console.log(`  latency p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(2)} ms`);
   console.log(`  server RSS ${rssBefore.toFixed(0)} MiB before, ${rssAfter.toFixed(0)} MiB after`);
+  if (args.json) {
+    console.log(JSON.stringify({ what: "serve", round, requests: r.n, concurrency, candidates, threads: Number(args.threads), errors: r.errors, rps: r.rps, p50_ms: r.p50, p99_ms: r.p99, max_ms: r.max, rss_before_mib: rssBefore, rss_after_mib: rssAfter }));
+  }
 }
 agent.destroy();
 if (server) {

@@ -7,6 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { encodeRecords } from "../src/features/encode.js";
+import { defaultAliccpSchema } from "../src/features/schema.js";
+import { ShardWriter } from "../src/data/shard.js";
 import { Scorer } from "../src/scoring/scorer.js";
 import { exportScoringModel, scoringRecords } from "./helpers/scoring.js";
 
@@ -57,6 +59,36 @@ test("mtl run scores a CSV file (in blocks) exactly as the library scores the sa
     assert.equal(line, i + 2, "input line numbers (the header is line 1)");
     [want.p_ctr, want.p_cvr, want.p_ctcvr].forEach((w, k) => assert.ok(Math.abs(p[k]! - w[i]!) <= 1e-8 * Math.max(1, w[i]!), `row ${i} p${k}: ${p[k]} vs ${w[i]}`));
   });
+});
+
+test("mtl run reads a shard (row groups split into blocks) and scores it exactly as the library scores the same records", async () => {
+  const scorer = await Scorer.open(model, { worker: false });
+  const layout = scorer.info.layout;
+  await scorer.release();
+  const file = join(dir, "rows.shard");
+  const w = await ShardWriter.create(file, layout.schema, { truth: false });
+  // Two row groups of 150: blocks of 64 rows cross the boundary between them.
+  await w.write(encodeRecords(layout, records.slice(0, 150) as never, { labels: false }));
+  await w.write(encodeRecords(layout, records.slice(150) as never, { labels: false }));
+  await w.close();
+  const out = join(dir, "shard-p.csv");
+  const r = mtl("run", model, "--input", file, "--output", out, "--batch-size", "64");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /scored 300 rows with esmm/);
+  const lines = readFileSync(out, "utf8").trim().split("\n").slice(1);
+  const want = await expected(records);
+  assert.equal(lines.length, 300);
+  lines.forEach((l, i) => {
+    const [line, ...p] = l.split(",").map(Number);
+    assert.equal(line, i + 1, "the row's position in the shard");
+    [want.p_ctr, want.p_cvr, want.p_ctcvr].forEach((x, k) => assert.ok(Math.abs(p[k]! - x[i]!) <= 1e-8 * Math.max(1, x[i]!), `row ${i} p${k}: ${p[k]} vs ${x[i]}`));
+  });
+  // A shard of another schema: one line naming the file, and no output.
+  const other = join(dir, "aliccp.shard");
+  const wo = await ShardWriter.create(other, defaultAliccpSchema(), { truth: false });
+  await wo.close();
+  assertOneLineError(mtl("run", model, "-i", other, "-o", join(dir, "other.csv")), /aliccp\.shard: schema hash mismatch/);
+  assert.equal(existsSync(join(dir, "other.csv")), false);
 });
 
 test("mtl run reads JSONL and writes JSONL", async () => {

@@ -77,7 +77,7 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
       (y) =>
         withExamples(y, "run")
           .positional("model", { type: "string", demandOption: true, describe: "an .onnx file written by mtl export" })
-          .option("input", { alias: "i", type: "string", default: "-", describe: "data file (.gz read transparently); - for standard input" })
+          .option("input", { alias: "i", type: "string", default: "-", describe: "data file: text (.gz read transparently), a shard written by mtl data prepare, or - for standard input" })
           .option("format", { type: "string", choices: ["aliccp", "csv", "jsonl"], describe: "input format (default: from the file name; for standard input, from its first line)" })
           .option("output", { alias: "o", type: "string", default: "-", describe: "predictions: .csv, or .jsonl (line, p_ctr, p_cvr, p_ctcvr per row); - for standard output" })
           .option("output-format", { type: "string", choices: ["csv", "jsonl"], describe: "predictions format (default: from the output name; csv for standard output)" })

@@ -51,7 +51,8 @@ export interface RejectCount {
 
 export interface ReadStats {
   readonly file: string;
-  readonly format: DataFormat;
+  /** The text format, or "shard" for rows read from a binary shard (mtl run). */
+  readonly format: DataFormat | "shard";
   /** Lines read (header included). */
   lines: number;
   /** Rows kept. */
@@ -67,7 +68,7 @@ export interface ReadStats {
   truthFile: string | null;
 }
 
-export function newStats(file: string, format: DataFormat): ReadStats {
+export function newStats(file: string, format: DataFormat | "shard"): ReadStats {
   return { file, format, lines: 0, rows: 0, rejected: new Map(), unknownFields: new Map(), unterminatedLastLine: false, truth: false, truthFile: null };
 }
 

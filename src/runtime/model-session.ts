@@ -3,6 +3,7 @@
  * loaded into onnxruntime, run with named tensors. Whether it runs on this thread (Session) or in a
  * worker thread (WorkerSession) is chosen once, at `openSession`; callers never branch on it.
  */
+import type { TableRows } from "./rows.js";
 import { Session, type SessionOptions, type Tensor } from "./session.js";
 import { WorkerSession } from "./worker-session.js";
 
@@ -16,6 +17,12 @@ export interface RunOptions {
   transfer?: readonly ArrayBuffer[];
   /** Called, before run() resolves, with feed buffers the caller owns again and may reuse. */
   onInputs?: (buffers: ArrayBuffer[]) => void;
+  /**
+   * Table rows the session refreshes into the feeds before the run and writes back into the
+   * tables after it, on its own thread (src/runtime/rows.ts). A worker session needs the tables on
+   * SharedArrayBuffers.
+   */
+  rows?: readonly TableRows[];
 }
 
 export interface ModelSession {

@@ -4,11 +4,12 @@
  */
 import { parentPort } from "node:worker_threads";
 import { isMtlError } from "../errors.js";
+import type { TableRows } from "./rows.js";
 import { Session, type SessionOptions, type Tensor } from "./session.js";
 
 type Request =
   | { kind: "create"; model: Uint8Array | string; options: SessionOptions }
-  | { kind: "run"; id: number; feeds: Record<string, Tensor>; fetches?: string[] }
+  | { kind: "run"; id: number; feeds: Record<string, Tensor>; fetches?: string[]; rows?: TableRows[] }
   | { kind: "release" };
 
 function errorReply(err: unknown): { code: string; message: string; hint?: string; file?: string; cause?: string } {
@@ -19,7 +20,14 @@ function errorReply(err: unknown): { code: string; message: string; hint?: strin
 }
 
 let session: Session | null = null;
-parentPort!.on("message", async (req: Request) => {
+// Requests are handled strictly one after another: a run's write-back of rows must be complete
+// before the next run refreshes rows from the same table.
+let queue: Promise<void> = Promise.resolve();
+parentPort!.on("message", (req: Request) => {
+  queue = queue.then(() => handle(req));
+});
+
+async function handle(req: Request): Promise<void> {
   if (req.kind === "create") {
     try {
       session = await Session.create(req.model, req.options);
@@ -29,7 +37,7 @@ parentPort!.on("message", async (req: Request) => {
     }
   } else if (req.kind === "run") {
     try {
-      const out = await session!.run(req.feeds, { fetches: req.fetches });
+      const out = await session!.run(req.feeds, { fetches: req.fetches, rows: req.rows });
       const buffers = new Set<ArrayBuffer>();
       for (const t of Object.values(out)) if (t.data.buffer instanceof ArrayBuffer) buffers.add(t.data.buffer);
       // The inputs go back too, so the caller can reuse their memory instead of allocating anew.
@@ -44,4 +52,4 @@ parentPort!.on("message", async (req: Request) => {
     session = null;
     parentPort!.postMessage({ kind: "released" });
   }
-});
+}

@@ -7,6 +7,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type * as ort from "onnxruntime-node";
+import { refreshRows, writeBackRows, type TableRows } from "./rows.js";
 import { MtlError } from "../errors.js";
 import { type DType, type TypedArray, dtypeOfArray } from "../graph/dtype.js";
 import type { ModelSession, RunOptions } from "./model-session.js";
@@ -133,9 +134,12 @@ export class Session implements ModelSession {
    * Runs the model. Every graph input must be fed; `opts.fetches` picks outputs (default: all).
    * Returns tensors that own their data (copied out of onnxruntime's buffers only when needed).
    * On this thread nothing moves: the `transfer` buffers go straight back through `onInputs`.
+   * `opts.rows`: table rows refreshed into the feeds before the run and written back after it (rows.ts).
    */
   async run(feeds: Readonly<Record<string, Tensor>>, opts: RunOptions = {}): Promise<Record<string, Tensor>> {
     const fetches = opts.fetches ?? this.outputNames;
+    const rows = opts.rows ?? [];
+    refreshRows(rows, feeds);
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const name of this.inputNames) {
       const t = feeds[name];
@@ -166,6 +170,7 @@ export class Session implements ModelSession {
       const t = result[name]!;
       out[name] = { dtype: t.type as DType, dims: [...t.dims], data: t.data as TypedArray };
     }
+    writeBackRows(rows, out);
     opts.onInputs?.([...(opts.transfer ?? [])]);
     return out;
   }

@@ -63,6 +63,10 @@ export class WorkerSession implements ModelSession {
    * caller again) through `onInputs`, for reuse.
    */
   run(feeds: Readonly<Record<string, Tensor>>, opts: RunOptions = {}): Promise<Record<string, Tensor>> {
+    for (const r of opts.rows ?? []) {
+      // A table on an ordinary ArrayBuffer would be copied into the worker, and its rows written back to the copy.
+      if (!(r.table.buffer instanceof SharedArrayBuffer)) return Promise.reject(new MtlError("E_WORKER", "a worker session writes rows back only into a table on a SharedArrayBuffer"));
+    }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) this.worker.ref();
@@ -73,7 +77,7 @@ export class WorkerSession implements ModelSession {
         },
         reject,
       });
-      this.worker.postMessage({ kind: "run", id, feeds, fetches: opts.fetches ? [...opts.fetches] : undefined }, [...(opts.transfer ?? [])]);
+      this.worker.postMessage({ kind: "run", id, feeds, fetches: opts.fetches ? [...opts.fetches] : undefined, rows: opts.rows }, [...(opts.transfer ?? [])]);
     });
   }
 

@@ -2,15 +2,18 @@
  * `mtl run`: stream a data file through an exported model. Rows are read and encoded by the same
  * readers as training (src/data, with the model's embedded schema), scored in blocks, and written as
  * CSV or JSONL with each row's input line number (rows dropped under --skip-bad leave a gap that the
- * summary names). While the session scores one block in its worker thread, the next block is parsed.
+ * summary names). A binary shard (mtl data prepare) is recognised by its magic bytes and read row
+ * group by row group without parsing; its `line` column is the row's 1-based position in the shard. While the session scores one block in its worker thread, the next block is parsed.
  * The output is written under a temporary name and renamed when complete: a failed run leaves no
  * half-written predictions behind. `-` reads standard input (its format told from the data) and
  * writes standard output; special files (/dev/stdout, a pipe) are written in place.
  */
-import type { ReadBlock } from "../features/batch.js";
+import type { Batch, ReadBlock } from "../features/batch.js";
+import type { FeatureSchema } from "../features/schema.js";
 import { readData, resolveFormat } from "../data/open.js";
 import { displayName, ioError, openOutputStream } from "../util/atomic.js";
-import type { DataFormat, ReadProgress, ReadStats } from "../data/reader.js";
+import { newStats, type DataFormat, type ReadProgress, type ReadStats } from "../data/reader.js";
+import { isShardFile, ShardReader } from "../data/shard.js";
 import type { Scores } from "../models/feeds.js";
 import type { Scorer } from "./scorer.js";
 
@@ -62,14 +65,68 @@ function formatBlock(block: ReadBlock, s: Scores, format: PredictionFormat): str
   return parts.join("");
 }
 
+/** Rows [start, end) of a batch as views on its arrays (no copy). */
+function rowsOf(b: Batch, widths: readonly number[], denseWidth: number, start: number, end: number): Batch {
+  const cut = <T extends Int32Array | Float32Array | Uint8Array | Uint32Array>(a: T, w: number): T => a.subarray(start * w, end * w) as T;
+  return {
+    size: end - start,
+    ids: b.ids.map((a, i) => cut(a, widths[i]!)),
+    weights: b.weights.map((a, i) => (a ? cut(a, widths[i]!) : null)),
+    dense: cut(b.dense, denseWidth),
+    click: cut(b.click, 1), conversion: cut(b.conversion, 1),
+    truth: b.truth ? { ctr: cut(b.truth.ctr, 1), cvr: cut(b.truth.cvr, 1), conversion: cut(b.truth.conversion, 1) } : null,
+    userId: b.userId ? cut(b.userId, 1) : null,
+    sampleKey: cut(b.sampleKey, 1),
+    task: b.task ? cut(b.task, 1) : null,
+  };
+}
+
+/**
+ * A shard as a reader of scoring blocks: its rows in file order, `blockRows` at a time, numbered
+ * 1, 2, ... The shard must have been written for the model's schema (checked by hash).
+ */
+async function readShardBlocks(file: string, schema: FeatureSchema, blockRows: number, onProgress: (p: ReadProgress) => void): Promise<{ stats: ReadStats; blocks(): AsyncGenerator<ReadBlock> }> {
+  const shard = await ShardReader.open(file, { expectSchema: schema });
+  const stats = newStats(file, "shard");
+  const widths = shard.layout.tables.map((t) => t.width);
+  const denseWidth = shard.layout.denseWidth;
+  async function* blocks(): AsyncGenerator<ReadBlock> {
+    try {
+      let row = 0;
+      let bytesRead = 0;
+      // One row group read ahead, so the file read overlaps scoring.
+      let next: Promise<Batch> | null = shard.rowGroups ? shard.readGroup(0) : null;
+      for (let g = 0; g < shard.rowGroups; g++) {
+        const group = await next!;
+        next = g + 1 < shard.rowGroups ? shard.readGroup(g + 1) : null;
+        next?.catch(() => undefined); // awaited on the next turn; a consumer that stops early must not leave an unhandled rejection
+        bytesRead += shard.bytes * (group.size / Math.max(shard.rows, 1));
+        for (let s = 0; s < group.size; s += blockRows) {
+          const part = rowsOf(group, widths, denseWidth, s, Math.min(s + blockRows, group.size));
+          const lines = new Float64Array(part.size);
+          for (let i = 0; i < part.size; i++) lines[i] = row + i + 1;
+          row += part.size;
+          stats.rows = stats.lines = row;
+          yield { ...part, rawIdCounts: null, lines };
+        }
+        onProgress({ fileBytes: shard.bytes, bytesRead: Math.round(bytesRead), lines: row, rows: row });
+      }
+    } finally {
+      await shard.close();
+    }
+  }
+  return { stats, blocks };
+}
+
 export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise<ScoreFileResult> {
-  const format = await resolveFormat(opts.input, opts.format);
   const outFormat = opts.outputFormat ?? predictionFormatOf(opts.output);
-  const reader = readData(opts.input, format, {
-    schema: scorer.info.schema, skipBad: opts.skipBad ?? false, blockRows: opts.batchSize ?? 8192,
-    lineNumbers: true, labels: false, truthFile: null,
-    onProgress: (p) => opts.onProgress?.({ ...p, scored }),
-  });
+  const blockRows = opts.batchSize ?? 8192;
+  const onProgress = (p: ReadProgress) => opts.onProgress?.({ ...p, scored });
+  const reader = opts.input !== "-" && (await isShardFile(opts.input))
+    ? await readShardBlocks(opts.input, scorer.info.schema, blockRows, onProgress)
+    : readData(opts.input, await resolveFormat(opts.input, opts.format), {
+      schema: scorer.info.schema, skipBad: opts.skipBad ?? false, blockRows, lineNumbers: true, labels: false, truthFile: null, onProgress,
+    });
   const out = await openOutputStream(opts.output, "predictions");
   let scored = 0;
   const started = performance.now();

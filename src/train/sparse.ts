@@ -1,10 +1,12 @@
 /**
  * Row-sparse embeddings on the host: the ids of a batch become a compact block of unique rows plus
- * local indices into it; after the step, the block's new rows are scattered back into the table.
+ * local indices into it; after the step, the block's new rows are written back into the table (by
+ * the session, on its own thread: src/runtime/rows.ts).
  * Work and memory are O(ids in the batch); nothing here is sized by the vocabulary.
  */
 import { MtlError } from "../errors.js";
-import type { FloatArray } from "./state.js";
+
+export { gatherRows, scatterRows } from "../runtime/rows.js";
 
 export type IdArray = Int32Array | BigInt64Array | Float64Array | Uint32Array;
 
@@ -87,106 +89,3 @@ export class RowIndexer {
   }
 }
 
-/**
- * Copies rows `ids` of a packed table (rows of `stride` values: weights, then each slot, `dim`
- * values apiece) into one block per part: `parts[k]` ([ids.length, dim]) receives columns
- * k*dim..(k+1)*dim. One pass over the table: each row is read once, wherever its slots are.
- */
-export function gatherRows(table: FloatArray, stride: number, dim: number, ids: Int32Array, parts: readonly FloatArray[]): void {
-  if (table instanceof Float32Array) gather32(table, stride, dim, ids, parts as Float32Array[]);
-  else gather64(table, stride, dim, ids, parts as Float64Array[]);
-}
-
-// Two copies of each loop, one per array type, keep each monomorphic (several times faster in V8).
-// Rows are random in a table far larger than the caches, so the copy is bound by memory latency:
-// blocks of BLOCK rows are first touched in a tight loop, which keeps many cache misses in flight
-// (measured 16 ms -> 9 ms for 66,000 rows of 36 floats), then copied.
-const BLOCK = 64;
-let sink = 0;
-function gather32(table: Float32Array, stride: number, dim: number, ids: Int32Array, parts: Float32Array[]): void {
-  let touched = 0;
-  for (let u0 = 0; u0 < ids.length; u0 += BLOCK) {
-    const u1 = Math.min(u0 + BLOCK, ids.length);
-    // Touch each row's cache lines first in a tight loop (many misses in flight), then copy from cache.
-    for (let u = u0; u < u1; u++) {
-      const s = ids[u]! * stride;
-      touched += table[s]! + table[s + stride - 1]! + table[s + (stride >> 1)]!;
-    }
-    for (let u = u0; u < u1; u++) {
-      const s = ids[u]! * stride, o = u * dim;
-      for (let k = 0; k < parts.length; k++) {
-        const out = parts[k]!, c = s + k * dim;
-        for (let d = 0; d < dim; d++) out[o + d] = table[c + d]!;
-      }
-    }
-  }
-  sink = touched;
-}
-
-function gather64(table: Float64Array, stride: number, dim: number, ids: Int32Array, parts: Float64Array[]): void {
-  let touched = 0;
-  for (let u0 = 0; u0 < ids.length; u0 += BLOCK) {
-    const u1 = Math.min(u0 + BLOCK, ids.length);
-    // Touch each row's cache lines first in a tight loop (many misses in flight), then copy from cache.
-    for (let u = u0; u < u1; u++) {
-      const s = ids[u]! * stride;
-      touched += table[s]! + table[s + stride - 1]! + table[s + (stride >> 1)]!;
-    }
-    for (let u = u0; u < u1; u++) {
-      const s = ids[u]! * stride, o = u * dim;
-      for (let k = 0; k < parts.length; k++) {
-        const out = parts[k]!, c = s + k * dim;
-        for (let d = 0; d < dim; d++) out[o + d] = table[c + d]!;
-      }
-    }
-  }
-  sink = touched;
-}
-
-/** The inverse of gatherRows: writes each part's rows back into the packed table; with skipRow0, row 0 (padding) is left alone. */
-export function scatterRows(table: FloatArray, stride: number, dim: number, ids: Int32Array, parts: readonly FloatArray[], skipRow0: boolean): void {
-  if (table instanceof Float32Array) scatter32(table, stride, dim, ids, parts as Float32Array[], skipRow0);
-  else scatter64(table, stride, dim, ids, parts as Float64Array[], skipRow0);
-}
-
-function scatter32(table: Float32Array, stride: number, dim: number, ids: Int32Array, parts: Float32Array[], skipRow0: boolean): void {
-  let touched = 0;
-  for (let u0 = 0; u0 < ids.length; u0 += BLOCK) {
-    const u1 = Math.min(u0 + BLOCK, ids.length);
-    for (let u = u0; u < u1; u++) {
-      const s = ids[u]! * stride;
-      touched += table[s]! + table[s + stride - 1]! + table[s + (stride >> 1)]!;
-    }
-    for (let u = u0; u < u1; u++) {
-      const id = ids[u]!;
-      if (skipRow0 && id === 0) continue;
-      const s = id * stride, o = u * dim;
-      for (let k = 0; k < parts.length; k++) {
-        const src = parts[k]!, c = s + k * dim;
-        for (let d = 0; d < dim; d++) table[c + d] = src[o + d]!;
-      }
-    }
-  }
-  sink = touched;
-}
-
-function scatter64(table: Float64Array, stride: number, dim: number, ids: Int32Array, parts: Float64Array[], skipRow0: boolean): void {
-  let touched = 0;
-  for (let u0 = 0; u0 < ids.length; u0 += BLOCK) {
-    const u1 = Math.min(u0 + BLOCK, ids.length);
-    for (let u = u0; u < u1; u++) {
-      const s = ids[u]! * stride;
-      touched += table[s]! + table[s + stride - 1]! + table[s + (stride >> 1)]!;
-    }
-    for (let u = u0; u < u1; u++) {
-      const id = ids[u]!;
-      if (skipRow0 && id === 0) continue;
-      const s = id * stride, o = u * dim;
-      for (let k = 0; k < parts.length; k++) {
-        const src = parts[k]!, c = s + k * dim;
-        for (let d = 0; d < dim; d++) table[c + d] = src[o + d]!;
-      }
-    }
-  }
-  sink = touched;
-}

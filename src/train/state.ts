@@ -260,7 +260,10 @@ export function initialState(layout: StateLayout, optimizer: OptimizerConfig, op
       continue;
     }
     const width = t.dim * (1 + slots.length);
-    const packed = new Arr(t.rows * width);
+    // On a SharedArrayBuffer from the start: the trainer shares it with its session's thread
+    // (src/runtime/rows.ts) and would otherwise copy it there, doubling the table's peak memory.
+    const shared = new SharedArrayBuffer(t.rows * width * Arr.BYTES_PER_ELEMENT);
+    const packed = Arr === Float64Array ? new Float64Array(shared) : new Float32Array(shared);
     for (let r = 0; r < t.rows; r++) {
       packed.set(weights.subarray(r * t.dim, (r + 1) * t.dim), r * width);
       slots.forEach((s, k) => {

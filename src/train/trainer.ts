@@ -1,7 +1,8 @@
 /**
  * Drives the training-step and eval programs on onnxruntime. Per step: unique the batch's ids per
- * table, gather those rows and their optimizer slots from the state, run the step, scatter the new
- * rows back, take the new dense parameters and slots, advance the step count. The trainer knows
+ * table, gather those rows and their optimizer slots from the state, run the step (the session
+ * writes the new rows back into the tables, on its own thread: runtime/rows.ts), take the new dense
+ * parameters and slots, advance the step count. The trainer knows
  * nothing about the model beyond the program's signature.
  */
 import { MtlError } from "../errors.js";
@@ -9,11 +10,12 @@ import { type TypedArray, dtypeOfArray } from "../graph/dtype.js";
 import type { Shape } from "../graph/ir.js";
 import { encodeGraph } from "../onnx/serialize.js";
 import { openSession, type ModelSession } from "../runtime/model-session.js";
+import type { TableRows } from "../runtime/rows.js";
 import type { Device, Tensor } from "../runtime/session.js";
 import { Rng } from "../util/prng.js";
 import type { FloatDType } from "./model.js";
 import { type Program, type ProgramSignature, localName, newName, rowsName, slotName } from "./program.js";
-import { RowIndexer, gatherRows, scatterRows, type IdArray } from "./sparse.js";
+import { RowIndexer, gatherRows, type IdArray } from "./sparse.js";
 import type { FloatArray, TrainingState } from "./state.js";
 
 /**
@@ -51,8 +53,8 @@ export interface StepBytes {
 interface Prepared {
   feeds: Record<string, Tensor>;
   blocks: Map<string, Int32Array>;
-  /** Per table, the indexer holding this step's id -> local index map (queried when patching the next step). */
-  indexers: Map<string, RowIndexer>;
+  /** Per table (train step only): the rows the session refreshes before the run and writes back after it. */
+  rows: TableRows[];
   /** Buffers the trainer allocated for this step (row blocks, local ids, masks): moved, not copied, to a worker. */
   owned: ArrayBuffer[];
   /** The 1-based number of this update, set at launch. */
@@ -72,13 +74,11 @@ export interface FitOptions {
 }
 
 export class Trainer {
-  /** Two indexers per table, alternating, so a step's ids stay queryable while the next is prepared. */
-  private readonly indexers = new Map<string, [RowIndexer, RowIndexer]>();
-  private readonly evalIndexers = new Map<string, [RowIndexer, RowIndexer]>();
-  private flip = 0;
+  /** Per table, the id -> block position map, reused from step to step. */
+  private readonly indexers = new Map<string, RowIndexer>();
   /** Spare buffers (returned step inputs, scattered step outputs) reused for the next blocks: no page faults per step. */
   private readonly pool: ArrayBuffer[] = [];
-  /** Per table, a bitset of the ids of the step in flight (fit only): most ids of the next step miss it cheaply. */
+  /** Per table, a bitset of the ids of the step in flight (fit only): the next step's rows to refresh. */
   private readonly inFlight = new Map<string, Uint32Array>();
   lastStepBytes: StepBytes = { fed: 0, fetched: 0 };
 
@@ -107,6 +107,7 @@ export class Trainer {
     const t = new Trainer(state, train, evaluation);
     try {
       for (const p of [t.train, t.evaluation]) if (p) checkState(state, p.signature);
+      if (t.train) for (const table of t.train.signature.tables) t.sharedTable(table.name);
     } catch (err) {
       await t.release();
       throw err;
@@ -119,15 +120,15 @@ export class Trainer {
     const train = this.requireTrain();
     const p = this.prepare(train.signature, batch);
     const out = await this.launch(train, p, lr);
-    this.scatter(train.signature, p, out);
+    this.recycleRows(train.signature, out);
     return resultOf(train.signature, out);
   }
 
   /**
    * Trains on every batch in order, overlapping the host's row work with onnxruntime: while step t
-   * runs, the rows of step t-1 are scattered back and the rows of step t+1 gathered; rows step t
-   * changes are patched into step t+1's block when it finishes. The result is bit-identical to
-   * calling step() on each batch. Returns the number of steps taken.
+   * runs (and its session writes its rows back), the rows of step t+1 are gathered; the rows of
+   * t+1's block that step t updates are re-read from the table by the session just before t+1 runs.
+   * The result is bit-identical to calling step() on each batch. Returns the number of steps taken.
    */
   async fit(batches: Iterable<StepFeeds> | AsyncIterable<StepFeeds>, opts: FitOptions): Promise<number> {
     const train = this.requireTrain();
@@ -135,7 +136,7 @@ export class Trainer {
     const lrAt = typeof opts.lr === "number" ? () => opts.lr as number : opts.lr;
     type Done = { prepared: Prepared; out: Record<string, Tensor> };
     let running: { prepared: Prepared; result: Promise<Record<string, Tensor>> } | null = null;
-    let unscattered: Done | null = null;
+    let finished: Done | null = null;
     let failed = false;
     let steps = 0;
     const settle = async (): Promise<Done> => {
@@ -147,17 +148,16 @@ export class Trainer {
       for await (const batch of batches) {
         const prepared = this.prepare(sig, batch); // overlaps the running step
         if (running) {
-          unscattered = await settle();
-          this.patch(sig, prepared, unscattered.prepared, unscattered.out);
-          this.markInFlight(sig, unscattered.prepared, false);
+          finished = await settle();
+          this.markInFlight(sig, finished.prepared, false);
         }
         const lr = lrAt(this.state.step + 1);
         this.markInFlight(sig, prepared, true);
         running = { prepared, result: this.launch(train, prepared, lr) };
-        if (unscattered) {
-          const done: Done = unscattered;
-          unscattered = null;
-          this.scatter(sig, done.prepared, done.out); // overlaps the step just launched
+        if (finished) {
+          const done: Done = finished;
+          finished = null;
+          this.recycleRows(sig, done.out);
           if (opts.onStep) await opts.onStep(resultOf(sig, done.out), done.prepared.step);
         }
         steps++;
@@ -166,14 +166,13 @@ export class Trainer {
       failed = true;
       throw err;
     } finally {
-      // On success and on error alike, every step whose dense results the state took gets its rows
-      // written too, before fit() returns.
-      if (unscattered) this.scatter(sig, unscattered.prepared, unscattered.out);
+      // On success and on error alike, the step in flight finishes (its session writes its rows
+      // back) before fit() returns.
       if (running) {
         try {
           const done = await settle();
           this.markInFlight(sig, done.prepared, false);
-          this.scatter(sig, done.prepared, done.out);
+          this.recycleRows(sig, done.out);
           if (!failed && opts.onStep) await opts.onStep(resultOf(sig, done.out), done.prepared.step);
         } catch (err) {
           if (!failed) throw err; // else the first error is the one to report
@@ -231,12 +230,10 @@ export class Trainer {
     const feeds: Record<string, Tensor> = {};
     const size = batchSize(sig, batch);
     const blocks = new Map<string, Int32Array>();
-    const indexers = new Map<string, RowIndexer>();
+    const rows: TableRows[] = [];
     const owned: ArrayBuffer[] = [];
     const Arr = sig.dtype === "float64" ? Float64Array : Float32Array;
     const training = sig.kind === "train_step";
-    if (training) this.flip ^= 1;
-    const pairs = training ? this.indexers : this.evalIndexers;
     for (const t of sig.tables) {
       const lookups = sig.lookups.filter((l) => l.table === t.name);
       const inputs = lookups.map((l) => idsOf(batch, l.input));
@@ -250,22 +247,24 @@ export class Trainer {
         feeds[localName(l.input)] = { dtype: "int32", dims, data: local };
         return local;
       });
-      let pair = pairs.get(t.name);
-      if (!pair) pairs.set(t.name, (pair = [new RowIndexer(), new RowIndexer()]));
-      const indexer = pair[training ? this.flip : 0]!;
+      let indexer = this.indexers.get(t.name);
+      if (!indexer) this.indexers.set(t.name, (indexer = new RowIndexer()));
       indexer.index(inputs, locals, t.rows, lookups[0]?.input ?? t.name);
-      indexers.set(t.name, indexer);
       const ids = indexer.unique.slice();
       blocks.set(t.name, ids);
       // The train step takes each row's weights and optimizer slots; eval the weights only.
+      const table = training ? this.sharedTable(t.name) : this.state.require(t.name).data;
       const stride = this.state.require(t.name).dims[1]!;
       const names = [rowsName(t.name), ...(training ? sig.slots.map((s) => slotName(rowsName(t.name), s)) : [])];
       const parts = names.map(() => (training ? this.take(Arr as Float32ArrayConstructor, ids.length * t.dim) : new Arr(ids.length * t.dim)));
-      gatherRows(this.state.require(t.name).data, stride, t.dim, ids, parts);
+      gatherRows(table, stride, t.dim, ids, parts);
       names.forEach((name, k) => {
         owned.push(parts[k]!.buffer);
         feeds[name] = tensorOf(parts[k]!, [ids.length, t.dim]);
       });
+      if (training) {
+        rows.push({ table, stride, dim: t.dim, ids, feeds: names, outputs: names.map(newName), refresh: this.inFlightPositions(t.name, ids, t.paddingRow0), skipRow0: t.paddingRow0 });
+      }
     }
     for (const b of sig.batchInputs) {
       const data = batch[b.name];
@@ -285,10 +284,38 @@ export class Trainer {
       }
       this.state.rng = rng.words();
     }
-    return { feeds, blocks, indexers, owned, step: 0 };
+    return { feeds, blocks, rows, owned, step: 0 };
   }
 
-  /** Rows of `next`'s blocks that the step `done` just updated: take them from its output. */
+  /**
+   * Table `name`'s data on a SharedArrayBuffer (moved there once): the session writes rows back into
+   * it from its own thread. A table the caller replaced since is moved again.
+   */
+  private sharedTable(name: string): FloatArray {
+    const t = this.state.require(name);
+    if (!(t.data.buffer instanceof SharedArrayBuffer)) {
+      const buffer = new SharedArrayBuffer(t.data.byteLength);
+      const shared = t.data instanceof Float64Array ? new Float64Array(buffer) : new Float32Array(buffer);
+      shared.set(t.data);
+      t.data = shared;
+    }
+    return t.data;
+  }
+
+  /** Positions in a block whose rows the step in flight (fit only) updates: the session re-reads them after its write-back. */
+  private inFlightPositions(table: string, ids: Int32Array, paddingRow0: boolean): Int32Array {
+    const bits = this.inFlight.get(table);
+    if (!bits) return new Int32Array(0);
+    let n = 0;
+    const at = this.take(Int32Array, ids.length);
+    for (let u = 0; u < ids.length; u++) {
+      const id = ids[u]!;
+      if ((bits[id >>> 5]! & (1 << (id & 31))) !== 0 && !(paddingRow0 && id === 0)) at[n++] = u;
+    }
+    return at.subarray(0, n);
+  }
+
+  /** Marks (or clears) the ids of a launched step's blocks as in flight. */
   private markInFlight(sig: ProgramSignature, p: Prepared, on: boolean): void {
     for (const t of sig.tables) {
       let bits = this.inFlight.get(t.name);
@@ -296,29 +323,6 @@ export class Trainer {
       const ids = p.blocks.get(t.name)!;
       if (on) for (let u = 0; u < ids.length; u++) bits[ids[u]! >>> 5]! |= 1 << (ids[u]! & 31);
       else for (let u = 0; u < ids.length; u++) bits[ids[u]! >>> 5] = 0;
-    }
-  }
-
-  private patch(sig: ProgramSignature, next: Prepared, done: Prepared, out: Record<string, Tensor>): void {
-    for (const t of sig.tables) {
-      const bits = this.inFlight.get(t.name)!;
-      const dim = t.dim;
-      const ids = next.blocks.get(t.name)!;
-      const names = [rowsName(t.name), ...sig.slots.map((s) => slotName(rowsName(t.name), s))];
-      const blocks = names.map((n) => next.feeds[n]!.data as FloatArray);
-      const fresh = names.map((n) => out[newName(n)]!.data as FloatArray);
-      const previous = done.indexers.get(t.name)!;
-      for (let u = 0; u < ids.length; u++) {
-        const id = ids[u]!;
-        if (t.paddingRow0 && id === 0) continue;
-        if ((bits[id >>> 5]! & (1 << (id & 31))) === 0) continue;
-        const k = previous.find(id);
-        if (k < 0) continue;
-        for (let p = 0; p < names.length; p++) {
-          const to = blocks[p]!, from = fresh[p]!;
-          for (let d = 0; d < dim; d++) to[u * dim + d] = from[k * dim + d]!;
-        }
-      }
     }
   }
 
@@ -340,7 +344,7 @@ export class Trainer {
     p.step = this.state.step + 1;
     p.feeds["step"] = { dtype: "int64", dims: [], data: BigInt64Array.of(BigInt(p.step)) };
     p.feeds["lr"] = { dtype: sig.dtype, dims: [], data: Arr.of(lr) };
-    const out = await this.run(train.session, p.feeds, p.owned);
+    const out = await this.run(train.session, p.feeds, p.owned, p.rows);
     for (const param of sig.params) {
       this.state.require(param.name).data = out[newName(param.name)]!.data as FloatArray;
       for (const s of sig.slots) this.state.require(slotName(param.name, s)).data = out[newName(slotName(param.name, s))]!.data as FloatArray;
@@ -350,22 +354,20 @@ export class Trainer {
     return out;
   }
 
-  /** Writes a finished step's rows back into the tables (row 0 left alone where it is padding). */
-  private scatter(sig: ProgramSignature, p: Prepared, out: Record<string, Tensor>): void {
+  /** A finished step's updated row blocks (written back by its session) go to the pool. */
+  private recycleRows(sig: ProgramSignature, out: Record<string, Tensor>): void {
     for (const t of sig.tables) {
-      const names = [rowsName(t.name), ...sig.slots.map((s) => slotName(rowsName(t.name), s))];
-      const parts = names.map((n) => out[newName(n)]!.data as FloatArray);
-      scatterRows(this.state.require(t.name).data, t.dim * (1 + sig.slots.length), t.dim, p.blocks.get(t.name)!, parts, t.paddingRow0);
+      const parts = [rowsName(t.name), ...sig.slots.map((s) => slotName(rowsName(t.name), s))].map((n) => out[newName(n)]!.data as FloatArray);
       // Only arrays that span their whole buffer: nothing else can live in it.
-      this.recycle(parts.filter((x) => x.byteOffset === 0 && x.byteLength === x.buffer.byteLength).map((x) => x.buffer));
+      this.recycle(parts.filter((x) => x.byteOffset === 0 && x.byteLength === x.buffer.byteLength).map((x) => x.buffer as ArrayBuffer));
     }
   }
 
   /** Runs a session; the feed buffers it hands back (the step's own, and a worker's returned inputs) go to the pool. */
-  private async run(session: ModelSession, feeds: Record<string, Tensor>, transfer: ArrayBuffer[] = []): Promise<Record<string, Tensor>> {
+  private async run(session: ModelSession, feeds: Record<string, Tensor>, transfer: ArrayBuffer[] = [], rows: TableRows[] = []): Promise<Record<string, Tensor>> {
     let fed = 0;
     for (const t of Object.values(feeds)) fed += t.data.byteLength;
-    const out = await session.run(feeds, { transfer, onInputs: (buffers) => this.recycle(buffers) });
+    const out = await session.run(feeds, { transfer, onInputs: (buffers) => this.recycle(buffers), rows });
     let fetched = 0;
     for (const t of Object.values(out)) fetched += t.data.byteLength;
     this.lastStepBytes = { fed, fetched };
