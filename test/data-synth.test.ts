@@ -138,3 +138,53 @@ test("CLI: synth -> prepare -> inspect end to end, and a bad row prints one line
   assert.equal(k.status, 0, k.stderr);
   assert.match(k.stdout, /1 rows[\s\S]*bad_id: 1 \(first: .*bad\.txt:2/);
 });
+
+test("synth presets: the observed rates are calibrated at every selection bias, the clicked impressions' true CVR pulls away as bias grows", () => {
+  const rates = (bias: number, preset: "dense" | "sparse") => {
+    let n = 0, clicks = 0, buys = 0, cvrAll = 0, cvrClicked = 0;
+    for (const b of synthBatches({ rows: 20_000, seed: 3, bias, preset, users: 2000, items: 3000 })) {
+      for (let r = 0; r < b.size; r++) {
+        n++;
+        clicks += b.click[r]!;
+        buys += b.conversion[r]!;
+        cvrAll += b.truth!.cvr[r]!;
+        if (b.click[r]) cvrClicked += b.truth!.cvr[r]!;
+      }
+    }
+    return { ctr: clicks / n, cvr: buys / clicks, gap: cvrClicked / clicks / (cvrAll / n) };
+  };
+  for (const bias of [0, 4]) {
+    const d = rates(bias, "dense");
+    assert.ok(Math.abs(d.ctr - 0.1) < 0.01, `dense bias ${bias}: CTR ${d.ctr}`);
+    assert.ok(Math.abs(d.cvr - 0.2) < 0.03, `dense bias ${bias}: conversions per click ${d.cvr}`);
+    const s = rates(bias, "sparse");
+    assert.ok(Math.abs(s.cvr - 0.05) < 0.015, `sparse bias ${bias}: conversions per click ${s.cvr}`);
+  }
+  assert.ok(rates(0, "dense").gap < 1.2, "bias 0 is the control: clicked impressions convert like the space");
+  assert.ok(rates(4, "dense").gap > 3, "bias 4: clicked impressions convert several times as often");
+  // The Ali-CCP preset's intercepts put the click rate at its 3.9%.
+  const w = new SynthWorld({ seed: 3, preset: "aliccp", users: 2000, items: 3000 });
+  assert.ok(w.ctrBias < -3.5 && w.cvrBias < w.ctrBias, `aliccp intercepts ${w.ctrBias}, ${w.cvrBias}`);
+});
+
+test("synth: defaults keep their intercepts; explicit intercepts win over a preset; another stream draws other impressions of the same world", () => {
+  const plain = new SynthWorld({ seed: 1, users: 300, items: 400 });
+  assert.equal(plain.ctrBias, -2.9);
+  assert.equal(plain.cvrBias, -2.5);
+  const mixed = new SynthWorld({ seed: 1, users: 300, items: 400, preset: "dense", cvrBias: -1 });
+  assert.equal(mixed.cvrBias, -1);
+  assert.notEqual(mixed.ctrBias, -2.9);
+  const opts = { rows: 500, seed: 1, users: 300, items: 400 };
+  const a = [...synthBatches(opts)][0]!, two = [...synthBatches({ ...opts, stream: 2 })][0]!, three = [...synthBatches({ ...opts, stream: 3 })][0]!;
+  assert.deepEqual(two.truth!.cvr, a.truth!.cvr);
+  assert.notDeepEqual(three.truth!.cvr, a.truth!.cvr);
+  assert.throws(() => new SynthWorld({ stream: 1 }), /stream must be an integer in 2\.\.999/);
+  assert.throws(() => new SynthWorld({ preset: "criteo" as "dense" }), /unknown synth preset 'criteo'/);
+  assert.throws(() => new SynthWorld({ ctr: 1.5 }), /synth ctr must be a rate in \(0, 1\)/);
+});
+
+test("synth specs name a preset, rates and a stream; a bad preset names the choices", async () => {
+  const { parseSynthSpec } = await import("../src/data/source.js");
+  assert.deepEqual(parseSynthSpec("synth:rows=10,preset=aliccp,stream=3,ctr=0.05"), { rows: 10, preset: "aliccp", stream: 3, ctr: 0.05 });
+  assert.throws(() => parseSynthSpec("synth:rows=10,preset=criteo"), (e: Error & { hint?: string }) => /bad synth spec/.test(e.message) && /aliccp, dense, sparse/.test(String(e.hint)));
+});

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -245,18 +245,35 @@ test("PaddleRec's 10-line Ali-CCP sample: ESMM and CTR-only with defaults train,
   }
 });
 
-test("mtl demo on a small funnel: trains what is registered, prints the comparison, exports a model that scores like the eval program", async () => {
+test("mtl demo: the documented world, a comparison with its reading, the same digits on a second run in the same directory, an export that scores like the eval program", async () => {
+  const { DEMO_WORLD, DEMO_LINEUP } = await import("../src/demo/demo.js");
+  // The world docs/workflow.md and docs/results.md document, and the rates the benchmark chose on validation.
+  assert.deepEqual(DEMO_WORLD, { preset: "dense", bias: 2, seed: 1, impressions: 30000, testImpressions: 20000 });
+  assert.deepEqual(DEMO_LINEUP.map((l) => [l.name, l.lr]), [["naive", 0.01], ["esmm", 0.01], ["escm2-dr", 0.03]]);
   const dir = join(work, "demo");
-  const r = mtl(["demo", "--out", dir, "--rows", "20000"]);
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /CTR AUC/);
-  assert.match(r.stdout, /CVR AUC \(entire, true\)/);
-  assert.match(r.stdout, /best by CTCVR AUC: \S+; exported to/);
-  assert.match(r.stderr, /demo: training ESMM/);
+  const first = mtl(["demo", "--out", dir, "--rows", "4000"]);
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, /mtl demo: preset dense, selection bias 2, seed 1: 4,000 training impressions/);
+  assert.match(first.stdout, /Selection bias: clicked impressions convert at 0\.\d+ \(true CVR\), the whole space at 0\.\d+/);
+  assert.match(first.stdout, /CVR AUC \(entire, true\)/);
+  assert.match(first.stdout, /Reading: .*(exported for ranking by pCTCVR|exports the naive baseline)/);
+  assert.match(first.stderr, /demo: world: preset dense \(10% CTR, 20% of clicks convert\), selection bias 2/);
   const demo = JSON.parse(readFileSync(join(dir, "demo.json"), "utf8")) as import("../src/demo/demo.js").DemoResult;
-  assert.ok(demo.models.some((m) => m.name === "esmm"));
+  assert.deepEqual(demo.models.map((m) => m.name), ["naive", "esmm", "escm2-dr"]);
+  assert.ok(demo.worldRates.meanTrueCvrClicked > 2 * demo.worldRates.meanTrueCvrAll, "bias 2 makes clicked impressions convert far more than the space");
+  // The export is the comparison's winner on the job it names.
+  const best = Math.max(...demo.models.map((m) => m.metrics.cvr_auc_entire!));
+  assert.equal(demo.models.find((m) => m.name === demo.best)!.metrics.cvr_auc_entire, best);
+  assert.equal(demo.naiveWins, demo.best === "naive");
   assert.ok(existsSync(join(dir, "model.onnx")));
   assert.equal(demo.scored.length, 8);
+  // A second demo in the same directory starts afresh and repeats every digit.
+  const second = mtl(["demo", "--out", dir, "--rows", "4000"]);
+  assert.equal(second.code, 0, second.stderr);
+  const again = JSON.parse(readFileSync(join(dir, "demo.json"), "utf8")) as import("../src/demo/demo.js").DemoResult;
+  assert.deepEqual(again.models.map((m) => m.metrics), demo.models.map((m) => m.metrics));
+  assert.deepEqual(again.scored, demo.scored);
+  assert.equal(second.stdout.split("\n").filter((l) => !l.startsWith("done in")).join("\n"), first.stdout.split("\n").filter((l) => !l.startsWith("done in")).join("\n"));
   // The exported file's scores equal the eval program's on the best state for the same rows.
   const { openDataSource } = await import("../src/data/source.js");
   const { Trainer } = await import("../src/train/trainer.js");
@@ -265,11 +282,11 @@ test("mtl demo on a small funnel: trains what is registered, prints the comparis
   const { lookupModel, modelConfigOf } = await import("../src/flow/rundir.js");
   const runDir = join(dir, demo.best);
   const manifest = JSON.parse(readFileSync(join(runDir, "run.json"), "utf8"));
-  const entry = lookupModel(demo.best);
+  const entry = lookupModel(manifest.model);
   const config = entry.validate(modelConfigOf(manifest, "run.json"), "run.json");
   const trainer = await Trainer.create(TrainingState.load(join(runDir, "best.mtlstate")), { eval: buildEvalProgram(entry.definition, config) }, { intraOpThreads: 1 });
-  const source = await openDataSource(demo.data);
-  for await (const b of source.batches({ batchSize: 8, shuffle: false, validFraction: 0.2, part: "valid" })) {
+  const source = await openDataSource(demo.data.test);
+  for await (const b of source.batches({ batchSize: 8, shuffle: false })) {
     const res = await trainer.evaluate(stepFeeds(b, source.layout));
     demo.scored.forEach((s, i) => {
       assert.equal(s.click, b.click[i]);
@@ -278,6 +295,17 @@ test("mtl demo on a small funnel: trains what is registered, prints the comparis
     break;
   }
   await trainer.release();
+});
+
+test("mtl demo refuses a directory holding runs no demo wrote, unless --force", () => {
+  const dir = join(work, "not-a-demo");
+  mkdirSync(join(dir, "esmm"), { recursive: true });
+  writeFileSync(join(dir, "esmm", "run.json"), "{}");
+  const r = mtl(["demo", "--out", dir]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /holds esmm but no demo\.json: not an earlier demo's output/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+  assert.ok(existsSync(join(dir, "esmm", "run.json")), "nothing removed");
 });
 
 test("a bad model key in the config file is reported at its line; PaddleRec's model keys too", async () => {

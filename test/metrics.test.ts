@@ -75,3 +75,27 @@ test("ROC curve runs from (0,0) to (1,1); calibration bins hold every row", () =
   assert.ok(bins.every((b, i) => i === 0 || b.predicted >= bins[i - 1]!.predicted));
   assert.ok(Math.abs(bins[9]!.observed - bins[9]!.predicted) < 0.15, "well calibrated by construction");
 });
+
+test("CVR bias by propensity decile: equal-count bins of true CTR, lowest first, whose biases average to the overall CVR bias", async () => {
+  const { PredictionCollector } = await import("../src/metrics/funnel.js");
+  const { synthBatches } = await import("../src/data/synth.js");
+  const c = new PredictionCollector();
+  // A pCVR that is right on high-propensity impressions and too high by 0.1 below the median true CTR.
+  let median = 0;
+  const batches = [...synthBatches({ rows: 3000, seed: 2, bias: 2, users: 300, items: 400, batchSize: 1000 })];
+  const ctrs = batches.flatMap((b) => Array.from(b.truth!.ctr)).sort((a, b) => a - b);
+  median = ctrs[1500]!;
+  for (const b of batches) {
+    const pcvr = Float32Array.from(b.truth!.cvr, (v, r) => v + (b.truth!.ctr[r]! < median ? 0.1 : 0));
+    c.add(b, { p_cvr: pcvr, p_ctr: b.truth!.ctr, p_ctcvr: pcvr });
+  }
+  const bins = c.biasByPropensity(10)!;
+  assert.equal(bins.length, 10);
+  assert.equal(bins.reduce((a, b) => a + b.rows, 0), 3000);
+  for (let k = 1; k < 10; k++) assert.ok(bins[k]!.mean_true_ctr >= bins[k - 1]!.mean_true_ctr, "lowest propensity first");
+  for (const b of bins.slice(0, 5)) assert.ok(Math.abs(b.cvr_bias - 0.1) < 1e-6, `low bins carry the bias: ${b.cvr_bias}`);
+  for (const b of bins.slice(5)) assert.ok(Math.abs(b.cvr_bias) < 1e-6, `high bins are unbiased: ${b.cvr_bias}`);
+  const overall = bins.reduce((a, b) => a + b.cvr_bias * b.rows, 0) / 3000;
+  assert.ok(Math.abs(overall - c.metrics().cvr_bias!) < 1e-6);
+  assert.equal(new PredictionCollector().biasByPropensity(), null);
+});

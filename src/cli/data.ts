@@ -9,7 +9,7 @@ import { formatReport, inspectData } from "../data/inspect.js";
 import { resolveFormat } from "../data/open.js";
 import { prepareShard } from "../data/prepare.js";
 import { DATA_FORMATS, totalRejected, type DataFormat, type ReadProgress, type ReadStats } from "../data/reader.js";
-import { writeSynth } from "../data/synth.js";
+import { SYNTH_PRESETS, writeSynth, type SynthPresetName } from "../data/synth.js";
 import { LOOKALIKE_FILES, writeLookalikeSynth } from "../data/synth-lookalike.js";
 import { formatBytes, formatCount } from "./format.js";
 import { withExamples } from "./examples.js";
@@ -130,7 +130,7 @@ export async function lookalikeSynthCommand(args: { out: string; seed: number; c
   process.stdout.write(out.join("\n") + "\n");
 }
 
-export async function synthCommand(args: { out: string; rows: number; seed: number; bias: number; users?: number; items?: number; maxHistory?: number; json?: boolean }): Promise<void> {
+export async function synthCommand(args: { out: string; rows: number; seed: number; bias: number; users?: number; items?: number; maxHistory?: number; preset?: string; ctr?: number; cvr?: number; json?: boolean }): Promise<void> {
   const progress = progressPrinter("synth");
   const start = Date.now();
   const s = await writeSynth(args.out, {
@@ -138,6 +138,9 @@ export async function synthCommand(args: { out: string; rows: number; seed: numb
     ...(args.users !== undefined ? { users: args.users } : {}),
     ...(args.items !== undefined ? { items: args.items } : {}),
     ...(args.maxHistory !== undefined ? { maxHistory: args.maxHistory } : {}),
+    ...(args.preset !== undefined ? { preset: args.preset as SynthPresetName } : {}),
+    ...(args.ctr !== undefined ? { ctr: args.ctr } : {}),
+    ...(args.cvr !== undefined ? { cvr: args.cvr } : {}),
     onProgress: (n) => progress.update(`${formatCount(n)} of ${formatCount(args.rows)} rows, ${formatCount(Math.round(n / Math.max((Date.now() - start) / 1000, 1e-3)))} rows/s`),
   });
   progress.done();
@@ -203,10 +206,13 @@ export function registerDataCommands(y: Argv): Argv {
           .option("users", { type: "number", describe: "users in the world (default 20,000)" })
           .option("items", { type: "number", describe: "items in the world (default 30,000)" })
           .option("max-history", { type: "number", describe: "longest multi-valued user field (default 40; real Ali-CCP lines reach ~350)" })
+          .option("preset", { type: "string", choices: Object.keys(SYNTH_PRESETS), describe: "a world calibrated to observed rates: aliccp (Ali-CCP's 3.9% CTR, 0.56% CVR of clicks), dense, sparse (docs/data.md)" })
+          .option("ctr", { type: "number", describe: "calibrate to this observed click rate (overrides the preset's)" })
+          .option("cvr", { type: "number", describe: "calibrate to this observed conversions-per-click rate (overrides the preset's)" })
           .option("json", { type: "boolean", default: false, describe: "print the summary as JSON" }),
       async (a) => (a.kind === "lookalike"
         ? lookalikeSynthCommand({ out: a.out, seed: a.seed, campaigns: a.campaigns, scale: a.scale, users: a.users, json: a.json })
-        : synthCommand({ out: a.out, rows: a.rows, seed: a.seed, bias: a.bias, users: a.users, items: a.items, maxHistory: a["max-history"], json: a.json })),
+        : synthCommand({ out: a.out, rows: a.rows, seed: a.seed, bias: a.bias, users: a.users, items: a.items, maxHistory: a["max-history"], preset: a.preset, ctr: a.ctr, cvr: a.cvr, json: a.json })),
     )
     .command(
       "inspect <file>",

@@ -38,8 +38,8 @@ export const EXAMPLES: Readonly<Record<string, readonly (readonly [command: stri
     ["mtl report runs/escm2 -o escm2.html", "the report somewhere else"],
   ],
   demo: [
-    ["mtl demo", "naive CVR, ESMM and ESCM2 on 200,000 synthetic impressions, into ./mtl-demo"],
-    ["mtl demo --rows 20000 -o /tmp/demo", "a quicker look"],
+    ["mtl demo", "naive CVR, ESMM and ESCM2 on the documented world (selection bias 2, 30,000 impressions), into ./mtl-demo"],
+    ["mtl demo --rows 4000 -o /tmp/demo", "a quicker look (a second demo there starts afresh)"],
   ],
   data: [
     ["mtl data synth --out synth.txt --rows 100000", "a synthetic impression log with known truth"],

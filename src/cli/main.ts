@@ -193,17 +193,16 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
     )
     .command(
       "demo",
-      "the quick start: on the built-in synthetic funnel, train the naive CVR baseline, ESMM and ESCM2, compare them, export the best and score records with it",
+      "the quick start: on a synthetic funnel with strong selection bias, train the naive CVR baseline, ESMM and ESCM2, compare them on test impressions, export the one the comparison supports and score records with it",
       (y) =>
         withExamples(y, "demo")
-          .option("out", { alias: "o", type: "string", default: "mtl-demo", describe: "directory for the runs and the exported model" })
-          .option("rows", { type: "number", default: 200000, describe: "synthetic impressions (20% held out for evaluation)" })
-          .option("bias", { type: "number", default: 1, describe: "selection-bias strength of the synthetic funnel" })
-          .option("seed", { type: "number", default: 1 })
-          .option("epochs", { type: "number", default: 1 })
+          .option("out", { alias: "o", type: "string", default: "mtl-demo", describe: "directory for the runs and the exported model (an earlier demo's output there is replaced)" })
+          .option("force", { type: "boolean", default: false, describe: "replace runs in --out that no demo wrote" })
+          .option("rows", { type: "number", describe: "training impressions (default 30,000: the documented demo world)" })
+          .option("seed", { type: "number", describe: "the world's seed (default 1)" })
           .option("json", { type: "boolean", default: false, describe: "print the comparison and the scored records as JSON" })
           .option("device", DEVICE_OPTION),
-      async (args) => demoCommand({ out: args.out, rows: args.rows, bias: args.bias, seed: args.seed, epochs: args.epochs, json: args.json, device: args.device }),
+      async (args) => demoCommand({ out: args.out, force: args.force, json: args.json, device: args.device, ...(args.rows !== undefined ? { rows: args.rows } : {}), ...(args.seed !== undefined ? { seed: args.seed } : {}) }),
     )
     .example("mtl demo", "the quick start: train, compare and export on a synthetic funnel")
     .example("mtl export --model escm2", "write ./escm2.onnx (freshly initialised)")

@@ -16,7 +16,7 @@ import { dataFiles } from "./files.js";
 import { guessFormat, readData } from "./open.js";
 import type { DataFormat } from "./reader.js";
 import { isShardFile, ShardReader } from "./shard.js";
-import { synthBatches, SynthWorld, type SynthOptions } from "./synth.js";
+import { SYNTH_PRESETS, synthBatches, SynthWorld, type SynthOptions } from "./synth.js";
 
 export interface DataSource {
   /** What the data is, for messages: the file, or the synth spec. */
@@ -39,18 +39,21 @@ export interface OpenDataOptions {
   skipBad?: boolean;
 }
 
-/** Parse `synth:rows=N,seed=S,bias=B,users=U,items=I` (every key optional but rows). */
+/** Parse `synth:rows=N,seed=S,bias=B,users=U,items=I,preset=P,ctr=R,cvr=R,stream=K` (every key optional but rows). */
 export function parseSynthSpec(spec: string): SynthOptions & { rows: number } {
   const body = spec.slice("synth:".length);
-  const out: Record<string, number> = {};
+  const out: Record<string, number | string> = {};
+  const allowed = ["rows", "seed", "bias", "users", "items", "factors", "preset", "ctr", "cvr", "stream"];
   for (const part of body.split(",").filter(Boolean)) {
     const [k, v] = part.split("=");
-    const allowed = ["rows", "seed", "bias", "users", "items", "factors"];
-    if (!k || v === undefined || !allowed.includes(k) || !Number.isFinite(Number(v)))
-      throw new MtlError("E_USAGE", `bad synth spec '${spec}' at '${part}'`, { hint: `write synth:rows=100000,seed=1,bias=1 (keys: ${allowed.join(", ")})` });
-    out[k] = Number(v);
+    const ok = k !== undefined && v !== undefined && allowed.includes(k) && (k === "preset" ? Object.hasOwn(SYNTH_PRESETS, v) : Number.isFinite(Number(v)));
+    if (!ok) {
+      const hint = k === "preset" ? `presets: ${Object.keys(SYNTH_PRESETS).join(", ")}` : `write synth:rows=100000,seed=1,bias=1 (keys: ${allowed.join(", ")})`;
+      throw new MtlError("E_USAGE", `bad synth spec '${spec}' at '${part}'`, { hint });
+    }
+    out[k] = k === "preset" ? v : Number(v);
   }
-  if (out.rows === undefined) throw new MtlError("E_USAGE", `the synth spec '${spec}' needs rows=N`, { hint: "e.g. synth:rows=100000,seed=1" });
+  if (out["rows"] === undefined) throw new MtlError("E_USAGE", `the synth spec '${spec}' needs rows=N`, { hint: "e.g. synth:rows=100000,seed=1" });
   return out as unknown as SynthOptions & { rows: number };
 }
 

@@ -50,7 +50,29 @@ export interface SynthOptions {
   cvrBias?: number;
   /** Longest multi-valued user history. Default 40. */
   maxHistory?: number;
+  /**
+   * Observed rates to calibrate the intercepts to (overriding ctrBias/cvrBias): `ctr` = clicks /
+   * impressions, `cvr` = conversions / clicks (what a log shows), both in (0, 1). Solved at any bias
+   * on a Monte-Carlo sample of impressions, so a selection-bias sweep keeps the observed rates fixed.
+   */
+  ctr?: number;
+  cvr?: number;
+  /** A named world (SYNTH_PRESETS): its observed rates; explicit ctr/cvr/ctrBias/cvrBias win. */
+  preset?: SynthPresetName;
+  /** The impression stream of the seed (default 2). Another stream draws other impressions of the same world: a test set. */
+  stream?: number;
 }
+
+/** Named worlds: observed rates, and why each exists (docs/data.md, docs/results.md). */
+export const SYNTH_PRESETS = {
+  /** Ali-CCP's train split (ESMM paper): 42.3M impressions, 1.6M clicks (3.9%), 9k conversions (0.56% of clicks). */
+  aliccp: { ctr: 0.039, cvr: 0.0056 },
+  /** Quick runs: 10% CTR, 20% of clicks convert (plenty of conversions in 100k impressions). */
+  dense: { ctr: 0.1, cvr: 0.2 },
+  /** The sparser quick level: 10% CTR, 5% of clicks convert (a quarter of dense's conversions). */
+  sparse: { ctr: 0.1, cvr: 0.05 },
+} as const satisfies Record<string, { ctr: number; cvr: number }>;
+export type SynthPresetName = keyof typeof SYNTH_PRESETS;
 
 /** Cardinalities of the synthetic fields (besides users and items). */
 const CARDINALITY: Readonly<Record<string, number>> = {
@@ -73,6 +95,10 @@ export interface SynthRow {
   readonly lengths: Int32Array;
 }
 
+/** The Rng stream of the calibration sample (impression streams are 2..CALIBRATION_STREAM − 1). */
+const CALIBRATION_STREAM = 1000;
+const CALIBRATION_SAMPLE = 50_000;
+
 function sigmoid(z: number): number {
   return 1 / (1 + Math.exp(-z));
 }
@@ -86,6 +112,8 @@ export class SynthWorld {
   readonly factors: number;
   readonly ctrBias: number;
   readonly cvrBias: number;
+  /** The impression stream (Rng stream of the seed; 1 is the world's). */
+  readonly stream: number;
   /** First id of each field in the global space (ids of field f are offset[f] + 0..size[f]-1). */
   readonly offset: Int32Array;
   readonly size: Int32Array;
@@ -125,6 +153,16 @@ export class SynthWorld {
     for (const [k, v] of Object.entries({ users: this.users, items: this.items, factors: this.factors, maxHistory }))
       if (!Number.isInteger(v) || v < 1) throw new MtlError("E_USAGE", `synth ${k} must be a positive integer, got ${v}`, { where: { field: k } });
     if (!Number.isFinite(this.bias)) throw new MtlError("E_USAGE", `synth bias must be a finite number`, { where: { field: "bias" } });
+    if (opts.preset !== undefined && !Object.hasOwn(SYNTH_PRESETS, opts.preset))
+      throw new MtlError("E_USAGE", `unknown synth preset '${opts.preset}'`, { where: { field: "preset" }, hint: `choose one of ${Object.keys(SYNTH_PRESETS).join(", ")}` });
+    const preset = opts.preset !== undefined ? SYNTH_PRESETS[opts.preset] : undefined;
+    const targetCtr = opts.ctr ?? (opts.ctrBias === undefined ? preset?.ctr : undefined);
+    const targetCvr = opts.cvr ?? (opts.cvrBias === undefined ? preset?.cvr : undefined);
+    for (const [k, v] of Object.entries({ ctr: targetCtr, cvr: targetCvr }))
+      if (v !== undefined && !(v > 0 && v < 1)) throw new MtlError("E_USAGE", `synth ${k} must be a rate in (0, 1), got ${v}`, { where: { field: k } });
+    this.stream = opts.stream ?? 2;
+    if (!Number.isInteger(this.stream) || this.stream < 2 || this.stream >= CALIBRATION_STREAM)
+      throw new MtlError("E_USAGE", `synth stream must be an integer in 2..${CALIBRATION_STREAM - 1} (1 draws the world), got ${this.stream}`, { where: { field: "stream" } });
     this.f = Object.fromEntries(ALICCP_FIELDS.map((name, i) => [name, i]));
     this.size = new Int32Array(ALICCP_FIELDS.length);
     this.offset = new Int32Array(ALICCP_FIELDS.length);
@@ -223,6 +261,44 @@ export class SynthWorld {
     // popularity ranks are a seeded permutation of ids (id order carries no signal)
     this.userOfRank = rng.shuffle(Int32Array.from({ length: U }, (_, i) => i));
     this.itemOfRank = rng.shuffle(Int32Array.from({ length: I }, (_, i) => i));
+    if (targetCtr !== undefined || targetCvr !== undefined) this.calibrate(targetCtr, targetCvr);
+  }
+
+  /**
+   * Solve the intercepts for observed rates on CALIBRATION_SAMPLE impressions drawn as draw() draws
+   * them, from their own stream (the world and the impression streams are untouched). The click
+   * logit does not involve cvrBias (it loads on z_v − cvrBias), so ctrBias is solved first:
+   *   mean σ(z_c) = ctr,   then   Σ σ(z_c)·σ(z_v) / Σ σ(z_c) = cvr   (conversions per click).
+   * Both are monotone in their intercept: bisection.
+   */
+  private calibrate(ctr: number | undefined, cvr: number | undefined): void {
+    const rng = new Rng(this.seed, CALIBRATION_STREAM);
+    const n = CALIBRATION_SAMPLE;
+    const clickPart = new Float64Array(n), convPart = new Float64Array(n);
+    for (let j = 0; j < n; j++) {
+      const u = this.userOfRank[this.userSampler.sample(rng)]!;
+      const i = this.itemOfRank[this.itemSampler.sample(rng)]!;
+      const ctx = rng.int(3);
+      const conv = this.convScore(u, i);
+      convPart[j] = conv;
+      clickPart[j] = this.clickScore(u, i) + (ctx - 1) * 0.3 + this.bias * conv / this.convSd;
+    }
+    const solve = (rate: (b: number) => number, target: number) => {
+      let lo = -30, hi = 30;
+      for (let it = 0; it < 60; it++) {
+        const mid = (lo + hi) / 2;
+        if (rate(mid) < target) lo = mid;
+        else hi = mid;
+      }
+      return (lo + hi) / 2;
+    };
+    const mutable = this as { ctrBias: number; cvrBias: number };
+    if (ctr !== undefined) mutable.ctrBias = solve((b) => clickPart.reduce((a, c) => a + sigmoid(b + c), 0) / n, ctr);
+    if (cvr !== undefined) {
+      const pClick = clickPart.map((c) => sigmoid(this.ctrBias + c));
+      const clicks = pClick.reduce((a, p) => a + p, 0);
+      mutable.cvrBias = solve((b) => pClick.reduce((a, p, j) => a + p * sigmoid(b + convPart[j]!), 0) / clicks, cvr);
+    }
   }
 
   private convScore(u: number, i: number): number {
@@ -378,7 +454,7 @@ export function* synthBatches(opts: SynthBatchOptions, world: SynthWorld = new S
   const layout = layoutOf(schema);
   const map = fieldMap(layout);
   const b = new BatchBuilder(layout, opts.batchSize ?? 8192, { truth: true });
-  const rng = new Rng(world.seed, 2);
+  const rng = new Rng(world.seed, world.stream);
   const row = world.newRow();
   for (let n = 1; n <= opts.rows; n++) {
     encodeSynthRow(b, map, world.draw(rng, n, row));
@@ -439,7 +515,7 @@ export async function writeSynth(file: string, opts: SynthOptions & { rows: numb
   let cvrAll = 0, cvrClicked = 0, ctrAll = 0, potential = 0;
   try {
     await writeLine(truth, TRUTH_HEADER + "\n");
-    const rng = new Rng(world.seed, 2);
+    const rng = new Rng(world.seed, world.stream);
     const row = world.newRow();
     let dataChunk: string[] = [];
     let truthChunk: string[] = [];

@@ -63,6 +63,16 @@ export interface FunnelMetrics {
   mean_true_cvr: number | null;
 }
 
+/** One bin of true click propensity: its impressions' mean true CTR, true CVR and pCVR. */
+export interface PropensityBin {
+  rows: number;
+  mean_true_ctr: number;
+  mean_true_cvr: number;
+  mean_pcvr: number;
+  /** mean_pcvr − mean_true_cvr over the bin. */
+  cvr_bias: number;
+}
+
 /** Plot data per task: ROC curve and reliability bins over the task's rows. */
 export interface FunnelCurves {
   roc: Partial<Record<Task, RocPoint[]>>;
@@ -95,6 +105,7 @@ export class PredictionCollector {
   private readonly click = new Growable(Uint8Array);
   private readonly conversion = new Growable(Uint8Array);
   private readonly trueCvr = new Growable(Float32Array);
+  private readonly trueCtr = new Growable(Float32Array);
   private readonly potential = new Growable(Uint8Array);
   private readonly user = new Growable(Int32Array);
   private truth = true;
@@ -109,6 +120,7 @@ export class PredictionCollector {
     this.truth &&= batch.truth !== null;
     if (batch.truth) {
       this.trueCvr.push(batch.truth.cvr, n);
+      this.trueCtr.push(batch.truth.ctr, n);
       this.potential.push(batch.truth.conversion, n);
     }
     this.users &&= batch.userId !== null;
@@ -189,6 +201,33 @@ export class PredictionCollector {
       if (ctcvr) m.ctcvr_gauc = fin(gauc(ctcvr, conversion, users).gauc);
     }
     return m;
+  }
+
+  /**
+   * CVR bias decomposed by click propensity (ground truth only): impressions in `bins` equal-count
+   * bins of true CTR, lowest first, each with its mean true CTR, mean true CVR and mean pCVR. Where a
+   * model learns the CVR of clicked impressions, its bias concentrates in the low-propensity bins,
+   * the impressions clicks rarely show it. Null without truth or pCVR.
+   */
+  biasByPropensity(bins = 10): PropensityBin[] | null {
+    const pcvr = this.predictions.get("cvr")?.values;
+    if (!pcvr || !this.truth || this.rows === 0) return null;
+    const ctr = this.trueCtr.values, cvr = this.trueCvr.values;
+    const order = Array.from({ length: this.rows }, (_, i) => i).sort((a, b) => ctr[a]! - ctr[b]! || a - b);
+    const out: PropensityBin[] = [];
+    for (let k = 0; k < bins; k++) {
+      const lo = Math.floor((k * this.rows) / bins), hi = Math.floor(((k + 1) * this.rows) / bins);
+      let sCtr = 0, sCvr = 0, sP = 0;
+      for (let j = lo; j < hi; j++) {
+        const i = order[j]!;
+        sCtr += ctr[i]!;
+        sCvr += cvr[i]!;
+        sP += pcvr[i]!;
+      }
+      const n = Math.max(hi - lo, 1);
+      out.push({ rows: hi - lo, mean_true_ctr: sCtr / n, mean_true_cvr: sCvr / n, mean_pcvr: sP / n, cvr_bias: (sP - sCvr) / n });
+    }
+    return out;
   }
 
   curves(maxPoints = 200, bins = 10): FunnelCurves {
