@@ -89,11 +89,12 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .option("json", { type: "boolean", default: false, describe: "print the summary as JSON (on stderr when predictions go to standard output)" })
           .option("batch-size", { type: "number", default: 8192, describe: "rows per session run" })
           .option("skip-bad", { type: "boolean", default: false, describe: "skip bad rows and count them (default: stop at the first, naming its line)" })
-          .option("threads", { type: "number", default: 1, describe: "onnxruntime threads (parsing runs on its own thread beside them)" })
+          .option("threads", { type: "number", default: 1, describe: "onnxruntime threads inside each session (parsing runs on its own thread beside them)" })
+          .option("sessions", { type: "number", default: 1, describe: "sessions of the model, each in its own worker thread, scoring one block each at once (each holds a copy of the weights)" })
           .option("skip-checksum", { type: "boolean", default: false, describe: "load a model whose weights fail their checksum (a file you edited on purpose)" })
           .option("device", DEVICE_OPTION),
       async (args) => runCommand({
-        model: args.model, input: args.input, output: args.output, format: args.format, outputFormat: args["output-format"], json: args.json, batchSize: args["batch-size"], skipBad: args["skip-bad"], threads: args.threads, skipChecksum: args["skip-checksum"], device: args.device,
+        model: args.model, input: args.input, output: args.output, format: args.format, outputFormat: args["output-format"], json: args.json, batchSize: args["batch-size"], skipBad: args["skip-bad"], threads: args.threads, sessions: args.sessions, skipChecksum: args["skip-checksum"], device: args.device,
       }),
     )
     .command(
@@ -104,7 +105,8 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .positional("model", { type: "string", demandOption: true, describe: "an .onnx file written by mtl export" })
           .option("port", { type: "number", default: 8080, describe: "TCP port (0: any free port)" })
           .option("host", { type: "string", default: "127.0.0.1", describe: "address to listen on (loopback by default)" })
-          .option("threads", { type: "number", default: 1, describe: "onnxruntime threads (HTTP and encoding run on the main thread beside them)" })
+          .option("threads", { type: "number", default: 1, describe: "onnxruntime threads inside each session (HTTP and encoding run on the main thread beside them)" })
+          .option("sessions", { type: "number", default: 1, describe: "sessions of the model, each in its own worker thread: up to this many micro-batches score at once (each holds a copy of the weights)" })
           .option("max-body-kb", { type: "number", default: 1024, describe: "largest request body (413 beyond)" })
           .option("max-candidates", { type: "number", default: 1000, describe: "most candidates in one request" })
           .option("timeout-ms", { type: "number", default: 2000, describe: "per-request scoring timeout (503 beyond)" })
@@ -115,7 +117,7 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .option("skip-checksum", { type: "boolean", default: false, describe: "load a model whose weights fail their checksum (a file you edited on purpose)" })
           .option("device", DEVICE_OPTION),
       async (args) => serveCommand({
-        model: args.model, port: args.port, host: args.host, threads: args.threads, device: args.device, maxBodyKb: args["max-body-kb"],
+        model: args.model, port: args.port, host: args.host, threads: args.threads, sessions: args.sessions, device: args.device, maxBodyKb: args["max-body-kb"],
         maxCandidates: args["max-candidates"], timeoutMs: args["timeout-ms"], rankFormula: args["rank-formula"],
         maxConnections: args["max-connections"], bodyTimeoutMs: args["body-timeout-ms"], allowOrigins: args["allow-origin"].map(String), skipChecksum: args["skip-checksum"],
       }),

@@ -19,6 +19,7 @@ export interface RunArgs {
   batchSize: number;
   skipBad: boolean;
   threads: number;
+  sessions?: number;
   device?: string;
   skipChecksum?: boolean;
 }
@@ -30,7 +31,9 @@ export async function runCommand(args: RunArgs): Promise<void> {
   if (!(Number.isInteger(args.batchSize) && args.batchSize > 0)) throw new MtlError("E_USAGE", `--batch-size must be a positive integer, got ${args.batchSize}`, { where: { field: "batch-size" } });
   refuseOverwritingInput(args.output, [{ path: args.model, what: "the model" }, { path: `${args.model}.data`, what: "the model's external data" }, { path: args.input, what: "the data" }], "--output");
   const dev = device(args.device);
-  const scorer = await Scorer.open(args.model, { intraOpThreads: args.threads, skipChecksum: args.skipChecksum ?? false, ...(dev ? { device: dev } : {}) });
+  const sessions = args.sessions ?? 1;
+  if (!(Number.isInteger(sessions) && sessions > 0)) throw new MtlError("E_USAGE", `--sessions must be a positive integer, got ${sessions}`, { where: { field: "sessions" } });
+  const scorer = await Scorer.open(args.model, { intraOpThreads: args.threads, sessions, skipChecksum: args.skipChecksum ?? false, ...(dev ? { device: dev } : {}) });
   const progress = progressPrinter("run");
   const start = Date.now();
   try {

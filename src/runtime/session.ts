@@ -33,6 +33,12 @@ export interface SessionOptions {
   cpuFallback?: boolean;
   /** Threads inside one op (default: onnxruntime's choice, one per core). */
   intraOpThreads?: number;
+  /**
+   * Whether the intra-op threads spin while they wait for work (onnxruntime's default, true). Off
+   * (`session.intra_op.allow_spinning = 0`), they sleep: slower to wake, but they burn no core that
+   * the caller's thread or other processes need.
+   */
+  spinning?: boolean;
   /** Threads across independent ops (default 1; ops run sequentially). */
   interOpThreads?: number;
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
@@ -132,6 +138,10 @@ export class Session implements ModelSession {
     if (device === "webgpu" && !(await webgpuBundled())) {
       throw new MtlError("E_DEVICE", `onnxruntime-node has no WebGPU provider on ${process.platform}-${process.arch}`, { hint: "its prebuilt binaries carry WebGPU on Linux x64, macOS and Windows; use --device cpu" });
     }
+    // Session config entries (onnxruntime flattens `extra` into dotted keys).
+    const config: Record<string, string | Record<string, string>> = {};
+    if (device === "webgpu" && !opts.cpuFallback) config["disable_cpu_ep_fallback"] = "1";
+    if (opts.spinning !== undefined) config["intra_op"] = { allow_spinning: opts.spinning ? "1" : "0" };
     const options: ort.InferenceSession.SessionOptions = {
       // The device alone, never "cpu" after it: onnxruntime adds its CPU provider itself for nodes the
       // device lacks, which on webgpu disable_cpu_ep_fallback turns into a load error (see cpuFallback).
@@ -141,7 +151,7 @@ export class Session implements ModelSession {
       logSeverityLevel: opts.verboseLog ? 0 : onnxruntimeLogSeverity(),
       ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
       ...(opts.interOpThreads ? { interOpNumThreads: opts.interOpThreads } : {}),
-      ...(device === "webgpu" && !opts.cpuFallback ? { extra: { session: { disable_cpu_ep_fallback: "1" } } } : {}),
+      ...(Object.keys(config).length ? { extra: { session: config } } : {}),
     };
     const runtime = await loadOnnxruntime();
     runtime.env.logLevel = opts.verboseLog ? "verbose" : onnxruntimeLogSeverity() === 4 ? "fatal" : "warning";

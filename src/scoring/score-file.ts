@@ -134,12 +134,12 @@ export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise
     // The header goes out with the first scores: standard output cannot be rolled back, so an input
     // that fails before any row scores leaves it empty rather than holding a lone header.
     let header = outFormat === "csv" ? "line,p_ctr,p_cvr,p_ctcvr\n" : "";
-    // One block in flight while the next is parsed.
-    let pending: { block: ReadBlock; scores: Promise<Scores> } | null = null;
+    // As many blocks in flight as the scorer has sessions (each block runs on an idle one) while the
+    // next is parsed; results are written strictly in input order, oldest first.
+    const inFlight = Math.max(1, scorer.sessionCount);
+    const pending: { block: ReadBlock; scores: Promise<Scores> }[] = [];
     const flush = async () => {
-      if (!pending) return;
-      const { block, scores } = pending;
-      pending = null;
+      const { block, scores } = pending.shift()!;
       const s = await scores;
       await out.write(header + formatBlock(block, s, outFormat));
       header = "";
@@ -148,10 +148,10 @@ export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise
     for await (const block of reader.blocks()) {
       const next = { block, scores: scorer.score(block) };
       next.scores.catch(() => undefined); // awaited in flush; avoid an unhandled rejection meanwhile
-      await flush();
-      pending = next;
+      pending.push(next);
+      while (pending.length > inFlight) await flush();
     }
-    await flush();
+    while (pending.length) await flush();
     if (header) await out.write(header);
     await out.commit();
   } catch (err) {
