@@ -281,9 +281,9 @@ async function scoreSection() {
   const text = join(work, "score.txt");
   const textRows = quick ? 10_000 : 50_000;
   await writeAliccpText(text, textRows, { distinct: textRows });
-  const runScore = (input, threads = 1) => async () => {
+  const runScore = (input, threads = 1, sessions = 1) => async () => {
     const out = join(work, "pred.csv");
-    const r = await runTimed(process.execPath, [bin, "run", onnx, "--input", input, "-o", out, "--batch-size", "1024", "--threads", String(threads)]);
+    const r = await runTimed(process.execPath, [bin, "run", onnx, "--input", input, "-o", out, "--batch-size", "1024", "--threads", String(threads), "--sessions", String(sessions)]);
     rmSync(out, { force: true });
     const m = /: ([\d,]+) rows\/s/.exec(r.out);
     return { examples_per_s: m ? Number(m[1].replaceAll(",", "")) : NaN, wall: r.wall, rss_mib: r.rssMib };
@@ -291,18 +291,19 @@ async function scoreSection() {
   const fwd = (ref) => async () => torchRun(ref, ["forward", "--batch", "1024", "--steps", quick ? "30" : "150"]);
   log("score: batch 1024");
   const { runs, med } = await alternate("score", {
-    shard: runScore(shard), shard2: runScore(shard, 2), text: runScore(text), torch2: torch2 && fwd(torch2), torch1: torch1 && fwd(torch1),
+    shard: runScore(shard), shard2: runScore(shard, 2), shardSessions2: runScore(shard, 1, 2), text: runScore(text), torch2: torch2 && fwd(torch2), torch1: torch1 && fwd(torch1),
   });
   addRow("score", { name: "score, batch 1024: `mtl run` from a shard (1 onnxruntime thread) vs PyTorch forward (2 threads)", unit: "examples/s", mtl: med.shard, torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: median(runs.shard.map((x) => x.rss_mib)), runs: { shard: runs.shard, torch2: runs.torch2, torch1: runs.torch1 } });
   addRow("score", { name: "… `mtl run --threads 2` from a shard", unit: "examples/s", mtl: med.shard2, torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: median(runs.shard2.map((x) => x.rss_mib)), runs: { shard2: runs.shard2 } });
+  addRow("score", { name: "… `mtl run --sessions 2` from a shard (2 sessions, 1 thread each)", unit: "examples/s", mtl: med.shardSessions2, torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: median(runs.shardSessions2.map((x) => x.rss_mib)), runs: { shardSessions2: runs.shardSessions2 } });
   addRow("score", { name: "score, batch 1024: `mtl run` from Ali-CCP text (879-token lines) vs PyTorch forward", unit: "examples/s", mtl: med.text, torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: median(runs.text.map((x) => x.rss_mib)), runs: { text: runs.text } });
 }
 
 /** Serving 1 context x 100 candidates through `mtl serve` (scripts/load-serve.mjs) vs PyTorch forward of 100 rows. */
 async function serveSection() {
   const onnx = await ensureModel();
-  const load = (concurrency, requests) => async () => {
-    const r = await runTimed(process.execPath, [join(root, "scripts", "load-serve.mjs"), "--json", "--model", onnx, "--concurrency", String(concurrency), "--requests", String(requests)]);
+  const load = (concurrency, requests, sessions = 1) => async () => {
+    const r = await runTimed(process.execPath, [join(root, "scripts", "load-serve.mjs"), "--json", "--model", onnx, "--concurrency", String(concurrency), "--requests", String(requests), "--sessions", String(sessions)]);
     return lastJson(r.out);
   };
   const fwd100 = (ref) => async () => torchRun(ref, ["forward", "--batch", "100", "--steps", quick ? "200" : "1000", "--warmup", "20"]);
@@ -313,10 +314,14 @@ async function serveSection() {
   addRow("serve", { name: "1 request of 1 context × 100 candidates, latency p50 (mtl: HTTP round trip; PyTorch: forward only)", unit: "ms", lowerIsBetter: true, mtl: p50("mtl"), torch2: p50("torch2"), torch1: p50("torch1") });
   addRow("serve", { name: "… latency p99", unit: "ms", lowerIsBetter: true, mtl: p99("mtl"), torch2: p99("torch2"), torch1: p99("torch1"), runs: single.runs });
   for (const c of [4, 64]) {
-    const { runs } = await alternate(`serve c=${c}`, { mtl: load(c, quick ? 2000 : c === 4 ? 5000 : 10000) }, "rps");
-    const m = (key) => median(runs.mtl.map((x) => x[key]));
-    addRow("serve", { name: `mtl serve at concurrency ${c}: requests/s`, unit: "requests/s", mtl: m("rps"), errors: runs.mtl.reduce((t, x) => t + x.errors, 0), runs });
-    addRow("serve", { name: `mtl serve at concurrency ${c}: p99 latency`, unit: "ms", lowerIsBetter: true, mtl: m("p99_ms") });
+    // One session and two (--sessions 2), alternating within each round.
+    const n = quick ? 2000 : c === 4 ? 5000 : 10000;
+    const { runs } = await alternate(`serve c=${c}`, { mtl: load(c, n), mtlSessions2: load(c, n, 2) }, "rps");
+    for (const [key, flag] of [["mtl", ""], ["mtlSessions2", " --sessions 2"]]) {
+      const m = (k) => median(runs[key].map((x) => x[k]));
+      addRow("serve", { name: `mtl serve${flag} at concurrency ${c}: requests/s`, unit: "requests/s", mtl: m("rps"), errors: runs[key].reduce((t, x) => t + x.errors, 0), runs: { [key]: runs[key] } });
+      addRow("serve", { name: `mtl serve${flag} at concurrency ${c}: p99 latency`, unit: "ms", lowerIsBetter: true, mtl: m("p99_ms") });
+    }
   }
 }
 
@@ -407,6 +412,11 @@ function rooflineText() {
   lines.push("| | FLOPs/example (GEMMs) | mtl GFLOP/s | PyTorch 2 GFLOP/s |", "|---|---|---|---|");
   for (const row of results.rows.filter((r) => r.section === "train")) {
     const f = gemmFlops(row.name.includes("ESCM2") ? 3 : 2).train;
+    lines.push(`| ${row.name} | ${(f / 1e6).toFixed(2)} M | ${fmt((row.mtl * f) / 1e9, 1)} | ${fmt((row.torch2 * f) / 1e9, 1)} |`);
+  }
+  // Scoring: the forward of ESMM's two towers (276 -> 256 -> 64 -> 1), 0.35 MFLOP an example.
+  for (const row of results.rows.filter((r) => r.section === "score" && r.name.includes("shard"))) {
+    const f = gemmFlops(2).forward;
     lines.push(`| ${row.name} | ${(f / 1e6).toFixed(2)} M | ${fmt((row.mtl * f) / 1e9, 1)} | ${fmt((row.torch2 * f) / 1e9, 1)} |`);
   }
   lines.push("");

@@ -2,7 +2,7 @@
 // at concurrency K over loopback keep-alive connections, against a server in its own process.
 // Prints errors, p50/p99 latency, requests/s and the server's RSS before and after.
 //
-//   npm run build && node scripts/load-serve.mjs [--requests 20000] [--concurrency 64] [--candidates 100] [--threads 1] [--rounds 1] [--model file.onnx] [--bad-fraction 0.01]
+//   npm run build && node scripts/load-serve.mjs [--requests 20000] [--concurrency 64] [--candidates 100] [--threads 1] [--sessions 1] [--rounds 1] [--model file.onnx] [--bad-fraction 0.01]
 //   node scripts/load-serve.mjs --json ...    (also one JSON object per round, for scripts/bench.mjs)
 //   node scripts/load-serve.mjs --url http://127.0.0.1:8080 --pid <server pid>    (a server you started, e.g. under --cpu-prof)
 //
@@ -25,7 +25,7 @@ const bin = join(root, "bin", "mtl.js");
 const { values: args } = parseArgs({
   options: {
     requests: { type: "string", default: "20000" }, concurrency: { type: "string", default: "64" },
-    candidates: { type: "string", default: "100" }, threads: { type: "string", default: "1" }, model: { type: "string" },
+    candidates: { type: "string", default: "100" }, threads: { type: "string", default: "1" }, sessions: { type: "string", default: "1" }, model: { type: "string" },
     url: { type: "string" }, pid: { type: "string" }, rounds: { type: "string", default: "1" }, "bad-fraction": { type: "string", default: "0" },
     json: { type: "boolean", default: false },
   },
@@ -57,7 +57,7 @@ const badBodies = Array.from({ length: 20 }, (_, k) => {
 // Which requests are bad: every 1/F-th, spread evenly (the same ones in every run).
 const isBad = (i) => badFraction > 0 && Math.floor((i + 1) * badFraction) > Math.floor(i * badFraction);
 
-const server = args.url ? null : spawn(process.execPath, [bin, "serve", model, "--port", "0", "--threads", args.threads], { stdio: ["ignore", "pipe", "inherit"] });
+const server = args.url ? null : spawn(process.execPath, [bin, "serve", model, "--port", "0", "--threads", args.threads, "--sessions", args.sessions], { stdio: ["ignore", "pipe", "inherit"] });
 const serverPid = server ? server.pid : Number(args.pid);
 const url = args.url ? new URL(args.url) : await new Promise((resolve, reject) => {
   let out = "";
@@ -128,14 +128,14 @@ for (let round = 1; round <= Number(args.rounds); round++) {
   const rssBefore = rss();
   const r = await phase(total);
   const rssAfter = rss();
-  console.log(`mtl serve load${Number(args.rounds) > 1 ? ` (round ${round})` : ""}: ${r.n} requests of 1 context x ${candidates} candidates, concurrency ${concurrency}, server onnxruntime threads ${args.threads}`);
+  console.log(`mtl serve load${Number(args.rounds) > 1 ? ` (round ${round})` : ""}: ${r.n} requests of 1 context x ${candidates} candidates, concurrency ${concurrency}, server onnxruntime threads ${args.threads}, sessions ${args.sessions}`);
   console.log(`  errors ${r.errors} among ${r.n - r.bad} good requests${r.errors || r.badMishandled ? " " + JSON.stringify([...r.statuses]) : ""}`);
   if (r.bad) console.log(`  ${r.bad} requests with an out-of-range id: ${r.bad - r.badMishandled} answered 400, ${r.badMishandled} otherwise`);
   console.log(`  ${r.rps.toFixed(0)} requests/s (${(r.rps * candidates).toFixed(0)} candidates/s) in ${r.secs.toFixed(2)} s`);
   console.log(`  latency p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(2)} ms`);
   console.log(`  server RSS ${rssBefore.toFixed(0)} MiB before, ${rssAfter.toFixed(0)} MiB after`);
   if (args.json) {
-    console.log(JSON.stringify({ what: "serve", round, requests: r.n, concurrency, candidates, threads: Number(args.threads), errors: r.errors, rps: r.rps, p50_ms: r.p50, p99_ms: r.p99, max_ms: r.max, rss_before_mib: rssBefore, rss_after_mib: rssAfter }));
+    console.log(JSON.stringify({ what: "serve", round, requests: r.n, concurrency, candidates, threads: Number(args.threads), sessions: Number(args.sessions), errors: r.errors, rps: r.rps, p50_ms: r.p50, p99_ms: r.p99, max_ms: r.max, rss_before_mib: rssBefore, rss_after_mib: rssAfter }));
   }
 }
 agent.destroy();

@@ -134,9 +134,12 @@ export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise
     // The header goes out with the first scores: standard output cannot be rolled back, so an input
     // that fails before any row scores leaves it empty rather than holding a lone header.
     let header = outFormat === "csv" ? "line,p_ctr,p_cvr,p_ctcvr\n" : "";
-    // As many blocks in flight as the scorer has sessions (each block runs on an idle one) while the
-    // next is parsed; results are written strictly in input order, oldest first.
-    const inFlight = Math.max(1, scorer.sessionCount);
+    // Two blocks in flight per session while the next is parsed: one running and one queued behind
+    // it (the scorer sends blocks round robin), so no worker waits for the main thread to format the
+    // oldest block and read the next (2 sessions on 2 loaded cores: 3 blocks in flight scored 24%
+    // slower than 4, docs/bench.md). With one session: one block running, one queued, as before.
+    // Results are written strictly in input order, oldest first.
+    const inFlight = 2 * Math.max(1, scorer.sessionCount);
     const pending: { block: ReadBlock; scores: Promise<Scores> }[] = [];
     const flush = async () => {
       const { block, scores } = pending.shift()!;
@@ -149,7 +152,7 @@ export async function scoreFile(scorer: Scorer, opts: ScoreFileOptions): Promise
       const next = { block, scores: scorer.score(block) };
       next.scores.catch(() => undefined); // awaited in flush; avoid an unhandled rejection meanwhile
       pending.push(next);
-      while (pending.length > inFlight) await flush();
+      while (pending.length >= inFlight) await flush();
     }
     while (pending.length) await flush();
     if (header) await out.write(header);

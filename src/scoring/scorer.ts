@@ -38,8 +38,9 @@ export interface ScorerOptions {
    */
   sessions?: number;
   /**
-   * Let onnxruntime's intra-op threads spin while waiting for work (onnxruntime's default, true);
-   * only matters with intraOpThreads > 1. Off, they sleep: no core burnt between and inside runs.
+   * Let onnxruntime's intra-op threads spin while they wait for work (onnxruntime's own default);
+   * only matters with intraOpThreads > 1. Default false: they sleep, and burn no core that the
+   * caller's thread (parsing, HTTP) or another session needs (measured in docs/bench.md).
    */
   spinning?: boolean;
   /** Where onnxruntime runs the model (default cpu; see docs/gpu.md). */
@@ -91,7 +92,7 @@ export class Scorer {
     if (!(Number.isInteger(count) && count >= 1)) throw new MtlError("E_USAGE", `sessions must be a positive integer, got ${String(opts.sessions)}`, { where: { field: "sessions" } });
     const sessionOptions = {
       intraOpThreads: opts.intraOpThreads ?? 1, source: file, worker: opts.worker ?? true,
-      ...(opts.spinning !== undefined ? { spinning: opts.spinning } : {}), ...(opts.device ? { device: opts.device } : {}),
+      spinning: opts.spinning ?? false, ...(opts.device ? { device: opts.device } : {}),
     };
     // One after another: the first to fail stops the rest, and a load never holds N copies of the
     // model's bytes in flight at once.
