@@ -90,7 +90,7 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .option("batch-size", { type: "number", default: 8192, describe: "rows per session run" })
           .option("skip-bad", { type: "boolean", default: false, describe: "skip bad rows and count them (default: stop at the first, naming its line)" })
           .option("threads", { type: "number", default: 1, describe: "onnxruntime threads inside each session (parsing runs on its own thread beside them)" })
-          .option("sessions", { type: "number", default: 1, describe: "sessions of the model, each in its own worker thread, scoring one block each at once (each holds a copy of the weights)" })
+          .option("sessions", { type: "number", describe: "sessions of the model, each in its own worker thread, scoring blocks side by side (default 2, 1 on a 1-core machine; each holds a copy of the weights)" })
           .option("skip-checksum", { type: "boolean", default: false, describe: "load a model whose weights fail their checksum (a file you edited on purpose)" })
           .option("device", DEVICE_OPTION),
       async (args) => runCommand({

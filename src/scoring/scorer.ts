@@ -9,7 +9,7 @@
  * callers (scoreFile's blocks in flight, the server's concurrent runs) keep N cores busy without
  * onnxruntime's intra-op thread pool (whose spinning threads competed with the main thread). Every
  * session is the same model with the same options, so a row scores bit-identically whichever runs it;
- * each holds its own copy of the weights (the reference ESMM: ~36 MB a session).
+ * each holds its own copy of the weights (the reference ESMM: RSS +80-95 MiB a session).
  *
  *   const scorer = await Scorer.open("model.onnx");
  *   const scores = await scorer.scoreRecords([{ user: "u1", item: "i9", price: 12.5 }]);
