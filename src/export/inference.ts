@@ -44,6 +44,12 @@ export interface InferenceExportOptions {
   /** Move initializers to external data when their total exceeds this (default just under 2 GiB). */
   externalDataBytes?: number;
   seed?: number;
+  /**
+   * Split the scoring graph's input layer by the schema's `context` features, so a request's context
+   * is embedded and multiplied into the first layers once, not once per candidate (default true;
+   * a schema without `context` has nothing to split).
+   */
+  contextSplit?: boolean;
 }
 
 export interface TableReport {
@@ -144,7 +150,7 @@ export function exportInferenceModel(out: string, opts: InferenceExportOptions):
   }
   const schema = schemaOfConfig(config, configSource);
   const storage: TableStorage = { float16: opts.fp16 === true, maxPieceBytes: opts.maxPieceBytes ?? DEFAULT_MAX_PIECE_BYTES };
-  const graph = buildInferenceGraph(entry.definition, config, state, { opset: opts.opset, tableStorage: storage });
+  const graph = buildInferenceGraph(entry.definition, config, state, { opset: opts.opset, tableStorage: storage, contextSplit: opts.contextSplit ?? true });
   const described = describeModel(entry.definition, config);
   const tables: TableReport[] = described.tables.map((t) => {
     const split = tablePieces(t, storage.float16 ? 2 : 4, storage.maxPieceBytes);

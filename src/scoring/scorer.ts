@@ -15,6 +15,7 @@ import { MtlError } from "../errors.js";
 import type { Batch } from "../features/batch.js";
 import { encodeCandidates, encodeRecords, type RawValue } from "../features/encode.js";
 import { batchFeeds, PREDICTIONS, type Scores } from "../models/feeds.js";
+import { CONTEXT_INDEX_INPUT } from "../models/inputs.js";
 import { openSession, type ModelSession } from "../runtime/model-session.js";
 import type { Device } from "../runtime/session.js";
 import { missingFormulaField, rankCandidates, type RankBy, type ScoredCandidate } from "../serve/ranking.js";
@@ -43,7 +44,12 @@ export class Scorer {
     /** Size of the file in bytes. */
     readonly bytes: number,
     private readonly session: ModelSession,
-  ) {}
+  ) {
+    this.contextSplit = session.inputNames.includes(CONTEXT_INDEX_INPUT);
+  }
+
+  /** The graph takes the schema's context features once per context (see embedInput). */
+  private readonly contextSplit: boolean;
 
   /** Loads an exported model. Throws MtlError E_IO, E_MODEL, or E_NOT_MTL (not an mtl scoring model). */
   static async open(file: string, opts: ScorerOptions = {}): Promise<Scorer> {
@@ -79,7 +85,7 @@ export class Scorer {
   /** Scores rows already encoded with this model's layout (`info.layout`). */
   async score(batch: Batch): Promise<Scores> {
     if (batch.size === 0) return { p_ctr: new Float32Array(0), p_cvr: new Float32Array(0), p_ctcvr: new Float32Array(0) };
-    const feeds = batchFeeds(batch, this.info.layout, { ids: "int64", labels: false });
+    const feeds = batchFeeds(batch, this.info.layout, { ids: "int64", labels: false, contextSplit: this.contextSplit });
     const out = await this.session.run(feeds, { fetches: PREDICTIONS, transfer: Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer) });
     return { p_ctr: out["p_ctr"]!.data as Float32Array, p_cvr: out["p_cvr"]!.data as Float32Array, p_ctcvr: out["p_ctcvr"]!.data as Float32Array };
   }
