@@ -138,6 +138,7 @@ export async function exportCommand(args: ExportArgs): Promise<void> {
       `parameters: ${formatCount(r.denseParameters + r.embeddingParameters)} (dense ${formatCount(r.denseParameters)}, embeddings ${formatCount(r.embeddingParameters)})`,
       ...r.tables.map((t) => `table ${t.name}: ${formatCount(t.rows)} x ${t.dim} ${t.dtype}${t.pieces > 1 ? ` in ${t.pieces} pieces (split by ${t.splitBy})` : ""}`),
       r.schemaHash ? `schema ${r.schemaHash} embedded: the file alone scores raw records (mtl run, mtl serve, mtl-onnx/web)` : "no feature schema: this model takes ids only and cannot score raw records",
+      ...(r.contextFeatures.length ? [`context split: ${r.contextFeatures.length} context features (${r.contextFeatures.slice(0, 4).join(", ")}${r.contextFeatures.length > 4 ? ", …" : ""}) are embedded and multiplied once per context, not once per candidate (--no-context-split writes the unsplit graph)`] : []),
     ];
     say.write(lines.join("\n") + "\n");
     return;

@@ -17,6 +17,7 @@ import { isValidatedSchema, schemaHash, toSchemaJson, validateSchema, type Featu
 import { onnx } from "../onnx/proto.js";
 import { toModelProto } from "../onnx/serialize.js";
 import { getModel, type RegisteredModel } from "../models/index.js";
+import { CONTEXT_INDEX_INPUT } from "../models/inputs.js";
 import { buildInferenceGraph, describeModel } from "../train/program.js";
 import { loadRun, readJson, RUN_FILES } from "../flow/rundir.js";
 import { initialState, type TrainingState } from "../train/state.js";
@@ -74,6 +75,8 @@ export interface InferenceExportResult {
   embeddingParameters: number;
   tables: TableReport[];
   fromCheckpoint: string | null;
+  /** The schema's context features the graph takes once per context (empty: not split). */
+  contextFeatures: string[];
 }
 
 /**
@@ -198,5 +201,6 @@ export function exportInferenceModel(out: string, opts: InferenceExportOptions):
     denseParameters: described.params.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0),
     embeddingParameters: described.tables.reduce((s, t) => s + t.rows * t.dim, 0),
     tables, fromCheckpoint: opts.checkpoint ?? null,
+    contextFeatures: proto.graph!.input!.some((v) => v.name === CONTEXT_INDEX_INPUT) && schema ? [...schema.context] : [],
   };
 }
