@@ -91,8 +91,16 @@ export interface ContextSplit {
   readonly candidate: readonly SideTable[];
 }
 
-/** The layout split by the schema's `context`; null when the schema names no context features. */
+const SPLITS = new WeakMap<Layout, ContextSplit | null>();
+
+/** The layout split by the schema's `context` (once per layout); null when the schema names no context features. */
 export function contextSplitOf(layout: Layout): ContextSplit | null {
+  let split = SPLITS.get(layout);
+  if (split === undefined) SPLITS.set(layout, (split = splitLayout(layout)));
+  return split;
+}
+
+function splitLayout(layout: Layout): ContextSplit | null {
   const context = new Set(layout.schema.context);
   if (context.size === 0) return null;
   const side = (inContext: boolean): SideTable[] =>
