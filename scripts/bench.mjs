@@ -228,7 +228,7 @@ async function ensureTrainShard() {
   if (trainShard) return trainShard;
   const { writeRandomShard } = await import(join(root, "scripts", "bench-lib.mjs"));
   trainShard = join(work, "train.shard");
-  const groups = 4; // 65,536 rows
+  const groups = quick ? 4 : 16; // 65,536 or 262,144 rows: long enough that process start-up is a small part of end to end
   log(`writing a ${groups * 16384}-row shard of random ids ...`);
   await writeRandomShard(trainShard, { groups });
   return trainShard;
@@ -237,7 +237,7 @@ async function ensureTrainShard() {
 /** End to end: `mtl train` from a shard (process start, data loading, checkpoint included) vs PyTorch reading the same shard. */
 async function e2eSection() {
   const shard = await ensureTrainShard();
-  const rows = 4 * 16384;
+  const rows = (quick ? 4 : 16) * 16384;
   const escm2Config = join(work, "escm2-dr.yaml");
   writeFileSync(escm2Config, "model: escm2\nmodelConfig: { counterfactualMode: DR, backbone: towers, towerSizes: [256, 64] }\n");
   for (const model of ["esmm", "escm2-dr"]) {
