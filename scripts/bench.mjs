@@ -183,7 +183,7 @@ async function alternate(label, engines, key = "examples_per_s", times = rounds)
   return { runs, med };
 }
 
-const fmt = (x, digits = 0) => (x === null || x === undefined || !Number.isFinite(x) ? "—" : x >= 1000 && digits === 0 ? Math.round(x).toLocaleString("en-US") : x.toFixed(digits));
+const fmt = (x, digits = 0) => (typeof x === "string" ? x : x === null || x === undefined || !Number.isFinite(x) ? "—" : x >= 1000 && digits === 0 ? Math.round(x).toLocaleString("en-US") : x.toFixed(digits));
 const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : "—");
 
 function addRow(section, row) {
@@ -228,7 +228,7 @@ async function ensureTrainShard() {
   if (trainShard) return trainShard;
   const { writeRandomShard } = await import(join(root, "scripts", "bench-lib.mjs"));
   trainShard = join(work, "train.shard");
-  const groups = 4; // 65,536 rows
+  const groups = quick ? 4 : 16; // 65,536 or 262,144 rows: long enough that process start-up is a small part of end to end
   log(`writing a ${groups * 16384}-row shard of random ids ...`);
   await writeRandomShard(trainShard, { groups });
   return trainShard;
@@ -237,7 +237,7 @@ async function ensureTrainShard() {
 /** End to end: `mtl train` from a shard (process start, data loading, checkpoint included) vs PyTorch reading the same shard. */
 async function e2eSection() {
   const shard = await ensureTrainShard();
-  const rows = 4 * 16384;
+  const rows = (quick ? 4 : 16) * 16384;
   const escm2Config = join(work, "escm2-dr.yaml");
   writeFileSync(escm2Config, "model: escm2\nmodelConfig: { counterfactualMode: DR, backbone: towers, towerSizes: [256, 64] }\n");
   for (const model of ["esmm", "escm2-dr"]) {
@@ -299,11 +299,25 @@ async function scoreSection() {
   addRow("score", { name: "score, batch 1024: `mtl run` from Ali-CCP text (879-token lines) vs PyTorch forward", unit: "examples/s", mtl: med.text, torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: median(runs.text.map((x) => x.rss_mib)), runs: { text: runs.text } });
 }
 
-/** Serving 1 context x 100 candidates through `mtl serve` (scripts/load-serve.mjs) vs PyTorch forward of 100 rows. */
+let plainModel = null;
+/** The same model exported without the context split (every feature per row), for the split's rows. */
+async function ensurePlainModel() {
+  if (plainModel) return plainModel;
+  plainModel = join(work, "esmm-plain.onnx");
+  await runTimed(process.execPath, [bin, "export", "--model", "esmm", "--no-context-split", "-o", plainModel]);
+  return plainModel;
+}
+
+/**
+ * Serving 1 context x 100 candidates through `mtl serve` (scripts/load-serve.mjs) vs PyTorch forward
+ * of 100 rows; the exported model (its 13 user fields taken once per request) beside the same model
+ * exported with --no-context-split, alternating; and the CPU a request costs each thread.
+ */
 async function serveSection() {
   const onnx = await ensureModel();
-  const load = (concurrency, requests, sessions = 1) => async () => {
-    const r = await runTimed(process.execPath, [join(root, "scripts", "load-serve.mjs"), "--json", "--model", onnx, "--concurrency", String(concurrency), "--requests", String(requests), "--sessions", String(sessions)]);
+  const plain = await ensurePlainModel();
+  const load = (concurrency, requests, file = onnx, sessions = 1) => async () => {
+    const r = await runTimed(process.execPath, [join(root, "scripts", "load-serve.mjs"), "--json", "--model", file, "--concurrency", String(concurrency), "--requests", String(requests), "--sessions", String(sessions)]);
     return lastJson(r.out);
   };
   const fwd100 = (ref) => async () => torchRun(ref, ["forward", "--batch", "100", "--steps", quick ? "200" : "1000", "--warmup", "20"]);
@@ -314,13 +328,21 @@ async function serveSection() {
   addRow("serve", { name: "1 request of 1 context × 100 candidates, latency p50 (mtl: HTTP round trip; PyTorch: forward only)", unit: "ms", lowerIsBetter: true, mtl: p50("mtl"), torch2: p50("torch2"), torch1: p50("torch1") });
   addRow("serve", { name: "… latency p99", unit: "ms", lowerIsBetter: true, mtl: p99("mtl"), torch2: p99("torch2"), torch1: p99("torch1"), runs: single.runs });
   for (const c of [4, 64]) {
-    // One session and two (--sessions 2), alternating within each round.
     const n = quick ? 2000 : c === 4 ? 5000 : 10000;
-    const { runs } = await alternate(`serve c=${c}`, { mtl: load(c, n), mtlSessions2: load(c, n, 2) }, "rps");
-    for (const [key, flag] of [["mtl", ""], ["mtlSessions2", " --sessions 2"]]) {
-      const m = (k) => median(runs[key].map((x) => x[k]));
-      addRow("serve", { name: `mtl serve${flag} at concurrency ${c}: requests/s`, unit: "requests/s", mtl: m("rps"), errors: runs[key].reduce((t, x) => t + x.errors, 0), runs: { [key]: runs[key] } });
-      addRow("serve", { name: `mtl serve${flag} at concurrency ${c}: p99 latency`, unit: "ms", lowerIsBetter: true, mtl: m("p99_ms") });
+    // The exported model on one session and on two (--sessions 2), and the plain export, alternating.
+    const { runs } = await alternate(`serve c=${c}`, { mtl: load(c, n), plain: load(c, n, plain), mtlSessions2: load(c, n, onnx, 2) }, "rps");
+    const m = (key, k = "mtl") => median(runs[k].map((x) => x[key]));
+    addRow("serve", { name: `mtl serve at concurrency ${c}: requests/s`, unit: "requests/s", mtl: m("rps"), errors: runs.mtl.reduce((t, x) => t + x.errors, 0), runs });
+    addRow("serve", { name: `mtl serve at concurrency ${c}: p99 latency`, unit: "ms", lowerIsBetter: true, mtl: m("p99_ms") });
+    addRow("serve", { name: `… the same model exported with --no-context-split: requests/s / p99 ms`, unit: "requests/s / ms", mtl: `${Math.round(m("rps", "plain")).toLocaleString("en-US")} / ${m("p99_ms", "plain").toFixed(1)}` });
+    addRow("serve", { name: `… \`mtl serve --sessions 2\`: requests/s / p99 ms`, unit: "requests/s / ms", mtl: `${Math.round(m("rps", "mtlSessions2")).toLocaleString("en-US")} / ${m("p99_ms", "mtlSessions2").toFixed(1)}`, errors: runs.mtlSessions2.reduce((t, x) => t + x.errors, 0) });
+    const cpu = (key) => median(runs.mtl.map((x) => x.cpu?.[key] ?? NaN));
+    if (c === 64) {
+      addRow("serve", {
+        name: "CPU per request at concurrency 64: server main thread / session worker / other server threads (GC, libuv) / load client", unit: "µs",
+        mtl: ["server_main_us", "server_worker_us", "server_other_us", "client_us"].map((k) => Math.round(cpu(k))).join(" / "),
+        cpu_total_us: ["server_main_us", "server_worker_us", "server_other_us", "client_us"].reduce((t, k) => t + cpu(k), 0),
+      });
     }
   }
 }

@@ -13,7 +13,7 @@
 // past the vocabulary). Those must get 400 and every other request 200: one bad request must never
 // fail another in its micro-batch. Failures are counted apart for the good and the bad requests.
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -124,18 +124,55 @@ async function phase(n) {
 
 await phase(Math.min(1000, total)); // warm-up (not counted)
 // --rounds N repeats the measured phase on the same server: RSS after each round shows whether memory stays flat.
+// CPU time of the server's threads (the main thread, the session worker, the rest: V8's GC helpers
+// and libuv) and of this client over a phase: what a request costs the machine, whatever the load.
+const CLK_TCK = 100;
+function serverCpuMs() {
+  const out = { main: 0, worker: 0, other: 0 };
+  if (!serverPid) return null;
+  try {
+    const tasks = readdirSync(`/proc/${serverPid}/task`).map((t) => {
+      const stat = readFileSync(`/proc/${serverPid}/task/${t}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return { tid: Number(t), ms: ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK };
+    });
+    for (const t of tasks) {
+      if (t.tid === serverPid) out.main += t.ms;
+      else out.other += t.ms;
+    }
+    // The session workers are the busiest threads after the main one (one per --sessions).
+    for (const t of tasks.filter((t) => t.tid !== serverPid).sort((a, b) => b.ms - a.ms).slice(0, Number(args.sessions))) {
+      out.worker += t.ms;
+      out.other -= t.ms;
+    }
+    return out;
+  } catch {
+    return null; // not Linux, or the server is gone
+  }
+}
+
 for (let round = 1; round <= Number(args.rounds); round++) {
   const rssBefore = rss();
+  const cpuBefore = serverCpuMs();
+  const clientBefore = process.cpuUsage();
   const r = await phase(total);
+  const client = process.cpuUsage(clientBefore);
+  const cpuAfter = serverCpuMs();
   const rssAfter = rss();
+  const perRequest = (ms) => (1000 * ms) / r.n; // µs
+  const cpu = cpuBefore && cpuAfter ? {
+    server_main_us: perRequest(cpuAfter.main - cpuBefore.main), server_worker_us: perRequest(cpuAfter.worker - cpuBefore.worker),
+    server_other_us: perRequest(cpuAfter.other - cpuBefore.other), client_us: perRequest((client.user + client.system) / 1000),
+  } : null;
   console.log(`mtl serve load${Number(args.rounds) > 1 ? ` (round ${round})` : ""}: ${r.n} requests of 1 context x ${candidates} candidates, concurrency ${concurrency}, server onnxruntime threads ${args.threads}, sessions ${args.sessions}`);
   console.log(`  errors ${r.errors} among ${r.n - r.bad} good requests${r.errors || r.badMishandled ? " " + JSON.stringify([...r.statuses]) : ""}`);
   if (r.bad) console.log(`  ${r.bad} requests with an out-of-range id: ${r.bad - r.badMishandled} answered 400, ${r.badMishandled} otherwise`);
   console.log(`  ${r.rps.toFixed(0)} requests/s (${(r.rps * candidates).toFixed(0)} candidates/s) in ${r.secs.toFixed(2)} s`);
   console.log(`  latency p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(2)} ms`);
   console.log(`  server RSS ${rssBefore.toFixed(0)} MiB before, ${rssAfter.toFixed(0)} MiB after`);
+  if (cpu) console.log(`  CPU per request: server main thread ${cpu.server_main_us.toFixed(0)} µs, session worker${Number(args.sessions) > 1 ? "s" : ""} ${cpu.server_worker_us.toFixed(0)} µs, other server threads ${cpu.server_other_us.toFixed(0)} µs, this client ${cpu.client_us.toFixed(0)} µs (10 ms ticks)`);
   if (args.json) {
-    console.log(JSON.stringify({ what: "serve", round, requests: r.n, concurrency, candidates, threads: Number(args.threads), sessions: Number(args.sessions), errors: r.errors, rps: r.rps, p50_ms: r.p50, p99_ms: r.p99, max_ms: r.max, rss_before_mib: rssBefore, rss_after_mib: rssAfter }));
+    console.log(JSON.stringify({ what: "serve", round, requests: r.n, concurrency, candidates, threads: Number(args.threads), sessions: Number(args.sessions), errors: r.errors, rps: r.rps, p50_ms: r.p50, p99_ms: r.p99, max_ms: r.max, rss_before_mib: rssBefore, rss_after_mib: rssAfter, cpu }));
   }
 }
 agent.destroy();

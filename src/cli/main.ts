@@ -63,6 +63,7 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .option("schema", { type: "string", describe: "feature schema JSON file, - for standard input (sets the config's schema)" })
           .option("fp16", { type: "boolean", describe: "store embedding tables as float16 (a Cast to float32 follows each lookup)" })
           .option("max-piece-mb", { type: "number", describe: "split tables so no initializer exceeds this many MiB (default 128: WebGPU's guaranteed buffer binding size)" })
+          .option("context-split", { type: "boolean", describe: "take the schema's context features once per context, not once per row (default true; --no-context-split writes plain ids.<table> inputs only; see docs/serving.md)" })
           .option("out", { alias: "o", type: "string", describe: "output .onnx file (- for standard output), or directory with --training (default: <model>.onnx, or <model>-training/, in the current directory)" })
           .option("json", { type: "boolean", default: false, describe: "print what was written as JSON" })
           .option("training", { type: "boolean", default: false, describe: "write the training artifacts (see docs/training-artifacts.md)" })
@@ -72,7 +73,7 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .option("seed", { type: "number", describe: "seed of the initial weights (default 0; not with --checkpoint)" })
           .option("opset", { type: "number", describe: "ai.onnx opset (16..21, default 17)" }),
       async (args) => exportCommand({
-        model: args.model, checkpoint: args.checkpoint, schema: args.schema, fp16: args.fp16, maxPieceMb: args["max-piece-mb"], out: args.out, json: args.json, training: args.training, config: args.config, optimizer: args.optimizer,
+        model: args.model, checkpoint: args.checkpoint, schema: args.schema, fp16: args.fp16, maxPieceMb: args["max-piece-mb"], contextSplit: args["context-split"], out: args.out, json: args.json, training: args.training, config: args.config, optimizer: args.optimizer,
         seed: args.seed, clipNorm: args["clip-norm"], opset: args.opset,
       }),
     )

@@ -22,6 +22,7 @@ import { MtlError } from "../errors.js";
 import type { Batch } from "../features/batch.js";
 import { encodeCandidates, encodeRecords, type RawValue } from "../features/encode.js";
 import { batchFeeds, PREDICTIONS, type Scores } from "../models/feeds.js";
+import { CONTEXT_INDEX_INPUT } from "../models/inputs.js";
 import { openSession, type ModelSession } from "../runtime/model-session.js";
 import type { Device } from "../runtime/session.js";
 import { missingFormulaField, rankCandidates, type RankBy, type ScoredCandidate } from "../serve/ranking.js";
@@ -64,12 +65,15 @@ export class Scorer {
     private readonly sessions: readonly ModelSession[],
   ) {
     this.inFlight = sessions.map(() => 0);
+    this.contextSplit = sessions[0]!.inputNames.includes(CONTEXT_INDEX_INPUT);
   }
 
   /** Runs in flight per session (index as `sessions`). */
   private readonly inFlight: number[];
   /** Where the search for the least busy session starts (one past the last chosen). */
   private turn = 0;
+  /** The graph takes the schema's context features once per context (see embedInput). */
+  private readonly contextSplit: boolean;
 
   /** Loads an exported model. Throws MtlError E_IO, E_MODEL, or E_NOT_MTL (not an mtl scoring model). */
   static async open(file: string, opts: ScorerOptions = {}): Promise<Scorer> {
@@ -125,7 +129,7 @@ export class Scorer {
   /** Scores rows already encoded with this model's layout (`info.layout`). */
   async score(batch: Batch): Promise<Scores> {
     if (batch.size === 0) return { p_ctr: new Float32Array(0), p_cvr: new Float32Array(0), p_ctcvr: new Float32Array(0) };
-    const feeds = batchFeeds(batch, this.info.layout, { ids: "int64", labels: false });
+    const feeds = batchFeeds(batch, this.info.layout, { ids: "int64", labels: false, contextSplit: this.contextSplit });
     // The least busy session; among equally busy ones, the next in turn after the last one chosen
     // (round robin: with every session holding one run, the next batch queues behind the run that
     // started first, which finishes first, not always behind session 0's).
