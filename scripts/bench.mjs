@@ -276,14 +276,20 @@ async function ensureModel() {
 /** Scoring at batch 1024: `mtl run` from shards and from text (rows/s as it reports them) vs PyTorch's eval forward. */
 async function scoreSection() {
   const onnx = await ensureModel();
+  const plain = await ensurePlainModel();
   const shard = await ensureTrainShard();
-  const { writeAliccpText } = await import(join(root, "scripts", "bench-lib.mjs"));
+  const { writeAliccpText, writeRandomShard } = await import(join(root, "scripts", "bench-lib.mjs"));
+  // The same rows' shape, but runs of 32 consecutive impressions share one user (the schema's context
+  // features), as a log grouped by user or session does: the split graph then embeds and multiplies
+  // each user's share once per run. PyTorch's forward computes every row in full either way.
+  const grouped = join(work, "grouped.shard");
+  await writeRandomShard(grouped, { groups: quick ? 4 : 16, userRun: USER_RUN });
   const text = join(work, "score.txt");
   const textRows = quick ? 10_000 : 50_000;
   await writeAliccpText(text, textRows, { distinct: textRows });
-  const runScore = (input, threads = 1, sessions = 1) => async () => {
+  const runScore = (input, { threads = 1, sessions, model = onnx } = {}) => async () => {
     const out = join(work, "pred.csv");
-    const r = await runTimed(process.execPath, [bin, "run", onnx, "--input", input, "-o", out, "--batch-size", "1024", "--threads", String(threads), "--sessions", String(sessions)]);
+    const r = await runTimed(process.execPath, [bin, "run", model, "--input", input, "-o", out, "--batch-size", "1024", "--threads", String(threads), ...(sessions ? ["--sessions", String(sessions)] : [])]);
     rmSync(out, { force: true });
     const m = /: ([\d,]+) rows\/s/.exec(r.out);
     return { examples_per_s: m ? Number(m[1].replaceAll(",", "")) : NaN, wall: r.wall, rss_mib: r.rssMib };
@@ -291,13 +297,21 @@ async function scoreSection() {
   const fwd = (ref) => async () => torchRun(ref, ["forward", "--batch", "1024", "--steps", quick ? "30" : "150"]);
   log("score: batch 1024");
   const { runs, med } = await alternate("score", {
-    shard: runScore(shard), shard2: runScore(shard, 2), shardSessions2: runScore(shard, 1, 2), text: runScore(text), torch2: torch2 && fwd(torch2), torch1: torch1 && fwd(torch1),
+    shard: runScore(shard), shard1: runScore(shard, { sessions: 1 }), shardThreads2: runScore(shard, { threads: 2, sessions: 1 }), shardPlain: runScore(shard, { model: plain }),
+    grouped: runScore(grouped), groupedPlain: runScore(grouped, { model: plain }), text: runScore(text), torch2: torch2 && fwd(torch2), torch1: torch1 && fwd(torch1),
   });
-  addRow("score", { name: "score, batch 1024: `mtl run` from a shard (1 onnxruntime thread) vs PyTorch forward (2 threads)", unit: "examples/s", mtl: med.shard, torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: median(runs.shard.map((x) => x.rss_mib)), runs: { shard: runs.shard, torch2: runs.torch2, torch1: runs.torch1 } });
-  addRow("score", { name: "… `mtl run --threads 2` from a shard", unit: "examples/s", mtl: med.shard2, torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: median(runs.shard2.map((x) => x.rss_mib)), runs: { shard2: runs.shard2 } });
-  addRow("score", { name: "… `mtl run --sessions 2` from a shard (2 sessions, 1 thread each)", unit: "examples/s", mtl: med.shardSessions2, torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: median(runs.shardSessions2.map((x) => x.rss_mib)), runs: { shardSessions2: runs.shardSessions2 } });
-  addRow("score", { name: "score, batch 1024: `mtl run` from Ali-CCP text (879-token lines) vs PyTorch forward", unit: "examples/s", mtl: med.text, torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: median(runs.text.map((x) => x.rss_mib)), runs: { text: runs.text } });
+  const row = (key, name) => addRow("score", { name, unit: "examples/s", mtl: med[key], torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: median(runs[key].map((x) => x.rss_mib)), runs: { [key]: runs[key], ...(key === "shard" ? { torch2: runs.torch2, torch1: runs.torch1 } : {}) } });
+  row("shard", "score, batch 1024: `mtl run` from a shard (its default: 2 sessions of 1 onnxruntime thread) vs PyTorch forward (2 threads)");
+  row("shard1", "… `mtl run --sessions 1` (one session, one thread)");
+  row("shardThreads2", "… `mtl run --sessions 1 --threads 2`");
+  row("shardPlain", "… the same model exported with --no-context-split (every row is its own context here: the split's cost)");
+  row("grouped", `… from a shard whose runs of ${USER_RUN} impressions share a user (a log grouped by user)`);
+  row("groupedPlain", "… that shard, the model exported with --no-context-split");
+  row("text", "score, batch 1024: `mtl run` from Ali-CCP text (879-token lines) vs PyTorch forward");
 }
+
+/** Impressions per user in the grouped scoring shard. */
+const USER_RUN = 32;
 
 let plainModel = null;
 /** The same model exported without the context split (every feature per row), for the split's rows. */
