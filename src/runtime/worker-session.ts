@@ -24,6 +24,8 @@ function toError(e: WorkerError): MtlError {
 export class WorkerSession implements ModelSession {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  /** release() is waiting for the worker: keep it referenced until it has exited. */
+  private releasing = false;
 
   private constructor(private readonly worker: Worker, readonly inputNames: readonly string[], readonly outputNames: readonly string[]) {
     // An idle worker does not keep the process alive (a forgotten release() must not hang it);
@@ -33,7 +35,7 @@ export class WorkerSession implements ModelSession {
       if (m.kind !== "ran") return;
       const p = this.pending.get(m.id!);
       this.pending.delete(m.id!);
-      if (this.pending.size === 0) worker.unref();
+      if (this.pending.size === 0 && !this.releasing) worker.unref();
       if (m.error) p?.reject(toError(m.error));
       else p?.resolve(m.out!, m.inputs ?? []);
     });
@@ -81,10 +83,25 @@ export class WorkerSession implements ModelSession {
     });
   }
 
+  /**
+   * Runs already sent finish first (the worker answers in order); then the session is released and
+   * the worker ends. Waits for the release's own answer, not a run's that is still on its way, and
+   * keeps the worker referenced meanwhile, so the process cannot drift out of its event loop with
+   * this promise pending (a pooled scorer releases with runs in flight when a bad row stops a file).
+   */
   async release(): Promise<void> {
+    this.releasing = true;
     this.worker.ref();
     await new Promise<void>((resolve) => {
-      this.worker.once("message", () => resolve());
+      const done = (m?: { kind?: string }) => {
+        if (m && m.kind !== "released") return;
+        this.worker.off("message", done);
+        this.worker.off("exit", onExit);
+        resolve();
+      };
+      const onExit = () => done();
+      this.worker.on("message", done);
+      this.worker.once("exit", onExit);
       this.worker.postMessage({ kind: "release" });
     });
     await this.worker.terminate();
