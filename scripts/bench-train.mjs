@@ -26,6 +26,12 @@ const { values } = parseArgs({
     // One onnxruntime thread: the main thread gathers and scatters rows on the other core meanwhile.
     threads: { type: "string", default: "1" },
     "opt-level": { type: "string", default: "all" },
+    // onnxruntime's intra-op threads spin while idle unless --spin 0 (session.intra_op.allow_spinning).
+    spin: { type: "string" },
+    "exec-mode": { type: "string" }, // sequential | parallel
+    "inter-threads": { type: "string" },
+    // onnxruntime's profiler: per-node times of every run, written to PREFIX_<date>.json at the end.
+    "ort-profile": { type: "string" },
     device: { type: "string", default: "cpu" },
     mode: { type: "string", default: "fit" }, // fit (pipelined) | step (one step() call at a time)
     ids: { type: "string", default: "uniform" }, // uniform | zipf
@@ -50,6 +56,10 @@ const program = buildTrainingStep(model.definition, model.config, { optimizer })
 const state = initialState(describeModel(model.definition, model.config), optimizer, { seed: 1 });
 const trainer = await Trainer.create(state, { train: program }, {
   intraOpThreads: Number(values.threads), graphOptimizationLevel: values["opt-level"], device: values.device,
+  ...(values.spin !== undefined ? { allowSpinning: values.spin !== "0" } : {}),
+  ...(values["exec-mode"] ? { executionMode: values["exec-mode"] } : {}),
+  ...(values["inter-threads"] ? { interOpThreads: Number(values["inter-threads"]) } : {}),
+  ...(values["ort-profile"] ? { profile: values["ort-profile"] } : {}),
 });
 const log = values.json ? () => undefined : console.log;
 log(`setup ${((performance.now() - t0) / 1000).toFixed(2)} s (graph ${program.graph.nodes.length} nodes, state ${(state.require(program.signature.tables[0].name).data.byteLength / 2 ** 20).toFixed(0)} MiB table+slots)`);
@@ -116,7 +126,7 @@ const distinct = batches.reduce((t, b) => t + new Set(b[model.ids]).size, 0) / b
 log(`ids ${values.ids}: ${distinct.toFixed(0)} distinct rows per batch of ${B * n} ids`);
 log(`${values.mode}: batch ${B}, ${steps} steps in ${secs.toFixed(2)} s: ${(steps * B / secs).toFixed(0)} examples/s (${(secs / steps * 1000).toFixed(2)} ms/step), last loss ${loss.toFixed(4)}`);
 log(`CPU per step by thread: ${cpu.map((t) => `${t.thread} ${t.ms_per_step.toFixed(1)} ms`).join(", ")}`);
-log(`per step: ${(fed / 2 ** 20).toFixed(2)} MiB fed, ${(fetched / 2 ** 20).toFixed(2)} MiB fetched; threads ${values.threads}, opt level ${values["opt-level"]}; rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
+log(`per step: ${(fed / 2 ** 20).toFixed(2)} MiB fed, ${(fetched / 2 ** 20).toFixed(2)} MiB fetched; threads ${values.threads}${values.spin !== undefined ? `, spin ${values.spin}` : ""}, opt level ${values["opt-level"]}; rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
 await trainer.release();
 if (values.json) {
   console.log(JSON.stringify({

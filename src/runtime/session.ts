@@ -36,6 +36,15 @@ export interface SessionOptions {
   /** Threads across independent ops (default 1; ops run sequentially). */
   interOpThreads?: number;
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
+  /**
+   * Whether onnxruntime's intra-op threads spin while waiting for work (onnxruntime's default: yes).
+   * Spinning threads burn the core another thread of this process (the trainer's row work) needs.
+   */
+  allowSpinning?: boolean;
+  /** Sequential (default) or parallel execution of independent nodes (with `interOpThreads`). */
+  executionMode?: "sequential" | "parallel";
+  /** onnxruntime's own profiler: per-node times written as JSON to `<profile>_<date>.json` when the session is released. */
+  profile?: string;
   /** Names the model in errors. */
   source?: string;
   /** onnxruntime's verbose log on stderr (src/runtime/placement.ts reads its node placements). */
@@ -141,8 +150,13 @@ export class Session implements ModelSession {
       logSeverityLevel: opts.verboseLog ? 0 : onnxruntimeLogSeverity(),
       ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
       ...(opts.interOpThreads ? { interOpNumThreads: opts.interOpThreads } : {}),
-      ...(device === "webgpu" && !opts.cpuFallback ? { extra: { session: { disable_cpu_ep_fallback: "1" } } } : {}),
+      ...(opts.executionMode ? { executionMode: opts.executionMode } : {}),
+      ...(opts.profile ? { enableProfiling: true, profileFilePrefix: opts.profile } : {}),
     };
+    const extraSession: Record<string, string> = {};
+    if (device === "webgpu" && !opts.cpuFallback) extraSession["disable_cpu_ep_fallback"] = "1";
+    if (opts.allowSpinning !== undefined) extraSession["intra_op.allow_spinning"] = opts.allowSpinning ? "1" : "0";
+    if (Object.keys(extraSession).length) options.extra = { session: extraSession };
     const runtime = await loadOnnxruntime();
     runtime.env.logLevel = opts.verboseLog ? "verbose" : onnxruntimeLogSeverity() === 4 ? "fatal" : "warning";
     try {

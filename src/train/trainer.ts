@@ -13,7 +13,7 @@ import { encodeGraph, graphFromProto } from "../onnx/serialize.js";
 import { refuseHeavyCpuNodes } from "../runtime/placement.js";
 import { openSession, type ModelSession } from "../runtime/model-session.js";
 import type { TableRows } from "../runtime/rows.js";
-import type { Device, Tensor } from "../runtime/session.js";
+import type { Device, SessionOptions, Tensor } from "../runtime/session.js";
 import { Rng } from "../util/prng.js";
 import type { FloatDType } from "./model.js";
 import { type Program, type ProgramSignature, localName, newName, rowsName, slotName } from "./program.js";
@@ -34,7 +34,7 @@ export interface StepResult {
   gradNorm?: number;
 }
 
-export interface TrainerOptions {
+export interface TrainerOptions extends Pick<SessionOptions, "allowSpinning" | "executionMode" | "interOpThreads" | "profile"> {
   device?: Device;
   intraOpThreads?: number;
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
