@@ -8,7 +8,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type * as ort from "onnxruntime-node";
-import { refreshRows, writeBackRows, type TableRows } from "./rows.js";
+import { refreshRows, stageRows, writeBackRows, type TableRows } from "./rows.js";
 import { MtlError } from "../errors.js";
 import { type DType, type TypedArray, dtypeOfArray } from "../graph/dtype.js";
 import type { ModelSession, RunOptions } from "./model-session.js";
@@ -37,7 +37,7 @@ export interface SessionOptions {
   interOpThreads?: number;
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
   /**
-   * Whether onnxruntime's intra-op threads spin while waiting for work (onnxruntime's default: yes).
+   * Whether onnxruntime's intra- and inter-op threads spin while waiting for work (onnxruntime's default: yes).
    * Spinning threads burn the core another thread of this process (the trainer's row work) needs.
    */
   allowSpinning?: boolean;
@@ -155,7 +155,10 @@ export class Session implements ModelSession {
     };
     const extraSession: Record<string, string> = {};
     if (device === "webgpu" && !opts.cpuFallback) extraSession["disable_cpu_ep_fallback"] = "1";
-    if (opts.allowSpinning !== undefined) extraSession["intra_op.allow_spinning"] = opts.allowSpinning ? "1" : "0";
+    if (opts.allowSpinning !== undefined) {
+      extraSession["intra_op.allow_spinning"] = opts.allowSpinning ? "1" : "0";
+      extraSession["inter_op.allow_spinning"] = opts.allowSpinning ? "1" : "0";
+    }
     if (Object.keys(extraSession).length) options.extra = { session: extraSession };
     const runtime = await loadOnnxruntime();
     runtime.env.logLevel = opts.verboseLog ? "verbose" : onnxruntimeLogSeverity() === 4 ? "fatal" : "warning";
@@ -186,8 +189,10 @@ export class Session implements ModelSession {
    * Returns tensors that own their data (copied out of onnxruntime's buffers only when needed).
    * On this thread nothing moves: the `transfer` buffers go straight back through `onInputs`.
    * `opts.rows`: table rows refreshed into the feeds before the run and written back after it (rows.ts).
+   * `deferWriteBack`: the rows are staged (their `share`) but not written back: the caller (the session
+   * worker, after it replied) calls `writeBackRows` itself.
    */
-  async run(feeds: Readonly<Record<string, Tensor>>, opts: RunOptions = {}): Promise<Record<string, Tensor>> {
+  async run(feeds: Readonly<Record<string, Tensor>>, opts: RunOptions & { deferWriteBack?: boolean } = {}): Promise<Record<string, Tensor>> {
     const fetches = opts.fetches ?? this.outputNames;
     const rows = opts.rows ?? [];
     refreshRows(rows, feeds);
@@ -221,7 +226,8 @@ export class Session implements ModelSession {
       const t = result[name]!;
       out[name] = { dtype: t.type as DType, dims: [...t.dims], data: t.data as TypedArray };
     }
-    writeBackRows(rows, out);
+    stageRows(rows, out);
+    if (!opts.deferWriteBack) writeBackRows(rows, out);
     opts.onInputs?.([...(opts.transfer ?? [])]);
     return out;
   }
