@@ -99,6 +99,28 @@ if (!values["memory-only"]) {
   report({ what: "sgemm", engine: "onnxruntime", pass: "square", m: 2048, k: 2048, n: 2048, threads: 2, ms: secs * 1000, gflops: flopsOf(big) / secs / 1e9 });
 }
 
+// Is the embedding gradient reproducible on more than one intra-op thread? The step graph's Gather
+// gradient is ScatterND(reduction="add") of 70,656 lookup rows into the block's rows; run it 5 times
+// on the same inputs and count the distinct results.
+if (!values["memory-only"]) {
+  const rowsN = 1000, dim = 12, lookups = 70_656;
+  const g = new Graph({ name: "scatter_add" });
+  const out = g.addNode("ScatterND", [g.input("data", "float32", [rowsN, dim]), g.input("idx", "int64", [lookups, 1]), g.input("upd", "float32", [lookups, dim])], { reduction: { type: "string", value: "add" } })[0];
+  g.output(out, "y");
+  const feeds = {
+    data: { dtype: "float32", dims: [rowsN, dim], data: new Float32Array(rowsN * dim) },
+    idx: { dtype: "int64", dims: [lookups, 1], data: BigInt64Array.from({ length: lookups }, (_, i) => BigInt((i * 7919) % rowsN)) },
+    upd: { dtype: "float32", dims: [lookups, dim], data: new Float32Array(lookups * dim).map((_, i) => Math.sin(i) * 1e-3) },
+  };
+  for (const threads of [1, 2]) {
+    const session = await Session.create(encodeGraph(g), { intraOpThreads: threads, allowSpinning: false });
+    const results = new Set();
+    for (let r = 0; r < 5; r++) results.add(Buffer.from((await session.run(feeds)).y.data.buffer).toString("base64"));
+    report({ what: "determinism", op: "ScatterND reduction=add", threads, runs: 5, distinct_results: results.size });
+    await session.release();
+  }
+}
+
 // Does onnxruntime-node copy input tensors? Feed a big array to a graph that reads one element of it:
 // if the feed were copied, a run would cost the copy (256 MiB at several GB/s: tens of ms).
 if (!values["memory-only"] && !values["gemm-only"]) {

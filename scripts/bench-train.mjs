@@ -3,6 +3,7 @@
 // random ids from a seeded PRNG. Not a test: prints measured numbers.
 //   npm run bench:train [-- --steps 150 --batch 1024 --threads 1 --opt-level all --mode fit|step --ids uniform|zipf]
 //                          [--model esmm|escm2-dr --vocab 737946 --json]
+//                          [--spin 0|1 --exec-mode sequential|parallel --inter-threads N --row-share 0.4 --ort-profile PREFIX]
 // --model escm2-dr: ESCM2 with the doubly robust risk on the same input layer (the Ali-CCP schema of
 // 23 fields x 3 ids into one 12-wide table) and three separate 256->64->1 towers (CTR, CVR, imputation).
 // --json: one JSON object on the last line (scripts/bench.mjs reads it).
@@ -30,6 +31,8 @@ const { values } = parseArgs({
     spin: { type: "string" },
     "exec-mode": { type: "string" }, // sequential | parallel
     "inter-threads": { type: "string" },
+    // The share of each step's row write-back done on the main thread (the worker does the rest).
+    "row-share": { type: "string" },
     // onnxruntime's profiler: per-node times of every run, written to PREFIX_<date>.json at the end.
     "ort-profile": { type: "string" },
     device: { type: "string", default: "cpu" },
@@ -60,6 +63,7 @@ const trainer = await Trainer.create(state, { train: program }, {
   ...(values["exec-mode"] ? { executionMode: values["exec-mode"] } : {}),
   ...(values["inter-threads"] ? { interOpThreads: Number(values["inter-threads"]) } : {}),
   ...(values["ort-profile"] ? { profile: values["ort-profile"] } : {}),
+  ...(values["row-share"] !== undefined ? { rowShare: Number(values["row-share"]) } : {}),
 });
 const log = values.json ? () => undefined : console.log;
 log(`setup ${((performance.now() - t0) / 1000).toFixed(2)} s (graph ${program.graph.nodes.length} nodes, state ${(state.require(program.signature.tables[0].name).data.byteLength / 2 ** 20).toFixed(0)} MiB table+slots)`);

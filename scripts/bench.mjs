@@ -446,6 +446,8 @@ function rooflineText() {
     lines.push("", `- square 2048³ on 2 threads: onnxruntime ${fmt(ortSquare?.gflops, 0)} GFLOP/s${sq ? `, ${sq}` : ""}.`);
   }
   if (seq) lines.push(`- memory: sequential copy ${fmt(seq.gbps, 1)} GB/s (read + write); random 144-byte rows (weights + 2 Adam slots) from the 106 MB table: gather ${fmt(gather?.ns_per_row, 0)} ns/row, scatter ${fmt(scatter?.ns_per_row, 0)} ns/row (${fmt(gather?.gbps, 2)} / ${fmt(scatter?.gbps, 2)} GB/s); with huge pages ${fmt(hugeGather?.ns_per_row, 0)} / ${fmt(hugeScatter?.ns_per_row, 0)} ns/row.`);
+  const det = roof.filter((x) => x.what === "determinism");
+  if (det.length) lines.push(`- the embedding gradient (ScatterND, reduction add, 70,656 rows into 1,000) run 5 times on the same inputs gives ${det.map((d) => `${d.distinct_results} distinct result${d.distinct_results === 1 ? "" : "s"} on ${d.threads} onnxruntime thread${d.threads === 1 ? "" : "s"}`).join(", ")}: the trainer's step runs on 1 so that training is reproducible.`);
   const copies = roof.filter((x) => x.what === "input copy");
   if (copies.length) lines.push(`- onnxruntime-node input copies: a run reading one element of a fed array takes ${copies.map((c) => `${fmt(c.ms_per_run, 3)} ms with ${c.input_mib} MiB fed`).join(", ")}: feeds are not copied.`);
   const esmm = results.rows.find((r) => r.section === "train" && r.name.includes("ESMM") && r.name.includes("uniform"));
