@@ -58,11 +58,14 @@ export async function writeAliccpText(file, count, { targetBytes = Infinity, dis
  * A shard of the built-in Ali-CCP schema (23 fields x 3 ids, one shared table) with `groups` row
  * groups of `groupRows` rows of uniformly random ids (every id slot filled, as the training bench
  * draws them), clicks at 20% and conversions at 10% of clicks. With `repeat`, the first group is
- * written `groups` times (fast for very large files; the rows repeat).
+ * written `groups` times (fast for very large files; the rows repeat). With `userRun` K, runs of K
+ * consecutive rows share the 13 user fields' ids (the schema's context: ALICCP_FIELDS' first 13),
+ * as a log grouped by user or session does; the other fields stay random per row.
  */
-export async function writeRandomShard(file, { groups, groupRows = 16384, seed = 7, repeat = false }) {
+export async function writeRandomShard(file, { groups, groupRows = 16384, seed = 7, repeat = false, userRun = 1 }) {
   const schema = defaultAliccpSchema();
   const width = ALICCP_FIELDS.length * 3;
+  const userWidth = schema.context.length * 3;
   const rand = lcg(seed);
   const w = await ShardWriter.create(file, schema, { truth: false });
   let block = null;
@@ -70,6 +73,7 @@ export async function writeRandomShard(file, { groups, groupRows = 16384, seed =
     if (!block || !repeat) {
       const ids = new Int32Array(groupRows * width);
       for (let i = 0; i < ids.length; i++) ids[i] = 1 + rand(ALICCP_VOCAB_SIZE - 1);
+      if (userRun > 1) for (let r = 0; r < groupRows; r++) if (r % userRun) ids.copyWithin(r * width, (r - (r % userRun)) * width, (r - (r % userRun)) * width + userWidth);
       const click = new Uint8Array(groupRows), conversion = new Uint8Array(groupRows), sampleKey = new Uint32Array(groupRows);
       for (let r = 0; r < groupRows; r++) {
         click[r] = rand(5) === 0 ? 1 : 0;

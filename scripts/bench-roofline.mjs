@@ -113,7 +113,7 @@ if (!values["memory-only"]) {
     upd: { dtype: "float32", dims: [lookups, dim], data: new Float32Array(lookups * dim).map((_, i) => Math.sin(i) * 1e-3) },
   };
   for (const threads of [1, 2]) {
-    const session = await Session.create(encodeGraph(g), { intraOpThreads: threads, allowSpinning: false });
+    const session = await Session.create(encodeGraph(g), { intraOpThreads: threads, spinning: false });
     const results = new Set();
     for (let r = 0; r < 5; r++) results.add(Buffer.from((await session.run(feeds)).y.data.buffer).toString("base64"));
     report({ what: "determinism", op: "ScatterND reduction=add", threads, runs: 5, distinct_results: results.size });

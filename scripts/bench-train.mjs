@@ -62,7 +62,7 @@ const program = buildTrainingStep(model.definition, model.config, { optimizer })
 const state = initialState(describeModel(model.definition, model.config), optimizer, { seed: 1 });
 const trainer = await Trainer.create(state, { train: program }, {
   intraOpThreads: Number(values.threads), graphOptimizationLevel: values["opt-level"], device: values.device,
-  ...(values.spin !== undefined ? { allowSpinning: values.spin !== "0" } : {}),
+  ...(values.spin !== undefined ? { spinning: values.spin !== "0" } : {}),
   ...(values["exec-mode"] ? { executionMode: values["exec-mode"] } : {}),
   ...(values["inter-threads"] ? { interOpThreads: Number(values["inter-threads"]) } : {}),
   ...(values["ort-profile"] ? { profile: values["ort-profile"] } : {}),

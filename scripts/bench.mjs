@@ -183,7 +183,7 @@ async function alternate(label, engines, key = "examples_per_s", times = rounds)
   return { runs, med };
 }
 
-const fmt = (x, digits = 0) => (x === null || x === undefined || !Number.isFinite(x) ? "—" : x >= 1000 && digits === 0 ? Math.round(x).toLocaleString("en-US") : x.toFixed(digits));
+const fmt = (x, digits = 0) => (typeof x === "string" ? x : x === null || x === undefined || !Number.isFinite(x) ? "—" : x >= 1000 && digits === 0 ? Math.round(x).toLocaleString("en-US") : x.toFixed(digits));
 const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : "—");
 
 function addRow(section, row) {
@@ -228,7 +228,7 @@ async function ensureTrainShard() {
   if (trainShard) return trainShard;
   const { writeRandomShard } = await import(join(root, "scripts", "bench-lib.mjs"));
   trainShard = join(work, "train.shard");
-  const groups = 4; // 65,536 rows
+  const groups = quick ? 4 : 16; // 65,536 or 262,144 rows: long enough that process start-up is a small part of end to end
   log(`writing a ${groups * 16384}-row shard of random ids ...`);
   await writeRandomShard(trainShard, { groups });
   return trainShard;
@@ -237,7 +237,7 @@ async function ensureTrainShard() {
 /** End to end: `mtl train` from a shard (process start, data loading, checkpoint included) vs PyTorch reading the same shard. */
 async function e2eSection() {
   const shard = await ensureTrainShard();
-  const rows = 4 * 16384;
+  const rows = (quick ? 4 : 16) * 16384;
   const escm2Config = join(work, "escm2-dr.yaml");
   writeFileSync(escm2Config, "model: escm2\nmodelConfig: { counterfactualMode: DR, backbone: towers, towerSizes: [256, 64] }\n");
   for (const model of ["esmm", "escm2-dr"]) {
@@ -276,14 +276,20 @@ async function ensureModel() {
 /** Scoring at batch 1024: `mtl run` from shards and from text (rows/s as it reports them) vs PyTorch's eval forward. */
 async function scoreSection() {
   const onnx = await ensureModel();
+  const plain = await ensurePlainModel();
   const shard = await ensureTrainShard();
-  const { writeAliccpText } = await import(join(root, "scripts", "bench-lib.mjs"));
+  const { writeAliccpText, writeRandomShard } = await import(join(root, "scripts", "bench-lib.mjs"));
+  // The same rows' shape, but runs of 32 consecutive impressions share one user (the schema's context
+  // features), as a log grouped by user or session does: the split graph then embeds and multiplies
+  // each user's share once per run. PyTorch's forward computes every row in full either way.
+  const grouped = join(work, "grouped.shard");
+  await writeRandomShard(grouped, { groups: quick ? 4 : 16, userRun: USER_RUN });
   const text = join(work, "score.txt");
   const textRows = quick ? 10_000 : 50_000;
   await writeAliccpText(text, textRows, { distinct: textRows });
-  const runScore = (input, threads = 1) => async () => {
+  const runScore = (input, { threads = 1, sessions, model = onnx } = {}) => async () => {
     const out = join(work, "pred.csv");
-    const r = await runTimed(process.execPath, [bin, "run", onnx, "--input", input, "-o", out, "--batch-size", "1024", "--threads", String(threads)]);
+    const r = await runTimed(process.execPath, [bin, "run", model, "--input", input, "-o", out, "--batch-size", "1024", "--threads", String(threads), ...(sessions ? ["--sessions", String(sessions)] : [])]);
     rmSync(out, { force: true });
     const m = /: ([\d,]+) rows\/s/.exec(r.out);
     return { examples_per_s: m ? Number(m[1].replaceAll(",", "")) : NaN, wall: r.wall, rss_mib: r.rssMib };
@@ -291,18 +297,41 @@ async function scoreSection() {
   const fwd = (ref) => async () => torchRun(ref, ["forward", "--batch", "1024", "--steps", quick ? "30" : "150"]);
   log("score: batch 1024");
   const { runs, med } = await alternate("score", {
-    shard: runScore(shard), shard2: runScore(shard, 2), text: runScore(text), torch2: torch2 && fwd(torch2), torch1: torch1 && fwd(torch1),
+    shard: runScore(shard), shard1: runScore(shard, { sessions: 1 }), shardThreads2: runScore(shard, { threads: 2, sessions: 1 }), shardPlain: runScore(shard, { model: plain }),
+    grouped: runScore(grouped), groupedPlain: runScore(grouped, { model: plain }), text: runScore(text), torch2: torch2 && fwd(torch2), torch1: torch1 && fwd(torch1),
   });
-  addRow("score", { name: "score, batch 1024: `mtl run` from a shard (1 onnxruntime thread) vs PyTorch forward (2 threads)", unit: "examples/s", mtl: med.shard, torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: median(runs.shard.map((x) => x.rss_mib)), runs: { shard: runs.shard, torch2: runs.torch2, torch1: runs.torch1 } });
-  addRow("score", { name: "… `mtl run --threads 2` from a shard", unit: "examples/s", mtl: med.shard2, torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: median(runs.shard2.map((x) => x.rss_mib)), runs: { shard2: runs.shard2 } });
-  addRow("score", { name: "score, batch 1024: `mtl run` from Ali-CCP text (879-token lines) vs PyTorch forward", unit: "examples/s", mtl: med.text, torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: median(runs.text.map((x) => x.rss_mib)), runs: { text: runs.text } });
+  const row = (key, name) => addRow("score", { name, unit: "examples/s", mtl: med[key], torch2: med.torch2, torch1: med.torch1, mtl_rss_mib: median(runs[key].map((x) => x.rss_mib)), runs: { [key]: runs[key], ...(key === "shard" ? { torch2: runs.torch2, torch1: runs.torch1 } : {}) } });
+  row("shard", "score, batch 1024: `mtl run` from a shard (its default: 2 sessions of 1 onnxruntime thread) vs PyTorch forward (2 threads)");
+  row("shard1", "… `mtl run --sessions 1` (one session, one thread)");
+  row("shardThreads2", "… `mtl run --sessions 1 --threads 2`");
+  row("shardPlain", "… the same model exported with --no-context-split (every row is its own context here: the split's cost)");
+  row("grouped", `… from a shard whose runs of ${USER_RUN} impressions share a user (a log grouped by user)`);
+  row("groupedPlain", "… that shard, the model exported with --no-context-split");
+  row("text", "score, batch 1024: `mtl run` from Ali-CCP text (879-token lines) vs PyTorch forward");
 }
 
-/** Serving 1 context x 100 candidates through `mtl serve` (scripts/load-serve.mjs) vs PyTorch forward of 100 rows. */
+/** Impressions per user in the grouped scoring shard. */
+const USER_RUN = 32;
+
+let plainModel = null;
+/** The same model exported without the context split (every feature per row), for the split's rows. */
+async function ensurePlainModel() {
+  if (plainModel) return plainModel;
+  plainModel = join(work, "esmm-plain.onnx");
+  await runTimed(process.execPath, [bin, "export", "--model", "esmm", "--no-context-split", "-o", plainModel]);
+  return plainModel;
+}
+
+/**
+ * Serving 1 context x 100 candidates through `mtl serve` (scripts/load-serve.mjs) vs PyTorch forward
+ * of 100 rows; the exported model (its 13 user fields taken once per request) beside the same model
+ * exported with --no-context-split, alternating; and the CPU a request costs each thread.
+ */
 async function serveSection() {
   const onnx = await ensureModel();
-  const load = (concurrency, requests) => async () => {
-    const r = await runTimed(process.execPath, [join(root, "scripts", "load-serve.mjs"), "--json", "--model", onnx, "--concurrency", String(concurrency), "--requests", String(requests)]);
+  const plain = await ensurePlainModel();
+  const load = (concurrency, requests, file = onnx, sessions = 1) => async () => {
+    const r = await runTimed(process.execPath, [join(root, "scripts", "load-serve.mjs"), "--json", "--model", file, "--concurrency", String(concurrency), "--requests", String(requests), "--sessions", String(sessions)]);
     return lastJson(r.out);
   };
   const fwd100 = (ref) => async () => torchRun(ref, ["forward", "--batch", "100", "--steps", quick ? "200" : "1000", "--warmup", "20"]);
@@ -313,10 +342,22 @@ async function serveSection() {
   addRow("serve", { name: "1 request of 1 context × 100 candidates, latency p50 (mtl: HTTP round trip; PyTorch: forward only)", unit: "ms", lowerIsBetter: true, mtl: p50("mtl"), torch2: p50("torch2"), torch1: p50("torch1") });
   addRow("serve", { name: "… latency p99", unit: "ms", lowerIsBetter: true, mtl: p99("mtl"), torch2: p99("torch2"), torch1: p99("torch1"), runs: single.runs });
   for (const c of [4, 64]) {
-    const { runs } = await alternate(`serve c=${c}`, { mtl: load(c, quick ? 2000 : c === 4 ? 5000 : 10000) }, "rps");
-    const m = (key) => median(runs.mtl.map((x) => x[key]));
+    const n = quick ? 2000 : c === 4 ? 5000 : 10000;
+    // The exported model on one session and on two (--sessions 2), and the plain export, alternating.
+    const { runs } = await alternate(`serve c=${c}`, { mtl: load(c, n), plain: load(c, n, plain), mtlSessions2: load(c, n, onnx, 2) }, "rps");
+    const m = (key, k = "mtl") => median(runs[k].map((x) => x[key]));
     addRow("serve", { name: `mtl serve at concurrency ${c}: requests/s`, unit: "requests/s", mtl: m("rps"), errors: runs.mtl.reduce((t, x) => t + x.errors, 0), runs });
     addRow("serve", { name: `mtl serve at concurrency ${c}: p99 latency`, unit: "ms", lowerIsBetter: true, mtl: m("p99_ms") });
+    addRow("serve", { name: `… the same model exported with --no-context-split: requests/s / p99 ms`, unit: "requests/s / ms", mtl: `${Math.round(m("rps", "plain")).toLocaleString("en-US")} / ${m("p99_ms", "plain").toFixed(1)}` });
+    addRow("serve", { name: `… \`mtl serve --sessions 2\`: requests/s / p99 ms`, unit: "requests/s / ms", mtl: `${Math.round(m("rps", "mtlSessions2")).toLocaleString("en-US")} / ${m("p99_ms", "mtlSessions2").toFixed(1)}`, errors: runs.mtlSessions2.reduce((t, x) => t + x.errors, 0) });
+    const cpu = (key) => median(runs.mtl.map((x) => x.cpu?.[key] ?? NaN));
+    if (c === 64) {
+      addRow("serve", {
+        name: "CPU per request at concurrency 64: server main thread / session worker / other server threads (GC, libuv) / load client", unit: "µs",
+        mtl: ["server_main_us", "server_worker_us", "server_other_us", "client_us"].map((k) => Math.round(cpu(k))).join(" / "),
+        cpu_total_us: ["server_main_us", "server_worker_us", "server_other_us", "client_us"].reduce((t, k) => t + cpu(k), 0),
+      });
+    }
   }
 }
 
@@ -431,6 +472,18 @@ function rooflineText() {
   if (fwdFloor) {
     const ceiling = 1024 / (fwdFloor.ms / 1000);
     lines.push(`| scoring forward, ESMM, batch 1024 | ${fmt(fwdFloor.flops / 1e9, 2)} G | ${fmt(fwdFloor.ms, 2)} (${fwdFloor.engine}) | ${fmt(ceiling)} | ${fmt(score?.mtl)} | ${fmt(score?.torch2)} | ${ratio(ceiling, score?.torch2)} | ${ratio(ceiling, score?.torch1)} |`);
+  }
+  lines.push("");
+  // The GEMM rate each engine reaches inside its whole step (GEMM FLOPs over the measured step rate).
+  lines.push("GEMM FLOP/s reached inside the whole step or forward:", "", "| | FLOPs/example (GEMMs) | mtl GFLOP/s | PyTorch 2 GFLOP/s |", "|---|---|---|---|");
+  for (const row of results.rows.filter((r) => r.section === "train")) {
+    const f = gemmFlops(row.name.includes("ESCM2") ? 3 : 2).train;
+    lines.push(`| ${row.name} | ${(f / 1e6).toFixed(2)} M | ${fmt((row.mtl * f) / 1e9, 1)} | ${fmt((row.torch2 * f) / 1e9, 1)} |`);
+  }
+  // Scoring: the forward of ESMM's two towers (276 -> 256 -> 64 -> 1), 0.35 MFLOP an example.
+  for (const row of results.rows.filter((r) => r.section === "score" && r.name.includes("shard"))) {
+    const f = gemmFlops(2).forward;
+    lines.push(`| ${row.name} | ${(f / 1e6).toFixed(2)} M | ${fmt((row.mtl * f) / 1e9, 1)} | ${fmt((row.torch2 * f) / 1e9, 1)} |`);
   }
   lines.push("");
   const shapes = roof.filter((x) => x.what === "sgemm" && x.engine === "onnxruntime" && x.threads === 1 && x.pass !== "square");

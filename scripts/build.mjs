@@ -21,6 +21,13 @@ function run(script, args) {
   }
 }
 
+// npm leaves the optional onnxruntime-node out when its install step cannot download its CUDA
+// provider (a machine that reaches only the npm registry): say how to add it instead of tsc's errors.
+if (!existsSync(join(root, "node_modules", "onnxruntime-node", "package.json"))) {
+  console.error("build failed: node_modules/onnxruntime-node is missing (npm drops this optional dependency when its install step cannot reach NuGet); install it with: ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save onnxruntime-node@1.30.0");
+  process.exit(1);
+}
+
 // Regenerate only when the schema is newer than the generated module (keeps rebuilds fast).
 if (!existsSync(genJs) || statSync(genJs).mtimeMs < statSync(proto).mtimeMs) {
   mkdirSync(genDir, { recursive: true });

@@ -567,7 +567,7 @@ test("hostile HTTP: content types, Host and Origin, slow and idle sockets, conne
       name: "a failing session run fails only the request at fault (isolation inside a micro-batch)", run: async () => {
         const real = await Scorer.open(model, { worker: false });
         try {
-          const fake = { info: real.info, score: async (b: { size: number; ids: Int32Array[] }) => {
+          const fake = { info: real.info, sessionCount: real.sessionCount, score: async (b: { size: number; ids: Int32Array[] }) => {
             if (b.ids.some((ids) => ids.includes(-7))) throw new Error("index out of bounds");
             return real.score(b as never);
           } };

@@ -36,6 +36,8 @@ export interface ExportArgs {
   schema?: string;
   fp16?: boolean;
   maxPieceMb?: number;
+  /** Default true: split the scoring graph by the schema's context features. */
+  contextSplit?: boolean;
   /** Default: `<model>.onnx` (or `<model>-training/`) in the current directory. */
   out?: string;
   json?: boolean;
@@ -76,6 +78,7 @@ function refuseFlags(args: ExportArgs): void {
   if (args.training) {
     refuse("fp16", "--fp16", "the training artifacts keep float32 weights: the optimizer updates them");
     refuse("maxPieceMb", "--max-piece-mb", "training artifacts take the tables as inputs, not initializers");
+    if (args.contextSplit !== undefined) refused.push("--context-split (the training artifacts take every feature per row)");
   } else {
     refuse("optimizer", "--optimizer", "the scoring model has no optimizer; it applies to --training");
     refuse("clipNorm", "--clip-norm", "the scoring model has no training step; it applies to --training");
@@ -122,7 +125,7 @@ export async function exportCommand(args: ExportArgs): Promise<void> {
     // `-o -` (or /dev/stdout): the model is standard output's; what was written is said on stderr.
     const say = writesInPlace(outFile) ? process.stderr : process.stdout;
     const r = exportInferenceModel(outFile, {
-      model: args.model, checkpoint: args.checkpoint, config: userConfig, opset: args.opset, fp16: args.fp16, seed: args.seed ?? 0,
+      model: args.model, checkpoint: args.checkpoint, config: userConfig, opset: args.opset, fp16: args.fp16, seed: args.seed ?? 0, contextSplit: args.contextSplit,
       maxPieceBytes: args.maxPieceMb === undefined ? undefined : Math.floor(args.maxPieceMb * 1024 * 1024),
     });
     if (args.json) {
@@ -135,6 +138,7 @@ export async function exportCommand(args: ExportArgs): Promise<void> {
       `parameters: ${formatCount(r.denseParameters + r.embeddingParameters)} (dense ${formatCount(r.denseParameters)}, embeddings ${formatCount(r.embeddingParameters)})`,
       ...r.tables.map((t) => `table ${t.name}: ${formatCount(t.rows)} x ${t.dim} ${t.dtype}${t.pieces > 1 ? ` in ${t.pieces} pieces (split by ${t.splitBy})` : ""}`),
       r.schemaHash ? `schema ${r.schemaHash} embedded: the file alone scores raw records (mtl run, mtl serve, mtl-onnx/web)` : "no feature schema: this model takes ids only and cannot score raw records",
+      ...(r.contextFeatures.length ? [`context split: ${r.contextFeatures.length} context features (${r.contextFeatures.slice(0, 4).join(", ")}${r.contextFeatures.length > 4 ? ", …" : ""}) are embedded and multiplied once per context, not once per candidate (--no-context-split writes the unsplit graph)`] : []),
     ];
     say.write(lines.join("\n") + "\n");
     return;

@@ -63,6 +63,7 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .option("schema", { type: "string", describe: "feature schema JSON file, - for standard input (sets the config's schema)" })
           .option("fp16", { type: "boolean", describe: "store embedding tables as float16 (a Cast to float32 follows each lookup)" })
           .option("max-piece-mb", { type: "number", describe: "split tables so no initializer exceeds this many MiB (default 128: WebGPU's guaranteed buffer binding size)" })
+          .option("context-split", { type: "boolean", describe: "take the schema's context features once per context, not once per row (default true; --no-context-split writes plain ids.<table> inputs only; see docs/serving.md)" })
           .option("out", { alias: "o", type: "string", describe: "output .onnx file (- for standard output), or directory with --training (default: <model>.onnx, or <model>-training/, in the current directory)" })
           .option("json", { type: "boolean", default: false, describe: "print what was written as JSON" })
           .option("training", { type: "boolean", default: false, describe: "write the training artifacts (see docs/training-artifacts.md)" })
@@ -72,7 +73,7 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .option("seed", { type: "number", describe: "seed of the initial weights (default 0; not with --checkpoint)" })
           .option("opset", { type: "number", describe: "ai.onnx opset (16..21, default 17)" }),
       async (args) => exportCommand({
-        model: args.model, checkpoint: args.checkpoint, schema: args.schema, fp16: args.fp16, maxPieceMb: args["max-piece-mb"], out: args.out, json: args.json, training: args.training, config: args.config, optimizer: args.optimizer,
+        model: args.model, checkpoint: args.checkpoint, schema: args.schema, fp16: args.fp16, maxPieceMb: args["max-piece-mb"], contextSplit: args["context-split"], out: args.out, json: args.json, training: args.training, config: args.config, optimizer: args.optimizer,
         seed: args.seed, clipNorm: args["clip-norm"], opset: args.opset,
       }),
     )
@@ -89,11 +90,12 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .option("json", { type: "boolean", default: false, describe: "print the summary as JSON (on stderr when predictions go to standard output)" })
           .option("batch-size", { type: "number", default: 8192, describe: "rows per session run" })
           .option("skip-bad", { type: "boolean", default: false, describe: "skip bad rows and count them (default: stop at the first, naming its line)" })
-          .option("threads", { type: "number", default: 1, describe: "onnxruntime threads (parsing runs on its own thread beside them)" })
+          .option("threads", { type: "number", default: 1, describe: "onnxruntime threads inside each session (parsing runs on its own thread beside them)" })
+          .option("sessions", { type: "number", describe: "sessions of the model, each in its own worker thread, scoring blocks side by side (default 2, 1 on a 1-core machine; each holds a copy of the weights)" })
           .option("skip-checksum", { type: "boolean", default: false, describe: "load a model whose weights fail their checksum (a file you edited on purpose)" })
           .option("device", DEVICE_OPTION),
       async (args) => runCommand({
-        model: args.model, input: args.input, output: args.output, format: args.format, outputFormat: args["output-format"], json: args.json, batchSize: args["batch-size"], skipBad: args["skip-bad"], threads: args.threads, skipChecksum: args["skip-checksum"], device: args.device,
+        model: args.model, input: args.input, output: args.output, format: args.format, outputFormat: args["output-format"], json: args.json, batchSize: args["batch-size"], skipBad: args["skip-bad"], threads: args.threads, sessions: args.sessions, skipChecksum: args["skip-checksum"], device: args.device,
       }),
     )
     .command(
@@ -104,7 +106,8 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .positional("model", { type: "string", demandOption: true, describe: "an .onnx file written by mtl export" })
           .option("port", { type: "number", default: 8080, describe: "TCP port (0: any free port)" })
           .option("host", { type: "string", default: "127.0.0.1", describe: "address to listen on (loopback by default)" })
-          .option("threads", { type: "number", default: 1, describe: "onnxruntime threads (HTTP and encoding run on the main thread beside them)" })
+          .option("threads", { type: "number", default: 1, describe: "onnxruntime threads inside each session (HTTP and encoding run on the main thread beside them)" })
+          .option("sessions", { type: "number", default: 1, describe: "sessions of the model, each in its own worker thread: up to this many micro-batches score at once (each holds a copy of the weights)" })
           .option("max-body-kb", { type: "number", default: 1024, describe: "largest request body (413 beyond)" })
           .option("max-candidates", { type: "number", default: 1000, describe: "most candidates in one request" })
           .option("timeout-ms", { type: "number", default: 2000, describe: "per-request scoring timeout (503 beyond)" })
@@ -115,7 +118,7 @@ export async function main(rawArgv: string[] = hideBin(process.argv)): Promise<v
           .option("skip-checksum", { type: "boolean", default: false, describe: "load a model whose weights fail their checksum (a file you edited on purpose)" })
           .option("device", DEVICE_OPTION),
       async (args) => serveCommand({
-        model: args.model, port: args.port, host: args.host, threads: args.threads, device: args.device, maxBodyKb: args["max-body-kb"],
+        model: args.model, port: args.port, host: args.host, threads: args.threads, sessions: args.sessions, device: args.device, maxBodyKb: args["max-body-kb"],
         maxCandidates: args["max-candidates"], timeoutMs: args["timeout-ms"], rankFormula: args["rank-formula"],
         maxConnections: args["max-connections"], bodyTimeoutMs: args["body-timeout-ms"], allowOrigins: args["allow-origin"].map(String), skipChecksum: args["skip-checksum"],
       }),

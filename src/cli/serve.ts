@@ -8,6 +8,7 @@ export interface ServeArgs {
   port: number;
   host: string;
   threads: number;
+  sessions?: number;
   device?: string;
   maxBodyKb: number;
   maxCandidates: number;
@@ -26,7 +27,7 @@ export async function serveCommand(args: ServeArgs): Promise<void> {
   if (!(args.maxBodyKb > 0)) throw new MtlError("E_USAGE", `--max-body-kb must be positive, got ${args.maxBodyKb}`, { where: { field: "--max-body-kb" } });
   const dev = device(args.device);
   const server = await ScoringServer.start(args.model, {
-    port: args.port, host: args.host, intraOpThreads: args.threads, ...(dev ? { device: dev } : {}), maxBodyBytes: Math.max(1, Math.floor(args.maxBodyKb * 1024)),
+    port: args.port, host: args.host, intraOpThreads: args.threads, sessions: args.sessions ?? 1, ...(dev ? { device: dev } : {}), maxBodyBytes: Math.max(1, Math.floor(args.maxBodyKb * 1024)),
     maxCandidates: args.maxCandidates, timeoutMs: args.timeoutMs, rankFormula: args.rankFormula, log,
     ...(args.maxConnections !== undefined ? { maxConnections: args.maxConnections } : {}),
     ...(args.bodyTimeoutMs !== undefined ? { bodyTimeoutMs: args.bodyTimeoutMs } : {}),

@@ -17,6 +17,7 @@ import { isValidatedSchema, schemaHash, toSchemaJson, validateSchema, type Featu
 import { onnx } from "../onnx/proto.js";
 import { toModelProto } from "../onnx/serialize.js";
 import { getModel, type RegisteredModel } from "../models/index.js";
+import { CONTEXT_INDEX_INPUT } from "../models/inputs.js";
 import { buildInferenceGraph, describeModel } from "../train/program.js";
 import { loadRun, readJson, RUN_FILES } from "../flow/rundir.js";
 import { initialState, type TrainingState } from "../train/state.js";
@@ -44,6 +45,12 @@ export interface InferenceExportOptions {
   /** Move initializers to external data when their total exceeds this (default just under 2 GiB). */
   externalDataBytes?: number;
   seed?: number;
+  /**
+   * Split the scoring graph's input layer by the schema's `context` features, so a request's context
+   * is embedded and multiplied into the first layers once, not once per candidate (default true;
+   * a schema without `context` has nothing to split).
+   */
+  contextSplit?: boolean;
 }
 
 export interface TableReport {
@@ -68,6 +75,8 @@ export interface InferenceExportResult {
   embeddingParameters: number;
   tables: TableReport[];
   fromCheckpoint: string | null;
+  /** The schema's context features the graph takes once per context (empty: not split). */
+  contextFeatures: string[];
 }
 
 /**
@@ -144,7 +153,7 @@ export function exportInferenceModel(out: string, opts: InferenceExportOptions):
   }
   const schema = schemaOfConfig(config, configSource);
   const storage: TableStorage = { float16: opts.fp16 === true, maxPieceBytes: opts.maxPieceBytes ?? DEFAULT_MAX_PIECE_BYTES };
-  const graph = buildInferenceGraph(entry.definition, config, state, { opset: opts.opset, tableStorage: storage });
+  const graph = buildInferenceGraph(entry.definition, config, state, { opset: opts.opset, tableStorage: storage, contextSplit: opts.contextSplit ?? true });
   const described = describeModel(entry.definition, config);
   const tables: TableReport[] = described.tables.map((t) => {
     const split = tablePieces(t, storage.float16 ? 2 : 4, storage.maxPieceBytes);
@@ -192,5 +201,6 @@ export function exportInferenceModel(out: string, opts: InferenceExportOptions):
     denseParameters: described.params.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0),
     embeddingParameters: described.tables.reduce((s, t) => s + t.rows * t.dim, 0),
     tables, fromCheckpoint: opts.checkpoint ?? null,
+    contextFeatures: proto.graph!.input!.some((v) => v.name === CONTEXT_INDEX_INPUT) && schema ? [...schema.context] : [],
   };
 }

@@ -278,6 +278,12 @@ export function encodeCandidates(layout: Layout, context: Readonly<Record<string
   const sharedDense = layout.dense.map((d) => fromContext(d.feature.source));
   const row0 = candidates[0]!;
   encodeRecord(b, (k) => (row0[k] === undefined ? context[k] : row0[k]), "1", 1, { labels: false });
+  // Per candidate: the shared columns are copied from row 0, the others encoded (crosses are filled when the batch is taken).
+  const copied = layout.idFeatures.filter((_, k) => sharedIds[k]);
+  const own = layout.idFeatures.filter((c, k) => !sharedIds[k] && !c.feature.cross);
+  const ownDense = layout.dense.filter((_, k) => !sharedDense[k]);
+  const copiedDense = layout.dense.filter((_, k) => sharedDense[k]);
+  const dw = layout.denseWidth;
   for (let i = 1; i < n; i++) {
     const cand = candidates[i]!;
     const line = i + 1;
@@ -287,28 +293,23 @@ export function encodeCandidates(layout: Layout, context: Readonly<Record<string
       return v;
     };
     b.clearRow(i);
-    layout.idFeatures.forEach((c, k) => {
-      const f = c.feature;
+    for (const c of copied) {
       const w = layout.tables[c.table]!.width;
-      if (sharedIds[k]) {
-        b.ids[c.table]!.copyWithin(i * w + c.offset, c.offset, c.offset + f.maxLen);
-        b.weights[c.table]?.copyWithin(i * w + c.offset, c.offset, c.offset + f.maxLen);
-        return;
-      }
+      b.ids[c.table]!.copyWithin(i * w + c.offset, c.offset, c.offset + c.feature.maxLen);
+      b.weights[c.table]?.copyWithin(i * w + c.offset, c.offset, c.offset + c.feature.maxLen);
+    }
+    for (const c of own) {
+      const f = c.feature;
       const v = need(f.source, f.name, f.optional);
       const weights = f.weightSource ? need(f.weightSource, f.name, f.optional) : null;
       const length = f.lengthSource !== null && v !== undefined ? need(f.lengthSource, f.name, false)! : null;
       if (v !== undefined) encodeIds(b, i, c.table, c.offset, f, v, weights ?? null, line, length);
-    });
-    layout.dense.forEach((d, k) => {
-      const dw = layout.denseWidth;
-      if (sharedDense[k]) {
-        b.dense.copyWithin(i * dw + d.offset, d.offset, d.offset + d.feature.size);
-        return;
-      }
+    }
+    for (const d of copiedDense) b.dense.copyWithin(i * dw + d.offset, d.offset, d.offset + d.feature.size);
+    for (const d of ownDense) {
       const v = need(d.feature.source, d.feature.name, d.feature.optional);
       if (v !== undefined) encodeDense(b, i, d.offset, d.feature, v, line);
-    });
+    }
     b.size = i + 1;
   }
   return b.take();

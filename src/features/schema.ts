@@ -100,6 +100,12 @@ export interface SchemaInput {
   sample_weight?: string;
   /** Element-wise products of pooled embeddings appended to the input (the Keras ESMM article's adid × device): lists of ≥ 2 id features of one dim. */
   products?: string[][];
+  /**
+   * The id features that describe the request's context (the user, the page) rather than the
+   * candidate: the exported scoring model computes their share of the first layer once per context,
+   * not once per candidate (see src/models/inputs.ts). Training is unchanged.
+   */
+  context?: string[];
 }
 
 export interface IdFeature {
@@ -155,6 +161,8 @@ export interface FeatureSchema {
   readonly sampleWeight: string | null;
   /** Element-wise products of pooled embeddings appended to the model input, each a list of id feature names. */
   readonly products: readonly (readonly string[])[];
+  /** The context-side id features (schema order); empty: every feature is per candidate. */
+  readonly context: readonly string[];
 }
 
 /**
@@ -196,7 +204,7 @@ function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], whe
 }
 
 const FEATURE_KEYS = ["name", "kind", "source", "weight_source", "max_len", "pooling", "vocab_size", "hash_buckets", "table", "dim", "size", "transform", "mean", "std", "optional", "length", "padding_id", "cross"] as const;
-const SCHEMA_KEYS = ["version", "name", "features", "labels", "sample_id", "user_id", "truth", "list_separator", "default_dim", "task", "products", "sample_weight"] as const;
+const SCHEMA_KEYS = ["version", "name", "features", "labels", "sample_id", "user_id", "truth", "list_separator", "default_dim", "task", "products", "sample_weight", "context"] as const;
 
 /** Rows an id feature needs in its table: vocab_size (+ 1 when raw 0 is real), or hash_buckets + 1. */
 export function featureRows(f: IdFeature): number {
@@ -299,6 +307,7 @@ export function validateSchema(input: unknown, file?: string): FeatureSchema {
   });
   checkCrosses(features, input.features as Record<string, unknown>[], file);
   const products = checkProducts(input.products, features, file);
+  const context = checkContext(input.context, features, file);
   let labels: FeatureSchema["labels"] = { click: "click", conversion: "conversion" };
   if (input.labels !== undefined) {
     if (!isRecord(input.labels)) throw schemaError("labels", "expected {click, conversion}", undefined, file);
@@ -337,6 +346,7 @@ export function validateSchema(input: unknown, file?: string): FeatureSchema {
     task,
     products,
     sampleWeight: optString(input.sample_weight, "sample_weight", file) ?? null,
+    context,
   };
 }
 
@@ -377,6 +387,7 @@ export function toSchemaJson(s: FeatureSchema): SchemaInput {
     ...(s.task !== null ? { task: s.task } : {}),
     ...(s.products.length ? { products: s.products.map((p) => [...p]) } : {}),
     ...(s.sampleWeight !== null ? { sample_weight: s.sampleWeight } : {}),
+    ...(s.context.length ? { context: [...s.context] } : {}),
   };
 }
 
@@ -412,9 +423,35 @@ function checkProducts(input: unknown, features: readonly Feature[], file?: stri
   });
 }
 
-/** A fingerprint of everything that shapes encoded data (16 hex digits: two FNV-1a passes over the canonical JSON). */
+/**
+ * Which id features are context-side (schema order): each must be an id feature, named once; a cross
+ * may be context-side only if everything it crosses is, since its ids are computed from theirs.
+ */
+function checkContext(input: unknown, features: readonly Feature[], file?: string): string[] {
+  if (input === undefined) return [];
+  if (!Array.isArray(input) || !input.every((n) => typeof n === "string")) throw schemaError("context", "expected a list of id feature names, e.g. [\"user_id\", \"age\"]", undefined, file);
+  const named = new Set<string>();
+  for (const name of input as string[]) {
+    const f = features.find((x) => x.name === name);
+    if (!f || f.kind === "dense") throw schemaError("context", `'${name}' is not an id feature of this schema`, "context names id features (dense columns are per row)", file);
+    if (named.has(name)) throw schemaError("context", `'${name}' is named twice`, undefined, file);
+    if (f.cross) {
+      const outside = f.cross.find((c) => !(input as string[]).includes(c));
+      if (outside !== undefined) throw schemaError("context", `the cross '${name}' is context-side but '${outside}', which it crosses, is not`, "a context-side cross needs every feature it crosses in context", file);
+    }
+    named.add(name);
+  }
+  return features.filter((f) => named.has(f.name)).map((f) => f.name);
+}
+
+/**
+ * A fingerprint of everything that shapes encoded data (16 hex digits: two FNV-1a passes over the
+ * canonical JSON). `context` is left out: it shapes the scoring graph, not the data, so shards and
+ * runs stay usable when a schema gains it.
+ */
 export function schemaHash(s: FeatureSchema): string {
-  const text = JSON.stringify(toSchemaJson(s));
+  const { context: _context, ...shaping } = toSchemaJson(s);
+  const text = JSON.stringify(shaping);
   const a = fnv1a32(text);
   const b = fnv1a32(text, 0x9e3779b9);
   return a.toString(16).padStart(8, "0") + b.toString(16).padStart(8, "0");
@@ -430,7 +467,10 @@ export const ALICCP_VOCAB_SIZE = 737_946 + 1;
 export const ALICCP_DIM = 12;
 export const ALICCP_MAX_LEN = 3;
 
-/** The built-in Ali-CCP schema: 23 `ids` fields, one shared table of 737,947 × 12, max_len 3, sum pooling, user id = field 101. */
+/** Ali-CCP's user-side fields (1xx): the context of a scoring request; the item (2xx), cross (5xx–8xx) and 301 fields are per candidate. */
+export const ALICCP_CONTEXT_FIELDS: readonly string[] = ALICCP_FIELDS.filter((f) => f.startsWith("1"));
+
+/** The built-in Ali-CCP schema: 23 `ids` fields, one shared table of 737,947 × 12, max_len 3, sum pooling, user id = field 101, the user fields as context. */
 export function defaultAliccpSchema(opts: { maxLen?: number; vocabSize?: number; dim?: number } = {}): FeatureSchema {
   return validateSchema({
     version: 1,
@@ -442,5 +482,6 @@ export function defaultAliccpSchema(opts: { maxLen?: number; vocabSize?: number;
     labels: { click: "click", conversion: "buy" },
     user_id: "101",
     truth: { ctr: "true_ctr", cvr: "true_cvr", conversion: "conversion_potential" },
+    context: [...ALICCP_CONTEXT_FIELDS],
   });
 }

@@ -7,7 +7,7 @@ import { MtlError } from "../errors.js";
 import { layoutOf, type Layout } from "../features/batch.js";
 import { defaultAliccpSchema, isValidatedSchema, validateSchema, type FeatureSchema } from "../features/schema.js";
 import type { ModelContext, ModelDefinition } from "../train/model.js";
-import { SAMPLE_WEIGHT_INPUT, embedFeatures, embeddedWidth } from "./inputs.js";
+import { SAMPLE_WEIGHT_INPUT, embedInput } from "./inputs.js";
 import { BATCH_NORM_PLACEMENTS, type Activation, type BatchNormPlacement, type LayerOptions, type LossOptions, type Reduction } from "./layers.js";
 
 export interface RegisteredModel<C = unknown> {
@@ -50,7 +50,7 @@ export function lossOptions(ctx: ModelContext, config: CommonConfig): LossOption
 /** The shared input layer: the schema's pooled embeddings and dense columns, [batch, width]. */
 export function embeddedInput(ctx: ModelContext, config: CommonConfig): Activation {
   const layout: Layout = layoutOf(config.schema);
-  return { value: embedFeatures(ctx, layout, { paddingRow0: config.paddingRow0, embeddingInit: config.embeddingInit }), width: embeddedWidth(layout) };
+  return embedInput(ctx, layout, { paddingRow0: config.paddingRow0, embeddingInit: config.embeddingInit });
 }
 
 /** Checks one value; returns what was expected when it does not fit, or null. */

@@ -4,9 +4,9 @@
  * function serves the trainer (int32 ids, labels), the Node scorer, `mtl serve` and `mtl/web` (int64
  * ids, no labels). Pure TypeScript: the browser builds feeds with this same code.
  */
-import type { Batch, Layout } from "../features/batch.js";
+import type { Batch, Layout, TableLayout } from "../features/batch.js";
 import type { FloatDType } from "../train/model.js";
-import { CLICK_INPUT, CONVERSION_INPUT, DENSE_INPUT, SAMPLE_WEIGHT_INPUT, idsInput, tableNeedsWeights, weightsInput } from "./inputs.js";
+import { CLICK_INPUT, CONTEXT_INDEX_INPUT, CONVERSION_INPUT, DENSE_INPUT, SAMPLE_WEIGHT_INPUT, contextIdsInput, contextSplitOf, contextWeightsInput, idsInput, tableNeedsWeights, weightsInput, type ContextSplit } from "./inputs.js";
 
 /** Training graphs take int32 ids (the trainer indexes rows with them); inference graphs take int64. */
 export type IdsDType = "int32" | "int64";
@@ -25,6 +25,11 @@ export interface FeedOptions {
   labels: boolean;
   /** Float dtype of weights, dense values and labels (default float32). */
   dtype?: FloatDType;
+  /**
+   * Feed a scoring graph split by the schema's `context` features (one that takes `context.index`;
+   * see embedInput): consecutive rows with the same context features share one context row.
+   */
+  contextSplit?: boolean;
 }
 
 export const PREDICTIONS = ["p_ctr", "p_cvr", "p_ctcvr"] as const;
@@ -51,29 +56,91 @@ function floatTensor(dtype: FloatDType, dims: number[]): FeedTensor & { data: Fl
 }
 
 /**
+ * Feeds `ids(name)` (and `weights(name)` where the graph takes them) for table `t` of the layout:
+ * its columns `columns` (null: all of them) of the batch rows `rows` (null: the first `n`).
+ * int32 ids are not copied when the batch is exactly full and nothing is selected.
+ */
+function tableFeeds(feeds: Record<string, FeedTensor>, batch: Batch, layout: Layout, at: number, table: TableLayout, columns: readonly number[] | null, rows: readonly number[] | null, n: number, names: { ids: string; weights: string }, opts: FeedOptions): void {
+  const full = layout.tables[at]!.width;
+  const ids = batch.ids[at]!;
+  const given = batch.weights[at];
+  const m = rows ? rows.length : n;
+  const width = table.width;
+  const count = m * width;
+  const dims = [m, width];
+  const w = tableNeedsWeights(table) ? floatTensor(opts.dtype ?? "float32", dims) : null;
+  const weights = w?.data ?? null;
+  if (!columns && !rows) {
+    const picked = ids.length === count ? ids : ids.subarray(0, count);
+    if (weights) {
+      if (given) weights.set(given.subarray(0, count));
+      else for (let j = 0; j < count; j++) weights[j] = ids[j] === 0 ? 0 : 1;
+    }
+    feeds[names.ids] = opts.ids === "int64" ? { dtype: "int64", dims, data: widenIds(picked, count) } : { dtype: "int32", dims, data: picked };
+  } else {
+    // Picked straight into the feed: an int64 is the id in its low word, 0 in its high word (see widenIds).
+    const wide = opts.ids === "int64" ? new BigInt64Array(count) : null;
+    const out = wide ? new Int32Array(wide.buffer) : new Int32Array(count);
+    const step = wide ? 2 : 1;
+    const cols = columns ?? Array.from({ length: width }, (_, j) => j);
+    for (let i = 0; i < m; i++) {
+      const src = (rows ? rows[i]! : i) * full;
+      const dst = i * width;
+      for (let j = 0; j < width; j++) {
+        const c = src + cols[j]!;
+        out[(dst + j) * step] = ids[c]!;
+        if (weights) weights[dst + j] = given ? given[c]! : ids[c] === 0 ? 0 : 1;
+      }
+    }
+    feeds[names.ids] = wide ? { dtype: "int64", dims, data: wide } : { dtype: "int32", dims, data: out };
+  }
+  if (w) feeds[names.weights] = w;
+}
+
+/**
+ * Each row's context row for a split graph: a row whose context columns (ids and any weights) equal
+ * those of the previous row's context row shares it (a request's candidates all do). Returns the
+ * first batch row of each context row and each row's context row.
+ */
+function contextRows(batch: Batch, layout: Layout, split: ContextSplit): { first: number[]; index: Int32Array } {
+  const n = batch.size;
+  const first: number[] = [];
+  const index = new Int32Array(n);
+  const same = (r: number, q: number): boolean => split.context.every((s) => {
+    const w = layout.tables[s.at]!.width;
+    const ids = batch.ids[s.at]!;
+    const weights = batch.weights[s.at];
+    for (const c of s.columns) {
+      if (ids[r * w + c] !== ids[q * w + c]) return false;
+      if (weights && weights[r * w + c] !== weights[q * w + c]) return false;
+    }
+    return true;
+  });
+  for (let r = 0; r < n; r++) {
+    if (r === 0 || !same(r, first[first.length - 1]!)) first.push(r);
+    index[r] = first.length - 1;
+  }
+  return { first, index };
+}
+
+/**
  * The model inputs of a batch's first `batch.size` rows: ids per table, weights where the graph takes
- * them (given weights, else 1 per id and 0 for padding), dense, and the labels when asked. int32 ids
- * are not copied when the batch is exactly full.
+ * them (given weights, else 1 per id and 0 for padding), dense, and the labels when asked; for a
+ * split scoring graph (`contextSplit`), the context-side features once per context row.
  */
 export function batchFeeds(batch: Batch, layout: Layout, opts: FeedOptions): Record<string, FeedTensor> {
   const n = batch.size;
   const dtype = opts.dtype ?? "float32";
   const feeds: Record<string, FeedTensor> = {};
-  layout.tables.forEach((t, i) => {
-    const ids = batch.ids[i]!;
-    const count = n * t.width;
-    const dims = [n, t.width];
-    feeds[idsInput(t.name)] = opts.ids === "int64"
-      ? { dtype: "int64", dims, data: widenIds(ids, count) }
-      : { dtype: "int32", dims, data: ids.length === count ? ids : ids.subarray(0, count) };
-    if (tableNeedsWeights(t)) {
-      const w = floatTensor(dtype, dims);
-      const given = batch.weights[i];
-      if (given) w.data.set(given.subarray(0, count));
-      else for (let j = 0; j < count; j++) w.data[j] = ids[j] === 0 ? 0 : 1;
-      feeds[weightsInput(t.name)] = w;
-    }
-  });
+  const split = opts.contextSplit ? contextSplitOf(layout) : null;
+  if (split) {
+    const { first, index } = contextRows(batch, layout, split);
+    for (const s of split.context) tableFeeds(feeds, batch, layout, s.at, s.table, s.columns, first, n, { ids: contextIdsInput(s.table.name), weights: contextWeightsInput(s.table.name) }, opts);
+    for (const s of split.candidate) tableFeeds(feeds, batch, layout, s.at, s.table, s.columns, null, n, { ids: idsInput(s.table.name), weights: weightsInput(s.table.name) }, opts);
+    feeds[CONTEXT_INDEX_INPUT] = { dtype: "int64", dims: [n], data: widenIds(index, n) };
+  } else {
+    layout.tables.forEach((t, i) => tableFeeds(feeds, batch, layout, i, t, null, null, n, { ids: idsInput(t.name), weights: weightsInput(t.name) }, opts));
+  }
   if (layout.denseWidth > 0) {
     const d = floatTensor(dtype, [n, layout.denseWidth]);
     d.data.set(batch.dense.subarray(0, n * layout.denseWidth));

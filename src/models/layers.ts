@@ -8,6 +8,7 @@ import { MtlError } from "../errors.js";
 import * as ops from "../graph/ops.js";
 import type { Value } from "../graph/ir.js";
 import type { ModelContext } from "../train/model.js";
+import type { SplitInput } from "./inputs.js";
 
 /**
  * Where BatchNorm sits in a hidden layer: "before-activation" Gemm → BN → ReLU (true means this),
@@ -34,20 +35,33 @@ export function dropoutRate(dropout: LayerOptions["dropout"], i: number, layers:
   return dropout[i]!;
 }
 
-/** A [batch, width] activation and its width (the builder's shapes carry "batch" symbolically). */
+/**
+ * A [batch, width] activation and its width (the builder's shapes carry "batch" symbolically); the
+ * model input of a scoring graph also carries its context split (see embedInput).
+ */
 export interface Activation {
   value: Value;
   width: number;
+  split?: SplitInput;
 }
 
 /** Clipping of probabilities inside log-losses: p is held in [eps, 1 - eps]. */
 export const PROBABILITY_EPS = 1e-7;
 
-/** x·W + b with W [inputWidth, units] (Glorot uniform) and b zeros; parameters `${name}.weight`, `${name}.bias`. */
+/**
+ * x·W + b with W [inputWidth, units] (Glorot uniform) and b zeros; parameters `${name}.weight`,
+ * `${name}.bias`. On a split input, x·W + b is x_context·W[context rows] + b, once per context row
+ * and gathered to the rows, plus x_candidate·W[candidate rows] (the row selections are constants
+ * onnxruntime folds into weights when it loads the model).
+ */
 export function linear(ctx: ModelContext, name: string, x: Activation, units: number): Activation {
   const w = ctx.param(`${name}.weight`, [x.width, units], { kind: "glorot_uniform", fanIn: x.width, fanOut: units });
   const b = ctx.param(`${name}.bias`, [units], { kind: "zeros" });
-  return { value: ops.Gemm(x.value, w, b), width: units };
+  const s = x.split;
+  if (!s) return { value: ops.Gemm(x.value, w, b), width: units };
+  const rows = (columns: readonly number[]) => ops.Gather(w, ctx.graph.ints(columns), { axis: 0 });
+  const perContext = ops.Gemm(s.context, rows(s.contextColumns), b); // [contexts, units], the bias once per context
+  return { value: ops.Gemm(s.candidate, rows(s.candidateColumns), ops.Gather(perContext, s.index, { axis: 0 })), width: units };
 }
 
 /** BatchNorm over [batch, units]: batch statistics in training (running statistics updated, momentum 0.9), running statistics otherwise. */

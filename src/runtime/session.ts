@@ -33,14 +33,15 @@ export interface SessionOptions {
   cpuFallback?: boolean;
   /** Threads inside one op (default: onnxruntime's choice, one per core). */
   intraOpThreads?: number;
+  /**
+   * Whether the intra-op (and inter-op) threads spin while they wait for work (onnxruntime's default,
+   * true). Off (`session.intra_op.allow_spinning = 0`), they sleep: slower to wake, but they burn no core that
+   * the caller's thread or other processes need.
+   */
+  spinning?: boolean;
   /** Threads across independent ops (default 1; ops run sequentially). */
   interOpThreads?: number;
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
-  /**
-   * Whether onnxruntime's intra- and inter-op threads spin while waiting for work (onnxruntime's default: yes).
-   * Spinning threads burn the core another thread of this process (the trainer's row work) needs.
-   */
-  allowSpinning?: boolean;
   /** Sequential (default) or parallel execution of independent nodes (with `interOpThreads`). */
   executionMode?: "sequential" | "parallel";
   /** onnxruntime's own profiler: per-node times written as JSON to `<profile>_<date>.json` when the session is released. */
@@ -141,6 +142,13 @@ export class Session implements ModelSession {
     if (device === "webgpu" && !(await webgpuBundled())) {
       throw new MtlError("E_DEVICE", `onnxruntime-node has no WebGPU provider on ${process.platform}-${process.arch}`, { hint: "its prebuilt binaries carry WebGPU on Linux x64, macOS and Windows; use --device cpu" });
     }
+    // Session config entries (onnxruntime flattens `extra` into dotted keys).
+    const config: Record<string, string | Record<string, string>> = {};
+    if (device === "webgpu" && !opts.cpuFallback) config["disable_cpu_ep_fallback"] = "1";
+    if (opts.spinning !== undefined) {
+      config["intra_op"] = { allow_spinning: opts.spinning ? "1" : "0" };
+      config["inter_op"] = { allow_spinning: opts.spinning ? "1" : "0" }; // the parallel executor's threads
+    }
     const options: ort.InferenceSession.SessionOptions = {
       // The device alone, never "cpu" after it: onnxruntime adds its CPU provider itself for nodes the
       // device lacks, which on webgpu disable_cpu_ep_fallback turns into a load error (see cpuFallback).
@@ -152,14 +160,8 @@ export class Session implements ModelSession {
       ...(opts.interOpThreads ? { interOpNumThreads: opts.interOpThreads } : {}),
       ...(opts.executionMode ? { executionMode: opts.executionMode } : {}),
       ...(opts.profile ? { enableProfiling: true, profileFilePrefix: opts.profile } : {}),
+      ...(Object.keys(config).length ? { extra: { session: config } } : {}),
     };
-    const extraSession: Record<string, string> = {};
-    if (device === "webgpu" && !opts.cpuFallback) extraSession["disable_cpu_ep_fallback"] = "1";
-    if (opts.allowSpinning !== undefined) {
-      extraSession["intra_op.allow_spinning"] = opts.allowSpinning ? "1" : "0";
-      extraSession["inter_op.allow_spinning"] = opts.allowSpinning ? "1" : "0";
-    }
-    if (Object.keys(extraSession).length) options.extra = { session: extraSession };
     const runtime = await loadOnnxruntime();
     runtime.env.logLevel = opts.verboseLog ? "verbose" : onnxruntimeLogSeverity() === 4 ? "fatal" : "warning";
     try {

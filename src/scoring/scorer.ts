@@ -4,6 +4,13 @@
  * onnxruntime session runs in a worker thread by default (onnxruntime-node's run blocks the thread
  * it is called on, and `mtl run` and `mtl serve` have parsing and HTTP to do meanwhile).
  *
+ * `sessions: N` opens N sessions of the same model, each in its own worker with its own
+ * `intraOpThreads`: `score` sends each batch to the session with the fewest runs in flight, so N
+ * callers (scoreFile's blocks in flight, the server's concurrent runs) keep N cores busy without
+ * onnxruntime's intra-op thread pool (whose spinning threads competed with the main thread). Every
+ * session is the same model with the same options, so a row scores bit-identically whichever runs it;
+ * each holds its own copy of the weights (the reference ESMM: RSS +80-95 MiB a session).
+ *
  *   const scorer = await Scorer.open("model.onnx");
  *   const scores = await scorer.scoreRecords([{ user: "u1", item: "i9", price: 12.5 }]);
  *   const ranked = await scorer.rank({ user: "u1" }, [{ item: "i1" }, { item: "i2" }]);
@@ -15,6 +22,7 @@ import { MtlError } from "../errors.js";
 import type { Batch } from "../features/batch.js";
 import { encodeCandidates, encodeRecords, type RawValue } from "../features/encode.js";
 import { batchFeeds, PREDICTIONS, type Scores } from "../models/feeds.js";
+import { CONTEXT_INDEX_INPUT } from "../models/inputs.js";
 import { openSession, type ModelSession } from "../runtime/model-session.js";
 import type { Device } from "../runtime/session.js";
 import { missingFormulaField, rankCandidates, type RankBy, type ScoredCandidate } from "../serve/ranking.js";
@@ -23,8 +31,19 @@ import { checkModelAgainstGraph, META_KEYS, readInitializers, readModelInfo, ver
 export interface ScorerOptions {
   /** Run the session in a worker thread (default true). */
   worker?: boolean;
-  /** onnxruntime threads inside one op (default 1: the caller's thread is busy with parsing too). */
+  /** onnxruntime threads inside one op, per session (default 1: the caller's thread is busy with parsing too). */
   intraOpThreads?: number;
+  /**
+   * Sessions of the model, each in its own worker (default 1). Runs go to the least busy one; useful
+   * when several batches are in flight at once (`scoreFile`, `mtl serve`). Each holds the weights.
+   */
+  sessions?: number;
+  /**
+   * Let onnxruntime's intra-op threads spin while they wait for work (onnxruntime's own default);
+   * only matters with intraOpThreads > 1. Default false: they sleep, and burn no core that the
+   * caller's thread (parsing, HTTP) or another session needs (measured in docs/bench.md).
+   */
+  spinning?: boolean;
   /** Where onnxruntime runs the model (default cpu; see docs/gpu.md). */
   device?: Device;
   /** Load a model whose weights fail their checksum (a file edited on purpose); default false. */
@@ -42,8 +61,19 @@ export class Scorer {
     readonly info: ModelInfo,
     /** Size of the file in bytes. */
     readonly bytes: number,
-    private readonly session: ModelSession,
-  ) {}
+    /** One or more sessions of the model (ScorerOptions.sessions), never empty. */
+    private readonly sessions: readonly ModelSession[],
+  ) {
+    this.inFlight = sessions.map(() => 0);
+    this.contextSplit = sessions[0]!.inputNames.includes(CONTEXT_INDEX_INPUT);
+  }
+
+  /** Runs in flight per session (index as `sessions`). */
+  private readonly inFlight: number[];
+  /** Where the search for the least busy session starts (one past the last chosen). */
+  private turn = 0;
+  /** The graph takes the schema's context features once per context (see embedInput). */
+  private readonly contextSplit: boolean;
 
   /** Loads an exported model. Throws MtlError E_IO, E_MODEL, or E_NOT_MTL (not an mtl scoring model). */
   static async open(file: string, opts: ScorerOptions = {}): Promise<Scorer> {
@@ -62,25 +92,61 @@ export class Scorer {
     checkModelAgainstGraph(info, initializers, file);
     // With external data, onnxruntime must read the model from its path (the data file sits beside it).
     const source = info.metadata[META_KEYS.externalData] ? file : bytes;
-    const session = await openSession(source, { intraOpThreads: opts.intraOpThreads ?? 1, source: file, worker: opts.worker ?? true, ...(opts.device ? { device: opts.device } : {}) });
+    const count = opts.sessions ?? 1;
+    if (!(Number.isInteger(count) && count >= 1)) throw new MtlError("E_USAGE", `sessions must be a positive integer, got ${String(opts.sessions)}`, { where: { field: "sessions" } });
+    const sessionOptions = {
+      intraOpThreads: opts.intraOpThreads ?? 1, source: file, worker: opts.worker ?? true,
+      spinning: opts.spinning ?? false, ...(opts.device ? { device: opts.device } : {}),
+    };
+    // One after another: the first to fail stops the rest, and a load never holds N copies of the
+    // model's bytes in flight at once.
+    const sessions: ModelSession[] = [];
+    try {
+      for (let i = 0; i < count; i++) sessions.push(await openSession(source, sessionOptions));
+    } catch (err) {
+      await Promise.all(sessions.map((s) => s.release()));
+      throw err;
+    }
+    const first = sessions[0]!;
     for (const p of PREDICTIONS) {
-      if (!session.outputNames.includes(p)) {
-        await session.release();
-        throw new MtlError("E_NOT_MTL", `the model has no output '${p}'`, { where: { file }, hint: `outputs are ${session.outputNames.join(", ")}` });
+      if (!first.outputNames.includes(p)) {
+        await Promise.all(sessions.map((s) => s.release()));
+        throw new MtlError("E_NOT_MTL", `the model has no output '${p}'`, { where: { file }, hint: `outputs are ${first.outputNames.join(", ")}` });
       }
     }
-    return new Scorer(file, info, bytes.byteLength, session);
+    return new Scorer(file, info, bytes.byteLength, sessions);
   }
 
   get inputNames(): readonly string[] {
-    return this.session.inputNames;
+    return this.sessions[0]!.inputNames;
+  }
+
+  /** How many sessions score (ScorerOptions.sessions): the runs that can go on at once. */
+  get sessionCount(): number {
+    return this.sessions.length;
   }
 
   /** Scores rows already encoded with this model's layout (`info.layout`). */
   async score(batch: Batch): Promise<Scores> {
     if (batch.size === 0) return { p_ctr: new Float32Array(0), p_cvr: new Float32Array(0), p_ctcvr: new Float32Array(0) };
-    const feeds = batchFeeds(batch, this.info.layout, { ids: "int64", labels: false });
-    const out = await this.session.run(feeds, { fetches: PREDICTIONS, transfer: Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer) });
+    const feeds = batchFeeds(batch, this.info.layout, { ids: "int64", labels: false, contextSplit: this.contextSplit });
+    // The least busy session; among equally busy ones, the next in turn after the last one chosen
+    // (round robin: with every session holding one run, the next batch queues behind the run that
+    // started first, which finishes first, not always behind session 0's).
+    const n = this.sessions.length;
+    let k = this.turn % n;
+    for (let j = 1; j < n; j++) {
+      const i = (this.turn + j) % n;
+      if (this.inFlight[i]! < this.inFlight[k]!) k = i;
+    }
+    this.turn = k + 1;
+    this.inFlight[k] = this.inFlight[k]! + 1;
+    let out: Awaited<ReturnType<ModelSession["run"]>>;
+    try {
+      out = await this.sessions[k]!.run(feeds, { fetches: PREDICTIONS, transfer: Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer) });
+    } finally {
+      this.inFlight[k] = this.inFlight[k]! - 1;
+    }
     return { p_ctr: out["p_ctr"]!.data as Float32Array, p_cvr: out["p_cvr"]!.data as Float32Array, p_ctcvr: out["p_ctcvr"]!.data as Float32Array };
   }
 
@@ -101,7 +167,8 @@ export class Scorer {
     return rankCandidates(await this.scoreCandidates(context, candidates), candidates, by, topK);
   }
 
+  /** Releases every session (runs already sent finish first). */
   async release(): Promise<void> {
-    await this.session.release();
+    await Promise.all(this.sessions.map((s) => s.release()));
   }
 }

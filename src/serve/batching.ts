@@ -1,6 +1,7 @@
 /**
- * Micro-batching in front of one model: a session run at a time, each taking every request queued
- * while the previous run went on (no fixed delay to wait out), up to a row limit per run.
+ * Micro-batching in front of one model: up to one run per session of the scorer at a time
+ * (ScorerOptions.sessions), each taking every request queued while the runs before it went on (no
+ * fixed delay to wait out), up to a row limit per run. With one session that is one run at a time.
  *
  * Isolation: requests are validated against the model before they queue (the encoder checks ids
  * against the schema, and the server refuses a model whose schema and tables disagree), but should a
@@ -24,7 +25,10 @@ export class ModelSlot {
   /** Session runs and rows scored (micro-batching: runs ≤ requests). */
   runs = 0;
   rows = 0;
-  private running: Promise<void> | null = null;
+  /** Runs going on now (at most the scorer's sessions). */
+  private active = 0;
+  /** drain() callers waiting for the queue to empty and the last run to end. */
+  private readonly idle: (() => void)[] = [];
 
   constructor(readonly scorer: Scorer, readonly loadedAt: Date, private readonly maxRows: number) {}
 
@@ -35,12 +39,13 @@ export class ModelSlot {
       job = { batch, resolve, reject, cancelled: false };
     });
     this.queue.push(job);
-    if (!this.running) this.running = this.pump();
+    this.dispatch();
     return { promise, job };
   }
 
-  private async pump(): Promise<void> {
-    while (this.queue.length) {
+  /** Starts runs while a session is free and jobs wait; each run takes what queued up to maxRows. */
+  private dispatch(): void {
+    while (this.active < this.scorer.sessionCount && this.queue.length) {
       const jobs: Job[] = [];
       let rows = 0;
       while (this.queue.length && (jobs.length === 0 || rows + this.queue[0]!.batch.size <= this.maxRows)) {
@@ -50,9 +55,17 @@ export class ModelSlot {
         rows += j.batch.size;
       }
       if (!jobs.length) continue;
-      await this.run(jobs, rows);
+      this.active++;
+      void this.run(jobs, rows)
+        .catch((err: unknown) => {
+          for (const j of jobs) j.reject(err as Error);
+        })
+        .finally(() => {
+          this.active--;
+          this.dispatch();
+          if (this.active === 0 && !this.queue.length) for (const wake of this.idle.splice(0)) wake();
+        });
     }
-    this.running = null;
   }
 
   /** One session run for `jobs`; if it fails with more than one job, each runs alone. */
@@ -77,6 +90,6 @@ export class ModelSlot {
 
   /** Resolves when every queued job has been scored. */
   async drain(): Promise<void> {
-    while (this.running) await this.running;
+    while (this.active > 0 || this.queue.length) await new Promise<void>((resolve) => this.idle.push(resolve));
   }
 }

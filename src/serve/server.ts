@@ -88,6 +88,9 @@ export function validateServeOptions(opts: ServeOptions): void {
   if (opts.intraOpThreads !== undefined && !(Number.isInteger(opts.intraOpThreads) && opts.intraOpThreads >= 1)) {
     throw new MtlError("E_USAGE", `--threads must be a positive integer, got ${String(opts.intraOpThreads)}`, { where: { field: "--threads" } });
   }
+  if (opts.sessions !== undefined && !(Number.isInteger(opts.sessions) && opts.sessions >= 1)) {
+    throw new MtlError("E_USAGE", `--sessions must be a positive integer, got ${String(opts.sessions)}`, { where: { field: "--sessions" } });
+  }
   for (const o of opts.allowOrigins ?? []) {
     if (o !== "*" && !/^https?:\/\/[^/\s]+$/.test(o)) throw new MtlError("E_USAGE", `--allow-origin '${o}' is not an origin (scheme://host[:port], no path) or '*'`, { where: { field: "--allow-origin" } });
   }

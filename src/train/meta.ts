@@ -54,6 +54,7 @@ class TaskContext implements ModelContext {
   readonly graph: Graph;
   readonly dtype;
   readonly mode = "train" as const;
+  readonly contextSplit = false;
 
   constructor(
     private readonly base: Recorder,

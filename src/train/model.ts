@@ -63,6 +63,12 @@ export interface ModelContext {
   readonly graph: Graph;
   readonly dtype: FloatDType;
   readonly mode: Mode;
+  /**
+   * A scoring graph that splits the input layer by the schema's `context` features (inference mode
+   * only; see embedInput in src/models/inputs.ts): their share of each first layer is computed once
+   * per context row.
+   */
+  readonly contextSplit: boolean;
   /** A trainable dense parameter. */
   param(name: string, shape: number[], init: Init): Value;
   /** Embeddings of the ids in batch input `input` (global int ids, shape `shape`) from `table`: [...shape, dim]. */

@@ -35,6 +35,8 @@ export interface ProgramOptions {
 export interface InferenceOptions extends ProgramOptions {
   /** How the inference graph stores its tables: float16, split into pieces (see tables.ts). */
   tableStorage?: TableStorage;
+  /** Split the input layer by the schema's `context` features (ModelContext.contextSplit); default false. */
+  contextSplit?: boolean;
 }
 
 export interface TrainingOptions extends ProgramOptions {
@@ -104,6 +106,7 @@ export class Recorder implements ModelContext {
     /** The optimizer's slot names: each table's rows get one input per slot in the train step. */
     private readonly slotNames: readonly string[] = [],
     private readonly tableStorage: TableStorage = {},
+    readonly contextSplit = false,
   ) {}
 
   private array(spec: { name: string; shape: number[] }, kind: "param" | "state"): Value {
@@ -287,7 +290,7 @@ export function buildEvalProgram<C>(model: ModelDefinition<C>, config: C, opts: 
 export function buildInferenceGraph<C>(model: ModelDefinition<C>, config: C, source: InferenceSource, opts: InferenceOptions = {}): Graph {
   const dtype = opts.dtype ?? "float32";
   const g = new Graph({ name: model.name, opset: opts.opset });
-  const r = new Recorder(g, dtype, "inference", source, [], opts.tableStorage);
+  const r = new Recorder(g, dtype, "inference", source, [], opts.tableStorage, opts.contextSplit === true);
   outputs(g, model.build(r, config), false);
   pruneUnusedInputs(g);
   g.metadata.set("mtl.model", model.name);

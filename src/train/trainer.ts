@@ -34,7 +34,7 @@ export interface StepResult {
   gradNorm?: number;
 }
 
-export interface TrainerOptions extends Pick<SessionOptions, "allowSpinning" | "executionMode" | "interOpThreads" | "profile"> {
+export interface TrainerOptions extends Pick<SessionOptions, "spinning" | "executionMode" | "interOpThreads" | "profile"> {
   device?: Device;
   intraOpThreads?: number;
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";

@@ -23,6 +23,7 @@ import { MtlError, isMtlError } from "../errors.js";
 import type { Batch } from "../features/batch.js";
 import { encodeCandidates, encodeRecords, RowError, type RawValue } from "../features/encode.js";
 import { batchFeeds, PREDICTIONS, type PredictionName, type Scores } from "../models/feeds.js";
+import { CONTEXT_INDEX_INPUT } from "../models/inputs.js";
 import { checkModelAgainstGraph, META_KEYS, readInitializers, readModelInfo, verifyWeights, type ModelInfo } from "../scoring/metadata.js";
 import { rankCandidates, rankName, type ScoredCandidate } from "../serve/ranking.js";
 import { encodeScoreRequest, RequestError, validateScoreRequest } from "../serve/request.js";
@@ -141,7 +142,7 @@ export class WebScorer {
   /** Scores encoded rows. */
   async scoreBatch(batch: Batch): Promise<Scores> {
     const feeds: Record<string, ort.Tensor> = {};
-    for (const [name, t] of Object.entries(batchFeeds(batch, this.info.layout, { ids: "int64", labels: false }))) feeds[name] = new this.runtime.Tensor(t.data, t.dims);
+    for (const [name, t] of Object.entries(batchFeeds(batch, this.info.layout, { ids: "int64", labels: false, contextSplit: this.session.inputNames.includes(CONTEXT_INDEX_INPUT) }))) feeds[name] = new this.runtime.Tensor(t.data, t.dims);
     const out = await this.session.run(feeds);
     const take = (name: string) => Float32Array.from(out[name]!.data as Float32Array);
     return { p_ctr: take("p_ctr"), p_cvr: take("p_cvr"), p_ctcvr: take("p_ctcvr") };

@@ -4,6 +4,8 @@ import { join } from "node:path";
 import { validateSchema, toSchemaJson, type FeatureSchema } from "../../src/features/schema.js";
 import { exportInferenceModel, type InferenceExportOptions, type InferenceExportResult } from "../../src/export/inference.js";
 
+export const CONTEXT_KEYS = ["user", "age", "hist"];
+
 export function scoringSchema(): FeatureSchema {
   return validateSchema({
     name: "shop",
@@ -16,10 +18,10 @@ export function scoringSchema(): FeatureSchema {
       { name: "price", kind: "dense", transform: "log1p" },
     ],
     labels: { click: "click", conversion: "buy" },
+    // The scoring graph takes these once per context (docs/serving.md): every scoring test runs the split.
+    context: CONTEXT_KEYS,
   });
 }
-
-export const CONTEXT_KEYS = ["user", "age", "hist"];
 
 /** Records of the schema above (context and item fields in one object). */
 export function scoringRecords(n: number, seed = 1): Record<string, string | number | (string | number)[]>[] {
