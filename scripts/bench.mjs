@@ -475,7 +475,7 @@ function rooflineText() {
   }
   lines.push("");
   // The GEMM rate each engine reaches inside its whole step (GEMM FLOPs over the measured step rate).
-  lines.push("GEMM FLOP/s reached inside the whole step or forward:", "", "| | FLOPs/example (GEMMs) | mtl GFLOP/s | PyTorch 2 GFLOP/s |", "|---|---|---|---|");
+  if (results.rows.some((r) => r.section === "train" || r.section === "score")) lines.push("GEMM FLOP/s reached inside the whole step or forward:", "", "| | FLOPs/example (GEMMs) | mtl GFLOP/s | PyTorch 2 GFLOP/s |", "|---|---|---|---|");
   for (const row of results.rows.filter((r) => r.section === "train")) {
     const f = gemmFlops(row.name.includes("ESCM2") ? 3 : 2).train;
     lines.push(`| ${row.name} | ${(f / 1e6).toFixed(2)} M | ${fmt((row.mtl * f) / 1e9, 1)} | ${fmt((row.torch2 * f) / 1e9, 1)} |`);
