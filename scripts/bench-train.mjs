@@ -3,12 +3,14 @@
 // random ids from a seeded PRNG. Not a test: prints measured numbers.
 //   npm run bench:train [-- --steps 150 --batch 1024 --threads 1 --opt-level all --mode fit|step --ids uniform|zipf]
 //                          [--model esmm|escm2-dr --vocab 737946 --json]
+//                          [--spin 0|1 --exec-mode sequential|parallel --inter-threads N --row-share 0.4 --ort-profile PREFIX --hash]
 // --model escm2-dr: ESCM2 with the doubly robust risk on the same input layer (the Ali-CCP schema of
 // 23 fields x 3 ids into one 12-wide table) and three separate 256->64->1 towers (CTR, CVR, imputation).
 // --json: one JSON object on the last line (scripts/bench.mjs reads it).
 // --ids uniform (default) draws every id uniformly: the worst case, ~66,000 distinct rows per batch.
 // --ids zipf draws ranks from Zipf(1.05) over the vocabulary (as popularity in click logs is), mapped
 // to rows by a fixed permutation so popular ids are scattered through the table.
+import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { twoTower, ESMM_REFERENCE } from "../dist/src/models/two_tower.js";
@@ -26,12 +28,22 @@ const { values } = parseArgs({
     // One onnxruntime thread: the main thread gathers and scatters rows on the other core meanwhile.
     threads: { type: "string", default: "1" },
     "opt-level": { type: "string", default: "all" },
+    // onnxruntime's intra-op threads spin while idle unless --spin 0 (session.intra_op.allow_spinning).
+    spin: { type: "string" },
+    "exec-mode": { type: "string" }, // sequential | parallel
+    "inter-threads": { type: "string" },
+    // The share of each step's row write-back done on the main thread (the worker does the rest).
+    "row-share": { type: "string" },
+    // onnxruntime's profiler: per-node times of every run, written to PREFIX_<date>.json at the end.
+    "ort-profile": { type: "string" },
     device: { type: "string", default: "cpu" },
     mode: { type: "string", default: "fit" }, // fit (pipelined) | step (one step() call at a time)
     ids: { type: "string", default: "uniform" }, // uniform | zipf
     model: { type: "string", default: "esmm" }, // esmm (the two-tower reference) | escm2-dr
     vocab: { type: "string", default: String(ESMM_REFERENCE.vocabSize) },
     json: { type: "boolean", default: false },
+    // Print a SHA-256 of the whole training state at the end (does a change keep results bit-identical?).
+    hash: { type: "boolean", default: false },
     // Stop the measured steps after this many seconds (a loaded machine); the rate is per step done.
     "max-seconds": { type: "string", default: "0" },
   },
@@ -50,6 +62,11 @@ const program = buildTrainingStep(model.definition, model.config, { optimizer })
 const state = initialState(describeModel(model.definition, model.config), optimizer, { seed: 1 });
 const trainer = await Trainer.create(state, { train: program }, {
   intraOpThreads: Number(values.threads), graphOptimizationLevel: values["opt-level"], device: values.device,
+  ...(values.spin !== undefined ? { spinning: values.spin !== "0" } : {}),
+  ...(values["exec-mode"] ? { executionMode: values["exec-mode"] } : {}),
+  ...(values["inter-threads"] ? { interOpThreads: Number(values["inter-threads"]) } : {}),
+  ...(values["ort-profile"] ? { profile: values["ort-profile"] } : {}),
+  ...(values["row-share"] !== undefined ? { rowShare: Number(values["row-share"]) } : {}),
 });
 const log = values.json ? () => undefined : console.log;
 log(`setup ${((performance.now() - t0) / 1000).toFixed(2)} s (graph ${program.graph.nodes.length} nodes, state ${(state.require(program.signature.tables[0].name).data.byteLength / 2 ** 20).toFixed(0)} MiB table+slots)`);
@@ -116,12 +133,19 @@ const distinct = batches.reduce((t, b) => t + new Set(b[model.ids]).size, 0) / b
 log(`ids ${values.ids}: ${distinct.toFixed(0)} distinct rows per batch of ${B * n} ids`);
 log(`${values.mode}: batch ${B}, ${steps} steps in ${secs.toFixed(2)} s: ${(steps * B / secs).toFixed(0)} examples/s (${(secs / steps * 1000).toFixed(2)} ms/step), last loss ${loss.toFixed(4)}`);
 log(`CPU per step by thread: ${cpu.map((t) => `${t.thread} ${t.ms_per_step.toFixed(1)} ms`).join(", ")}`);
-log(`per step: ${(fed / 2 ** 20).toFixed(2)} MiB fed, ${(fetched / 2 ** 20).toFixed(2)} MiB fetched; threads ${values.threads}, opt level ${values["opt-level"]}; rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
+log(`per step: ${(fed / 2 ** 20).toFixed(2)} MiB fed, ${(fetched / 2 ** 20).toFixed(2)} MiB fetched; threads ${values.threads}${values.spin !== undefined ? `, spin ${values.spin}` : ""}, opt level ${values["opt-level"]}; rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
 await trainer.release();
+let stateHash;
+if (values.hash) {
+  const h = createHash("sha256");
+  for (const [name, t] of [...state.tensors].sort((a, b) => (a[0] < b[0] ? -1 : 1))) h.update(name).update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  stateHash = h.digest("hex");
+  log(`state after ${warmup} + ${steps} steps: sha256 ${stateHash}`);
+}
 if (values.json) {
   console.log(JSON.stringify({
     what: "train", model: values.model, ids: values.ids, mode: values.mode, batch: B, vocab: cfg.vocabSize, steps,
     examples_per_s: (steps * B) / secs, ms_per_step: (secs / steps) * 1000, loss, distinct_rows: distinct,
-    cpu_ms_per_step: cpu, fed_mib: fed / 2 ** 20, fetched_mib: fetched / 2 ** 20, peak_rss_mib: process.resourceUsage().maxRSS / 1024,
+    ...(stateHash ? { state_sha256: stateHash } : {}), cpu_ms_per_step: cpu, fed_mib: fed / 2 ** 20, fetched_mib: fetched / 2 ** 20, peak_rss_mib: process.resourceUsage().maxRSS / 1024,
   }));
 }

@@ -12,7 +12,7 @@ table) or, with --table dense, a plain nn.Embedding under the same Adam as the t
   python scripts/bench_torch.py train   --model esmm|escm2-dr --ids uniform|zipf --table sparse|dense --batch 1024 --steps 60
   python scripts/bench_torch.py forward --batch 1024 --steps 60         # scoring: eval-mode forward, no autograd
   python scripts/bench_torch.py shard   --shard data.shard --batch 1024 # end to end: one epoch from an mtl shard
-  python scripts/bench_torch.py sgemm                                   # the machine's float32 GEMM rate
+  python scripts/bench_torch.py sgemm                                   # float32 GEMM rate at the model's shapes
 Not a test: prints measured numbers.
 """
 import argparse
@@ -250,18 +250,48 @@ def cmd_shard(a):
               seconds=secs, setup_s=t0 - t_setup))
 
 
-def cmd_sgemm(a):
-    """float32 GEMM rate: the model's largest layer shape and a square 2048 one (the machine's peak)."""
-    for (m, k, n) in [(a.batch, 276, 256), (2048, 2048, 2048)]:
-        x, w = torch.randn(m, k), torch.randn(k, n)
-        for _ in range(3):
-            torch.mm(x, w)
-        reps = max(3, int(2e9 / (2 * m * k * n)))
+def tower_gemms(batch, widths=(FIELDS * DIM, 256, 64, 1)):
+    """The GEMMs of one tower's training step, as scripts/bench-roofline.mjs lists them: per layer the
+    forward X[B,in]·W+b, the input gradient dY·Wᵀ and the weight gradient Xᵀ·dY."""
+    out = []
+    for i in range(len(widths) - 1):
+        fin, fout = widths[i], widths[i + 1]
+        x, w, b, dy = torch.randn(batch, fin), torch.randn(fin, fout), torch.randn(fout), torch.randn(batch, fout)
+        out.append(("forward", i, (batch, fin, fout), lambda x=x, w=w, b=b: torch.addmm(b, x, w)))
+        out.append(("dX", i, (batch, fout, fin), lambda dy=dy, w=w: torch.mm(dy, w.t())))
+        out.append(("dW", i, (fin, batch, fout), lambda x=x, dy=dy: torch.mm(x.t(), dy)))
+    return out
+
+
+def time_best(fn, reps, rounds=5):
+    best = float("inf")
+    for _ in range(rounds):
         t0 = time.perf_counter()
         for _ in range(reps):
-            torch.mm(x, w)
-        secs = time.perf_counter() - t0
-        emit(dict(what="sgemm", m=m, k=k, n=n, gflops=2 * m * k * n * reps / secs / 1e9))
+            fn()
+        best = min(best, time.perf_counter() - t0)
+    return best / reps
+
+
+def cmd_sgemm(a):
+    """float32 GEMM rate at each GEMM shape of a tower's training step, one tower's GEMMs together
+    (train: 9, forward: 3), and a square 2048 one (the machine's peak); best of 5 rounds."""
+    gemms = tower_gemms(a.batch)
+    for (pass_, layer, (m, k, n), fn) in gemms:
+        for _ in range(3):
+            fn()
+        secs = time_best(fn, max(3, int(0.3e9 / (2 * m * k * n))))
+        emit(dict(what="sgemm", engine="torch", **{"pass": pass_}, layer=layer, m=m, k=k, n=n, ms=1000 * secs, gflops=2 * m * k * n / secs / 1e9))
+    for kind, chosen in (("train", gemms), ("forward", [g for g in gemms if g[0] == "forward"])):
+        flops = sum(2 * m * k * n for (_, _, (m, k, n), _) in chosen)
+        run = lambda: [fn() for (_, _, _, fn) in chosen]
+        run()
+        secs = time_best(run, max(3, int(1e9 / flops)))
+        emit(dict(what="tower gemms", engine="torch", kind=kind, batch=a.batch, gemms=len(chosen), flops=flops, ms=1000 * secs, gflops=flops / secs / 1e9))
+    x, w = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    torch.mm(x, w)
+    secs = time_best(lambda: torch.mm(x, w), 3, 3)
+    emit(dict(what="sgemm", engine="torch", **{"pass": "square"}, m=2048, k=2048, n=2048, ms=1000 * secs, gflops=2 * 2048 ** 3 / secs / 1e9))
 
 
 def main():

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Graph, ops, encodeGraph, MtlError } from "../src/index.js";
 import { openSession } from "../src/runtime/model-session.js";
-import { gatherRows, refreshRows, writeBackRows, type TableRows } from "../src/runtime/rows.js";
+import { awaitShare, gatherRows, refreshRows, writeBackRows, writeBackShare, type TableRows } from "../src/runtime/rows.js";
 import type { Tensor } from "../src/runtime/session.js";
 
 // rows.new = rows + 1 and slot.new = slot * 2: a stand-in for a training step's row update.
@@ -70,6 +70,36 @@ for (const kind of ["this thread", "a worker"] as const) {
     }
   });
 }
+
+for (const kind of ["this thread", "a worker"] as const) {
+  test(`a session in ${kind} shares the write-back: it stages the caller's rows, keeps the block, and counts its part done`, async () => {
+    const t = table(true);
+    const ids = Int32Array.of(3, 1, 5);
+    const share = { from: 1, parts: [0, 1].map(() => new Float32Array(new SharedArrayBuffer(4 * 2 * 4))), done: new Int32Array(new SharedArrayBuffer(4)) };
+    const s = await openSession(stepModel(), { worker: kind === "a worker" });
+    try {
+      const rows = [{ ...spec(t, ids), share }];
+      const out = await s.run(block(t, ids), { rows });
+      if (kind === "a worker") assert.equal(out["rows.new"], undefined, "the worker keeps the block it writes back");
+      assert.deepEqual([...share.parts[0]!.subarray(0, 4)], [11, 12, 51, 52], "rows 1 and 5 staged for the caller");
+      assert.deepEqual([...share.parts[1]!.subarray(0, 4)], [24, 26, 104, 106]);
+      writeBackShare(rows);
+      awaitShare(share, 1);
+      assert.equal(Atomics.load(share.done, 0), 1);
+      assert.deepEqual([...t.subarray(12, 16)], [31, 32, 64, 66], "row 3 written back by the session");
+      assert.deepEqual([...t.subarray(4, 8)], [11, 12, 24, 26], "row 1 written back by the caller");
+      assert.deepEqual([...t.subarray(20, 24)], [51, 52, 104, 106]);
+      assert.deepEqual([...t.subarray(8, 12)], [20, 21, 22, 23], "rows outside the block are left alone");
+    } finally {
+      await s.release();
+    }
+  });
+}
+
+test("waiting for a session's part that never comes is an error, not a hang", () => {
+  const share = { from: 0, parts: [], done: new Int32Array(new SharedArrayBuffer(4)) };
+  assert.throws(() => awaitShare(share, 1, 50), (e: unknown) => e instanceof MtlError && e.code === "E_WORKER");
+});
 
 test("a worker session refuses to write rows back into a table it would only get a copy of", async () => {
   const s = await openSession(stepModel(), { worker: true });

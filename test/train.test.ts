@@ -296,6 +296,26 @@ test("fit() (pipelined, step in a worker) is bit-identical to step() on each bat
   await fitter.release();
 });
 
+test("the row write-back shared between the trainer's thread and the worker, in any proportion, leaves the state bit-identical", async () => {
+  const optimizer: OptimizerConfig = { kind: "adam" };
+  const program = buildTrainingStep(twoTower, small, { optimizer });
+  const batches = Array.from({ length: 6 }, (_, s) => makeBatch(900 + s, 24, { ...small, vocabSize: 12 }));
+  const reference = initialState(describeModel(twoTower, small), optimizer, { seed: 5 });
+  const states = [0, 0.5, 1].map(() => reference.clone());
+  const stepper = await Trainer.create(reference, { train: program }, { worker: false });
+  for (const batch of batches) await stepper.step(batch, 0.01);
+  await stepper.release();
+  for (const [k, rowShare] of [0, 0.5, 1].entries()) {
+    const state = states[k]!;
+    const trainer = await Trainer.create(state, { train: program }, { rowShare });
+    await trainer.fit(batches.slice(0, 4), { lr: 0.01 });
+    for (const batch of batches.slice(4)) await trainer.step(batch, 0.01); // step() in a worker shares too
+    await trainer.release();
+    for (const [name, t] of reference.tensors) assert.ok(t.data.every((v, i) => Object.is(v, state.require(name).data[i])), `rowShare ${rowShare}: tensor ${name} differs`);
+  }
+  await assert.rejects(Trainer.create(reference.clone(), { train: program }, { rowShare: 2 }), (e: Error & { code?: string }) => e.code === "E_CONFIG");
+});
+
 test("fit() stopped by a bad batch leaves the state as step() would after the good ones", async () => {
   const optimizer: OptimizerConfig = { kind: "adam" };
   const program = buildTrainingStep(twoTower, small, { optimizer });

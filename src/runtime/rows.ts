@@ -9,7 +9,17 @@
  * The rows of the next block that the step in flight updates are re-read from the table just before
  * the next run (`refreshRows`), after the write-back: a gather that raced with the write-back is
  * corrected there, so the result is bit-identical to running the steps one at a time.
+ *
+ * The write-back can be shared with the caller (`TableRows.share`): the session copies the updated
+ * rows from block position `share.from` on into the caller's staging blocks (SharedArrayBuffers; a
+ * sequential copy) before it hands the result back, then writes back the positions before `from`
+ * itself while the caller writes back the staged ones (`writeBackShare`): the two threads scatter
+ * disjoint rows at once. The session counts its parts done on a SharedArrayBuffer; the caller waits
+ * for its count (`awaitShare`) before it next reads the table. The session's own next run comes after its
+ * part, so the caller may launch it before that. The session keeps a shared block's updated rows:
+ * they are not in the run's result.
  */
+import { MtlError } from "../errors.js";
 import type { Tensor } from "./session.js";
 
 export type FloatArray = Float32Array | Float64Array;
@@ -30,6 +40,19 @@ export interface TableRows {
   refresh: Int32Array;
   /** Row 0 is padding: never written back. */
   skipRow0: boolean;
+  /**
+   * Block positions from `from` on are written back by the caller: the session copies their updated
+   * rows into `parts` (one per output, [>= ids.length - from, dim], on SharedArrayBuffers) instead.
+   */
+  share?: RowShare;
+}
+
+/** The caller's part of a shared write-back (see the top of this file). */
+export interface RowShare {
+  from: number;
+  parts: FloatArray[];
+  /** [0]: the number of the session's parts written so far (a counter: the caller waits for its own count). */
+  done: Int32Array;
 }
 
 /** Before a run: re-reads the `refresh` rows of each block from its table into the feeds. */
@@ -37,20 +60,93 @@ export function refreshRows(rows: readonly TableRows[], feeds: Readonly<Record<s
   for (const r of rows) {
     if (r.refresh.length === 0) continue;
     const parts = r.feeds.map((n) => feeds[n]!.data as FloatArray);
-    for (let i = 0; i < r.refresh.length; i++) {
-      const u = r.refresh[i]!;
-      const s = r.ids[u]! * r.stride, o = u * r.dim;
+    if (r.table instanceof Float32Array) refresh32(r.table, r.stride, r.dim, r.ids, r.refresh, parts as Float32Array[]);
+    else refresh64(r.table, r.stride, r.dim, r.ids, r.refresh, parts as Float64Array[]);
+  }
+}
+
+// As gather32/gather64 below: monomorphic, and each block of rows touched first (misses in flight).
+function refresh32(table: Float32Array, stride: number, dim: number, ids: Int32Array, at: Int32Array, parts: Float32Array[]): void {
+  let touched = 0;
+  for (let i0 = 0; i0 < at.length; i0 += BLOCK) {
+    const i1 = Math.min(i0 + BLOCK, at.length);
+    for (let i = i0; i < i1; i++) {
+      const s = ids[at[i]!]! * stride;
+      touched += table[s]! + table[s + stride - 1]! + table[s + (stride >> 1)]!;
+    }
+    for (let i = i0; i < i1; i++) {
+      const u = at[i]!, s = ids[u]! * stride, o = u * dim;
       for (let k = 0; k < parts.length; k++) {
-        const out = parts[k]!, c = s + k * r.dim;
-        for (let d = 0; d < r.dim; d++) out[o + d] = r.table[c + d]!;
+        const out = parts[k]!, c = s + k * dim;
+        for (let d = 0; d < dim; d++) out[o + d] = table[c + d]!;
       }
+    }
+  }
+  sink = touched;
+}
+
+function refresh64(table: Float64Array, stride: number, dim: number, ids: Int32Array, at: Int32Array, parts: Float64Array[]): void {
+  let touched = 0;
+  for (let i0 = 0; i0 < at.length; i0 += BLOCK) {
+    const i1 = Math.min(i0 + BLOCK, at.length);
+    for (let i = i0; i < i1; i++) {
+      const s = ids[at[i]!]! * stride;
+      touched += table[s]! + table[s + stride - 1]! + table[s + (stride >> 1)]!;
+    }
+    for (let i = i0; i < i1; i++) {
+      const u = at[i]!, s = ids[u]! * stride, o = u * dim;
+      for (let k = 0; k < parts.length; k++) {
+        const out = parts[k]!, c = s + k * dim;
+        for (let d = 0; d < dim; d++) out[o + d] = table[c + d]!;
+      }
+    }
+  }
+  sink = touched;
+}
+
+/** After a run, before the result goes back: copies the caller's share of each block's updated rows into its staging parts. */
+export function stageRows(rows: readonly TableRows[], out: Readonly<Record<string, Tensor>>): void {
+  for (const r of rows) {
+    if (!r.share) continue;
+    const { from, parts } = r.share;
+    r.outputs.forEach((n, k) => parts[k]!.set((out[n]!.data as FloatArray).subarray(from * r.dim, r.ids.length * r.dim)));
+  }
+}
+
+/**
+ * After a run: writes each block's updated rows back into its table (with a share: the positions
+ * before `share.from`, then flags the session's part done, even when the write-back fails).
+ */
+export function writeBackRows(rows: readonly TableRows[], out: Readonly<Record<string, Tensor>>): void {
+  try {
+    for (const r of rows) {
+      const n = r.share ? r.share.from : r.ids.length;
+      scatterRows(r.table, r.stride, r.dim, r.ids.subarray(0, n), r.outputs.map((o) => out[o]!.data as FloatArray), r.skipRow0);
+    }
+  } finally {
+    for (const r of rows) {
+      if (!r.share) continue;
+      Atomics.add(r.share.done, 0, 1);
+      Atomics.notify(r.share.done, 0);
     }
   }
 }
 
-/** After a run: writes each block's updated rows back into its table. */
-export function writeBackRows(rows: readonly TableRows[], out: Readonly<Record<string, Tensor>>): void {
-  for (const r of rows) scatterRows(r.table, r.stride, r.dim, r.ids, r.outputs.map((n) => out[n]!.data as FloatArray), r.skipRow0);
+/** The caller's side of a shared write-back, after the run resolved: writes the staged rows (positions from `share.from` on) into the tables. */
+export function writeBackShare(rows: readonly TableRows[]): void {
+  for (const r of rows) if (r.share) scatterRows(r.table, r.stride, r.dim, r.ids.subarray(r.share.from), r.share.parts, r.skipRow0);
+}
+
+/**
+ * Waits until the session has written `count` parts of shared write-backs into `share.done`'s table
+ * in all. A part takes milliseconds; one that never comes (a dead worker) is an error after `timeoutMs`.
+ */
+export function awaitShare(share: RowShare, count: number, timeoutMs = 60_000): void {
+  const deadline = Date.now() + timeoutMs;
+  for (let seen = Atomics.load(share.done, 0); seen < count; seen = Atomics.load(share.done, 0)) {
+    if (Date.now() > deadline) throw new MtlError("E_WORKER", `the session did not finish writing its rows back within ${timeoutMs / 1000} s`, { hint: "the session worker may have died; the table is incomplete" });
+    Atomics.wait(share.done, 0, seen, 1000);
+  }
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import { parentPort } from "node:worker_threads";
 import { isMtlError } from "../errors.js";
-import type { TableRows } from "./rows.js";
+import { writeBackRows, type TableRows } from "./rows.js";
 import { Session, type SessionOptions, type Tensor } from "./session.js";
 
 type Request =
@@ -37,13 +37,23 @@ async function handle(req: Request): Promise<void> {
     }
   } else if (req.kind === "run") {
     try {
-      const out = await session!.run(req.feeds, { fetches: req.fetches, rows: req.rows });
+      const rows = req.rows ?? [];
+      // Rows the caller shares the write-back of are written after the reply (rows.ts); without a
+      // share, before it, so the table is complete when the caller's run() resolves.
+      const deferred = rows.filter((r) => r.share);
+      const out = await session!.run(req.feeds, { fetches: req.fetches, rows, deferWriteBack: true });
+      writeBackRows(rows.filter((r) => !r.share), out);
+      // A shared block's updated rows stay here for the write-back after the reply.
+      const kept = new Set(deferred.flatMap((r) => r.outputs));
+      const reply: Record<string, Tensor> = {};
+      for (const [name, t] of Object.entries(out)) if (!kept.has(name)) reply[name] = t;
       const buffers = new Set<ArrayBuffer>();
-      for (const t of Object.values(out)) if (t.data.buffer instanceof ArrayBuffer) buffers.add(t.data.buffer);
+      for (const t of Object.values(reply)) if (t.data.buffer instanceof ArrayBuffer) buffers.add(t.data.buffer);
       // The inputs go back too, so the caller can reuse their memory instead of allocating anew.
       const inputs = new Set<ArrayBuffer>();
       for (const t of Object.values(req.feeds)) if (t.data.buffer instanceof ArrayBuffer && !buffers.has(t.data.buffer)) inputs.add(t.data.buffer);
-      parentPort!.postMessage({ kind: "ran", id: req.id, out, inputs: [...inputs] }, [...buffers, ...inputs]);
+      parentPort!.postMessage({ kind: "ran", id: req.id, out: reply, inputs: [...inputs] }, [...buffers, ...inputs]);
+      writeBackRows(deferred, out);
     } catch (err) {
       parentPort!.postMessage({ kind: "ran", id: req.id, error: errorReply(err) });
     }

@@ -8,7 +8,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type * as ort from "onnxruntime-node";
-import { refreshRows, writeBackRows, type TableRows } from "./rows.js";
+import { refreshRows, stageRows, writeBackRows, type TableRows } from "./rows.js";
 import { MtlError } from "../errors.js";
 import { type DType, type TypedArray, dtypeOfArray } from "../graph/dtype.js";
 import type { ModelSession, RunOptions } from "./model-session.js";
@@ -34,14 +34,18 @@ export interface SessionOptions {
   /** Threads inside one op (default: onnxruntime's choice, one per core). */
   intraOpThreads?: number;
   /**
-   * Whether the intra-op threads spin while they wait for work (onnxruntime's default, true). Off
-   * (`session.intra_op.allow_spinning = 0`), they sleep: slower to wake, but they burn no core that
+   * Whether the intra-op (and inter-op) threads spin while they wait for work (onnxruntime's default,
+   * true). Off (`session.intra_op.allow_spinning = 0`), they sleep: slower to wake, but they burn no core that
    * the caller's thread or other processes need.
    */
   spinning?: boolean;
   /** Threads across independent ops (default 1; ops run sequentially). */
   interOpThreads?: number;
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
+  /** Sequential (default) or parallel execution of independent nodes (with `interOpThreads`). */
+  executionMode?: "sequential" | "parallel";
+  /** onnxruntime's own profiler: per-node times written as JSON to `<profile>_<date>.json` when the session is released. */
+  profile?: string;
   /** Names the model in errors. */
   source?: string;
   /** onnxruntime's verbose log on stderr (src/runtime/placement.ts reads its node placements). */
@@ -141,7 +145,10 @@ export class Session implements ModelSession {
     // Session config entries (onnxruntime flattens `extra` into dotted keys).
     const config: Record<string, string | Record<string, string>> = {};
     if (device === "webgpu" && !opts.cpuFallback) config["disable_cpu_ep_fallback"] = "1";
-    if (opts.spinning !== undefined) config["intra_op"] = { allow_spinning: opts.spinning ? "1" : "0" };
+    if (opts.spinning !== undefined) {
+      config["intra_op"] = { allow_spinning: opts.spinning ? "1" : "0" };
+      config["inter_op"] = { allow_spinning: opts.spinning ? "1" : "0" }; // the parallel executor's threads
+    }
     const options: ort.InferenceSession.SessionOptions = {
       // The device alone, never "cpu" after it: onnxruntime adds its CPU provider itself for nodes the
       // device lacks, which on webgpu disable_cpu_ep_fallback turns into a load error (see cpuFallback).
@@ -151,6 +158,8 @@ export class Session implements ModelSession {
       logSeverityLevel: opts.verboseLog ? 0 : onnxruntimeLogSeverity(),
       ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
       ...(opts.interOpThreads ? { interOpNumThreads: opts.interOpThreads } : {}),
+      ...(opts.executionMode ? { executionMode: opts.executionMode } : {}),
+      ...(opts.profile ? { enableProfiling: true, profileFilePrefix: opts.profile } : {}),
       ...(Object.keys(config).length ? { extra: { session: config } } : {}),
     };
     const runtime = await loadOnnxruntime();
@@ -182,8 +191,10 @@ export class Session implements ModelSession {
    * Returns tensors that own their data (copied out of onnxruntime's buffers only when needed).
    * On this thread nothing moves: the `transfer` buffers go straight back through `onInputs`.
    * `opts.rows`: table rows refreshed into the feeds before the run and written back after it (rows.ts).
+   * `deferWriteBack`: the rows are staged (their `share`) but not written back: the caller (the session
+   * worker, after it replied) calls `writeBackRows` itself.
    */
-  async run(feeds: Readonly<Record<string, Tensor>>, opts: RunOptions = {}): Promise<Record<string, Tensor>> {
+  async run(feeds: Readonly<Record<string, Tensor>>, opts: RunOptions & { deferWriteBack?: boolean } = {}): Promise<Record<string, Tensor>> {
     const fetches = opts.fetches ?? this.outputNames;
     const rows = opts.rows ?? [];
     refreshRows(rows, feeds);
@@ -217,7 +228,8 @@ export class Session implements ModelSession {
       const t = result[name]!;
       out[name] = { dtype: t.type as DType, dims: [...t.dims], data: t.data as TypedArray };
     }
-    writeBackRows(rows, out);
+    stageRows(rows, out);
+    if (!opts.deferWriteBack) writeBackRows(rows, out);
     opts.onInputs?.([...(opts.transfer ?? [])]);
     return out;
   }

@@ -12,8 +12,8 @@ import { decodeModel } from "../onnx/proto.js";
 import { encodeGraph, graphFromProto } from "../onnx/serialize.js";
 import { refuseHeavyCpuNodes } from "../runtime/placement.js";
 import { openSession, type ModelSession } from "../runtime/model-session.js";
-import type { TableRows } from "../runtime/rows.js";
-import type { Device, Tensor } from "../runtime/session.js";
+import { awaitShare, writeBackShare, type RowShare, type TableRows } from "../runtime/rows.js";
+import type { Device, SessionOptions, Tensor } from "../runtime/session.js";
 import { Rng } from "../util/prng.js";
 import type { FloatDType } from "./model.js";
 import { type Program, type ProgramSignature, localName, newName, rowsName, slotName } from "./program.js";
@@ -34,7 +34,7 @@ export interface StepResult {
   gradNorm?: number;
 }
 
-export interface TrainerOptions {
+export interface TrainerOptions extends Pick<SessionOptions, "spinning" | "executionMode" | "interOpThreads" | "profile"> {
   device?: Device;
   intraOpThreads?: number;
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
@@ -43,6 +43,11 @@ export interface TrainerOptions {
    * that calls run(); in a worker, fit() overlaps the host's row gathering and scattering with it.
    */
   worker?: boolean;
+  /**
+   * With the step in a worker: the share of each step's row write-back this thread does, while the
+   * worker writes back the rest (default ROW_SHARE; 0: the worker writes back every row).
+   */
+  rowShare?: number;
 }
 
 /** Bytes that crossed into and out of onnxruntime in the last run. */
@@ -82,12 +87,20 @@ export class Trainer {
   private readonly pool: ArrayBuffer[] = [];
   /** Per table, a bitset of the ids of the step in flight (fit only): the next step's rows to refresh. */
   private readonly inFlight = new Map<string, Uint32Array>();
+  /** Per table, the staging blocks of this thread's share of the write-back (a worker session only). */
+  private readonly shares = new Map<string, RowShare>();
+  /** Per table, the session parts of shared write-backs launched so far (what `done` counts up to). */
+  private readonly sharesLaunched = new Map<RowShare["done"], number>();
+  /** Shares of finished steps whose session part may still be being written: awaited before the tables are next read. */
+  private pendingShares: { share: RowShare; count: number }[] = [];
   lastStepBytes: StepBytes = { fed: 0, fetched: 0 };
 
   private constructor(
     readonly state: TrainingState,
     readonly train: ProgramSession | null,
     readonly evaluation: ProgramSession | null,
+    /** The share of each step's row write-back done on this thread (0 when the step runs on it). */
+    private readonly rowShare = 0,
   ) {}
 
   /** Sessions for the programs given (built graphs or encoded bytes with their signature). */
@@ -96,7 +109,8 @@ export class Trainer {
     programs: { train?: Program | { bytes: Uint8Array; signature: ProgramSignature }; eval?: Program | { bytes: Uint8Array; signature: ProgramSignature } },
     opts: TrainerOptions = {},
   ): Promise<Trainer> {
-    const { worker = true, ...sessionOptions } = opts;
+    const { worker = true, rowShare = ROW_SHARE, ...sessionOptions } = opts;
+    if (!(rowShare >= 0 && rowShare <= 1)) throw new MtlError("E_CONFIG", `rowShare must be between 0 and 1, got ${rowShare}`, { where: { field: "rowShare" } });
     const open = async (p: Program | { bytes: Uint8Array; signature: ProgramSignature } | undefined, what: string, inWorker: boolean) => {
       if (!p) return null;
       const bytes = "bytes" in p ? p.bytes : encodeGraph(p.graph);
@@ -112,7 +126,7 @@ export class Trainer {
     };
     const train = await open(programs.train, "train_step", worker);
     const evaluation = await open(programs.eval, "eval", false);
-    const t = new Trainer(state, train, evaluation);
+    const t = new Trainer(state, train, evaluation, worker ? rowShare : 0);
     try {
       for (const p of [t.train, t.evaluation]) if (p) checkState(state, p.signature);
       if (t.train) for (const table of t.train.signature.tables) t.sharedTable(table.name);
@@ -128,6 +142,7 @@ export class Trainer {
     const train = this.requireTrain();
     const p = this.prepare(train.signature, batch);
     const out = await this.launch(train, p, lr);
+    this.settleShares();
     this.recycleRows(train.signature, out);
     return resultOf(train.signature, out);
   }
@@ -176,6 +191,7 @@ export class Trainer {
     } finally {
       // On success and on error alike, the step in flight finishes (its session writes its rows
       // back) before fit() returns.
+      let error: unknown = null;
       if (running) {
         try {
           const done = await settle();
@@ -183,9 +199,16 @@ export class Trainer {
           this.recycleRows(sig, done.out);
           if (!failed && opts.onStep) await opts.onStep(resultOf(sig, done.out), done.prepared.step);
         } catch (err) {
-          if (!failed) throw err; // else the first error is the one to report
+          error = err;
         }
       }
+      // The tables are whole when fit() returns or throws (the sessions' parts of the write-backs are in).
+      try {
+        this.settleShares();
+      } catch (err) {
+        error ??= err;
+      }
+      if (error !== null && !failed) throw error; // else the first error is the one to report
     }
     return steps;
   }
@@ -235,6 +258,7 @@ export class Trainer {
    * the row blocks gathered from the tables, batch inputs, dropout masks (advancing the PRNG).
    */
   private prepare(sig: ProgramSignature, batch: StepFeeds): Prepared {
+    this.settleShares(); // the tables are read below
     const feeds: Record<string, Tensor> = {};
     const size = batchSize(sig, batch);
     const blocks = new Map<string, Int32Array>();
@@ -271,7 +295,8 @@ export class Trainer {
         feeds[name] = tensorOf(parts[k]!, [ids.length, t.dim]);
       });
       if (training) {
-        rows.push({ table, stride, dim: t.dim, ids, feeds: names, outputs: names.map(newName), refresh: this.inFlightPositions(t.name, ids, t.paddingRow0), skipRow0: t.paddingRow0 });
+        const share = this.shareOf(t.name, ids.length, t.dim, names.length, sig.dtype);
+        rows.push({ table, stride, dim: t.dim, ids, feeds: names, outputs: names.map(newName), refresh: this.inFlightPositions(t.name, ids, t.paddingRow0), skipRow0: t.paddingRow0, ...(share ? { share } : {}) });
       }
     }
     for (const b of sig.batchInputs) {
@@ -308,6 +333,31 @@ export class Trainer {
       t.data = shared;
     }
     return t.data;
+  }
+
+  /**
+   * This thread's share of a block's write-back: the last `rowShare` of its rows, staged by the
+   * session into blocks on SharedArrayBuffers (reused from step to step: a step's share is written
+   * before the next step is launched, and the session stages a step's rows only after its run).
+   */
+  private shareOf(table: string, n: number, dim: number, parts: number, dtype: FloatDType): RowShare | null {
+    const count = Math.round(n * this.rowShare);
+    if (count === 0) return null;
+    let share = this.shares.get(table);
+    if (!share || share.parts[0]!.length < count * dim) {
+      // Room for 25% more rows than this block: block sizes vary a little from batch to batch.
+      const values = Math.ceil(count * 1.25) * dim;
+      const block = (): FloatArray => (dtype === "float64" ? new Float64Array(new SharedArrayBuffer(values * 8)) : new Float32Array(new SharedArrayBuffer(values * 4)));
+      share = { from: 0, parts: Array.from({ length: parts }, block), done: share?.done ?? new Int32Array(new SharedArrayBuffer(4)) };
+      this.shares.set(table, share);
+    }
+    return { ...share, from: n - count };
+  }
+
+  /** Waits until the sessions' parts of the finished steps' write-backs are written: the tables are whole after it. */
+  private settleShares(): void {
+    for (const { share, count } of this.pendingShares) awaitShare(share, count);
+    this.pendingShares = [];
   }
 
   /** Positions in a block whose rows the step in flight (fit only) updates: the session re-reads them after its write-back. */
@@ -353,6 +403,14 @@ export class Trainer {
     p.feeds["step"] = { dtype: "int64", dims: [], data: BigInt64Array.of(BigInt(p.step)) };
     p.feeds["lr"] = { dtype: sig.dtype, dims: [], data: Arr.of(lr) };
     const out = await this.run(train.session, p.feeds, p.owned, p.rows);
+    // This thread's share of the row write-back, beside the session's (awaited before the tables are next read).
+    writeBackShare(p.rows);
+    for (const r of p.rows) {
+      if (!r.share) continue;
+      const count = (this.sharesLaunched.get(r.share.done) ?? 0) + 1;
+      this.sharesLaunched.set(r.share.done, count);
+      this.pendingShares.push({ share: r.share, count });
+    }
     for (const param of sig.params) {
       this.state.require(param.name).data = out[newName(param.name)]!.data as FloatArray;
       for (const s of sig.slots) this.state.require(slotName(param.name, s)).data = out[newName(slotName(param.name, s))]!.data as FloatArray;
@@ -365,7 +423,8 @@ export class Trainer {
   /** A finished step's updated row blocks (written back by its session) go to the pool. */
   private recycleRows(sig: ProgramSignature, out: Record<string, Tensor>): void {
     for (const t of sig.tables) {
-      const parts = [rowsName(t.name), ...sig.slots.map((s) => slotName(rowsName(t.name), s))].map((n) => out[newName(n)]!.data as FloatArray);
+      // A block whose write-back was shared stays with its session: not in the result.
+      const parts = [rowsName(t.name), ...sig.slots.map((s) => slotName(rowsName(t.name), s))].flatMap((n) => (out[newName(n)] ? [out[newName(n)]!.data as FloatArray] : []));
       // Only arrays that span their whole buffer: nothing else can live in it.
       this.recycle(parts.filter((x) => x.byteOffset === 0 && x.byteLength === x.buffer.byteLength).map((x) => x.buffer as ArrayBuffer));
     }
@@ -382,6 +441,13 @@ export class Trainer {
     return out;
   }
 }
+
+/**
+ * The share of each step's row write-back the trainer's thread does when the step runs in a worker:
+ * the worker writes back the rest at the same time. Balanced against the thread's own per-step work
+ * (gathering the next block) by measurement (docs/bench.md).
+ */
+const ROW_SHARE = 0.4;
 
 function tensorOf(data: FloatArray, dims: readonly number[]): Tensor {
   return { dtype: data instanceof Float64Array ? "float64" : "float32", dims, data };
