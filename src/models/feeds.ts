@@ -83,9 +83,15 @@ function tableFeeds(feeds: Record<string, FeedTensor>, batch: Batch, layout: Lay
     const out = wide ? new Int32Array(wide.buffer) : new Int32Array(count);
     const step = wide ? 2 : 1;
     const cols = columns ?? Array.from({ length: width }, (_, j) => j);
+    // A side's columns are usually one run (Ali-CCP's user fields come first): then each row is a plain offset copy.
+    const run = cols.every((c, j) => c === cols[0]! + j) ? cols[0]! : -1;
     for (let i = 0; i < m; i++) {
       const src = (rows ? rows[i]! : i) * full;
       const dst = i * width;
+      if (run >= 0 && !weights) {
+        for (let j = 0, c = src + run, o = dst * step; j < width; j++, c++, o += step) out[o] = ids[c]!;
+        continue;
+      }
       for (let j = 0; j < width; j++) {
         const c = src + cols[j]!;
         out[(dst + j) * step] = ids[c]!;
@@ -106,16 +112,18 @@ function contextRows(batch: Batch, layout: Layout, split: ContextSplit): { first
   const n = batch.size;
   const first: number[] = [];
   const index = new Int32Array(n);
-  const same = (r: number, q: number): boolean => split.context.every((s) => {
-    const w = layout.tables[s.at]!.width;
-    const ids = batch.ids[s.at]!;
-    const weights = batch.weights[s.at];
-    for (const c of s.columns) {
-      if (ids[r * w + c] !== ids[q * w + c]) return false;
-      if (weights && weights[r * w + c] !== weights[q * w + c]) return false;
+  const sides = split.context.map((s) => ({ w: layout.tables[s.at]!.width, ids: batch.ids[s.at]!, weights: batch.weights[s.at] ?? null, columns: s.columns }));
+  const same = (r: number, q: number): boolean => {
+    for (const { w, ids, weights, columns } of sides) {
+      const a = r * w, b = q * w;
+      for (let j = 0; j < columns.length; j++) {
+        const c = columns[j]!;
+        if (ids[a + c] !== ids[b + c]) return false;
+        if (weights && weights[a + c] !== weights[b + c]) return false;
+      }
     }
     return true;
-  });
+  };
   for (let r = 0; r < n; r++) {
     if (r === 0 || !same(r, first[first.length - 1]!)) first.push(r);
     index[r] = first.length - 1;
