@@ -4,9 +4,9 @@
  * function serves the trainer (int32 ids, labels), the Node scorer, `mtl serve` and `mtl/web` (int64
  * ids, no labels). Pure TypeScript: the browser builds feeds with this same code.
  */
-import type { Batch, Layout, TableLayout } from "../features/batch.js";
+import type { Batch, Layout } from "../features/batch.js";
 import type { FloatDType } from "../train/model.js";
-import { CLICK_INPUT, CONTEXT_INDEX_INPUT, CONVERSION_INPUT, DENSE_INPUT, SAMPLE_WEIGHT_INPUT, contextIdsInput, contextSplitOf, contextWeightsInput, idsInput, tableNeedsWeights, weightsInput, type ContextSplit } from "./inputs.js";
+import { CLICK_INPUT, CONTEXT_INDEX_INPUT, CONVERSION_INPUT, DENSE_INPUT, SAMPLE_WEIGHT_INPUT, contextIdsInput, contextSplitOf, contextWeightsInput, idsInput, tableNeedsWeights, weightsInput, type ContextSplit, type SideTable } from "./inputs.js";
 
 /** Training graphs take int32 ids (the trainer indexes rows with them); inference graphs take int64. */
 export type IdsDType = "int32" | "int64";
@@ -56,12 +56,14 @@ function floatTensor(dtype: FloatDType, dims: number[]): FeedTensor & { data: Fl
 }
 
 /**
- * Feeds `ids(name)` (and `weights(name)` where the graph takes them) for table `t` of the layout:
- * its columns `columns` (null: all of them) of the batch rows `rows` (null: the first `n`).
- * int32 ids are not copied when the batch is exactly full and nothing is selected.
+ * Feeds `names.ids` (and `names.weights` where the graph takes them) for table `at` of the layout:
+ * all its columns of the first `n` rows, or, for one side of a context split, that side's columns of
+ * the batch rows `rows` (null: the first `n`). int32 ids are not copied when the batch is exactly
+ * full and nothing is selected.
  */
-function tableFeeds(feeds: Record<string, FeedTensor>, batch: Batch, layout: Layout, at: number, table: TableLayout, columns: readonly number[] | null, rows: readonly number[] | null, n: number, names: { ids: string; weights: string }, opts: FeedOptions): void {
+function tableFeeds(feeds: Record<string, FeedTensor>, batch: Batch, layout: Layout, at: number, side: SideTable | null, rows: readonly number[] | null, n: number, names: { ids: string; weights: string }, opts: FeedOptions): void {
   const full = layout.tables[at]!.width;
+  const table = side ? side.table : layout.tables[at]!;
   const ids = batch.ids[at]!;
   const given = batch.weights[at];
   const m = rows ? rows.length : n;
@@ -70,7 +72,7 @@ function tableFeeds(feeds: Record<string, FeedTensor>, batch: Batch, layout: Lay
   const dims = [m, width];
   const w = tableNeedsWeights(table) ? floatTensor(opts.dtype ?? "float32", dims) : null;
   const weights = w?.data ?? null;
-  if (!columns && !rows) {
+  if (!side) {
     const picked = ids.length === count ? ids : ids.subarray(0, count);
     if (weights) {
       if (given) weights.set(given.subarray(0, count));
@@ -82,9 +84,7 @@ function tableFeeds(feeds: Record<string, FeedTensor>, batch: Batch, layout: Lay
     const wide = opts.ids === "int64" ? new BigInt64Array(count) : null;
     const out = wide ? new Int32Array(wide.buffer) : new Int32Array(count);
     const step = wide ? 2 : 1;
-    const cols = columns ?? Array.from({ length: width }, (_, j) => j);
-    // A side's columns are usually one run (Ali-CCP's user fields come first): then each row is a plain offset copy.
-    const run = cols.every((c, j) => c === cols[0]! + j) ? cols[0]! : -1;
+    const { columns: cols, run } = side;
     for (let i = 0; i < m; i++) {
       const src = (rows ? rows[i]! : i) * full;
       const dst = i * width;
@@ -143,11 +143,11 @@ export function batchFeeds(batch: Batch, layout: Layout, opts: FeedOptions): Rec
   const split = opts.contextSplit ? contextSplitOf(layout) : null;
   if (split) {
     const { first, index } = contextRows(batch, layout, split);
-    for (const s of split.context) tableFeeds(feeds, batch, layout, s.at, s.table, s.columns, first, n, { ids: contextIdsInput(s.table.name), weights: contextWeightsInput(s.table.name) }, opts);
-    for (const s of split.candidate) tableFeeds(feeds, batch, layout, s.at, s.table, s.columns, null, n, { ids: idsInput(s.table.name), weights: weightsInput(s.table.name) }, opts);
+    for (const s of split.context) tableFeeds(feeds, batch, layout, s.at, s, first, n, { ids: contextIdsInput(s.table.name), weights: contextWeightsInput(s.table.name) }, opts);
+    for (const s of split.candidate) tableFeeds(feeds, batch, layout, s.at, s, null, n, { ids: idsInput(s.table.name), weights: weightsInput(s.table.name) }, opts);
     feeds[CONTEXT_INDEX_INPUT] = { dtype: "int64", dims: [n], data: widenIds(index, n) };
   } else {
-    layout.tables.forEach((t, i) => tableFeeds(feeds, batch, layout, i, t, null, null, n, { ids: idsInput(t.name), weights: weightsInput(t.name) }, opts));
+    layout.tables.forEach((t, i) => tableFeeds(feeds, batch, layout, i, null, null, n, { ids: idsInput(t.name), weights: weightsInput(t.name) }, opts));
   }
   if (layout.denseWidth > 0) {
     const d = floatTensor(dtype, [n, layout.denseWidth]);

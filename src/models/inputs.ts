@@ -19,6 +19,7 @@ import type { Layout, TableLayout } from "../features/batch.js";
 import * as ops from "../graph/ops.js";
 import type { Value } from "../graph/ir.js";
 import type { ModelContext, TableSpec } from "../train/model.js";
+import type { Activation } from "./layers.js";
 
 export const idsInput = (table: string): string => `ids.${table}`;
 export const weightsInput = (table: string): string => `weights.${table}`;
@@ -83,6 +84,8 @@ export interface SideTable {
   /** The table's index in `Layout.tables` (the batch's id and weight matrices). */
   readonly at: number;
   readonly columns: readonly number[];
+  /** The first column when `columns` are one consecutive run (each row a plain offset copy), else -1. */
+  readonly run: number;
 }
 
 /** The schema's context-side features and the rest, per table (tables without a feature on a side are left out of it). */
@@ -113,7 +116,8 @@ function splitLayout(layout: Layout): ContextSplit | null {
         for (let j = 0; j < f.feature.maxLen; j++) columns.push(f.offset + j);
         return { ...f, offset };
       });
-      return [{ table: { ...t, width: columns.length, features: rebased }, at, columns }];
+      const run = columns.every((c, j) => c === columns[0]! + j) ? columns[0]! : -1;
+      return [{ table: { ...t, width: columns.length, features: rebased }, at, columns, run }];
     });
   return { context: side(true), candidate: side(false) };
 }
@@ -163,13 +167,6 @@ export function embedFeatures(ctx: ModelContext, layout: Layout, opts: Embedding
 
 const concat = (parts: readonly Value[]): Value => (parts.length === 1 ? parts[0]! : ops.Concat(parts, { axis: 1 }));
 
-/** The embedded input of a model: [batch, width], and, in a scoring graph with a context split, its two sides. */
-export interface EmbeddedInput {
-  value: Value;
-  width: number;
-  split?: SplitInput;
-}
-
 /**
  * The input split into its context side, [contexts, contextColumns.length], computed once per
  * context row, and its candidate side, [batch, candidateColumns.length]; `index` [batch] names each
@@ -195,7 +192,7 @@ export interface SplitInput {
  * once per candidate. Plain rows score as rows that are each their own context. Training and eval
  * graphs never split.
  */
-export function embedInput(ctx: ModelContext, layout: Layout, opts: EmbeddingOptions = {}): EmbeddedInput {
+export function embedInput(ctx: ModelContext, layout: Layout, opts: EmbeddingOptions = {}): Activation {
   const width = embeddedWidth(layout);
   const split = ctx.contextSplit ? contextSplitOf(layout) : null;
   if (!split) {

@@ -85,7 +85,12 @@ export class WebScorer {
     readonly device: WebDevice,
     private readonly session: ort.InferenceSession,
     private readonly runtime: OrtWeb,
-  ) {}
+  ) {
+    this.contextSplit = session.inputNames.includes(CONTEXT_INDEX_INPUT);
+  }
+
+  /** The graph takes the schema's context features once per context (see embedInput). */
+  private readonly contextSplit: boolean;
 
   /** Loads a model from bytes or a URL. Throws MtlError E_NOT_MTL for a file that is not an mtl scoring model. */
   static async load(model: Uint8Array | ArrayBuffer | string, opts: WebScorerOptions = {}): Promise<WebScorer> {
@@ -142,7 +147,7 @@ export class WebScorer {
   /** Scores encoded rows. */
   async scoreBatch(batch: Batch): Promise<Scores> {
     const feeds: Record<string, ort.Tensor> = {};
-    for (const [name, t] of Object.entries(batchFeeds(batch, this.info.layout, { ids: "int64", labels: false, contextSplit: this.session.inputNames.includes(CONTEXT_INDEX_INPUT) }))) feeds[name] = new this.runtime.Tensor(t.data, t.dims);
+    for (const [name, t] of Object.entries(batchFeeds(batch, this.info.layout, { ids: "int64", labels: false, contextSplit: this.contextSplit }))) feeds[name] = new this.runtime.Tensor(t.data, t.dims);
     const out = await this.session.run(feeds);
     const take = (name: string) => Float32Array.from(out[name]!.data as Float32Array);
     return { p_ctr: take("p_ctr"), p_cvr: take("p_cvr"), p_ctcvr: take("p_ctcvr") };
