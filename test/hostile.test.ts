@@ -626,7 +626,10 @@ test("hostile writers: concurrent runs, stale locks, the user's directory, outpu
     {
       name: "a second mtl train into the same --out fails at once naming the first's pid", run: async () => {
         const out = join(work, "two-writers");
-        const first = spawn(process.execPath, [bin, "train", "--config", configYaml, "--out", out], { stdio: "ignore" });
+        // The first run is made long (it would otherwise finish before the second starts on a fast machine)
+        // and is stopped with Ctrl-C once the others have been refused.
+        const first = spawn(process.execPath, [bin, "train", "--config", configYaml, "--out", out, "--epochs", "100000"], { stdio: "ignore" });
+        const exited = new Promise<number | null>((r) => first.on("exit", (code) => r(code)));
         try {
           for (let waited = 0; !existsSync(join(out, ".lock")); waited += 5) {
             if (waited > 60_000 || first.exitCode !== null) throw new Error("the first run never showed a lock");
@@ -636,10 +639,12 @@ test("hostile writers: concurrent runs, stale locks, the user's directory, outpu
           oneLine(second, new RegExp(`being written by process ${first.pid}`));
           const fresh = mtl(["train", "--config", configYaml, "--out", out]);
           assert.equal(fresh.code, 1, fresh.stderr);
+          assert.equal(first.exitCode, null, "the first run was still training while the others were refused");
         } finally {
-          if (first.exitCode === null && first.signalCode === null) await new Promise((r) => first.on("exit", r));
+          if (first.exitCode === null && first.signalCode === null) first.kill("SIGINT");
         }
-        assert.ok(existsSync(join(out, "summary.json")), "the first run finished undisturbed");
+        assert.equal(await exited, 130, "the first run stopped at Ctrl-C");
+        assert.ok(existsSync(join(out, "checkpoint.mtlstate")), "the first run kept its checkpoint undisturbed");
         assert.ok(!existsSync(join(out, ".lock")), "and released its lock");
       },
     },
