@@ -3,7 +3,8 @@
 // random ids from a seeded PRNG. Not a test: prints measured numbers.
 //   npm run bench:train [-- --steps 150 --batch 1024 --threads 1 --opt-level all --mode fit|step --ids uniform|zipf]
 //                          [--model esmm|escm2-dr --vocab 737946 --json]
-//                          [--spin 0|1 --exec-mode sequential|parallel --inter-threads N --row-share 0.4 --ort-profile PREFIX --hash]
+//                          [--spin 0|1 --exec-mode sequential|parallel --inter-threads N --row-share 0.4 --row-update host|graph]
+//                          [--ort-profile PREFIX --hash]
 // --model escm2-dr: ESCM2 with the doubly robust risk on the same input layer (the Ali-CCP schema of
 // 23 fields x 3 ids into one 12-wide table) and three separate 256->64->1 towers (CTR, CVR, imputation).
 // --json: one JSON object on the last line (scripts/bench.mjs reads it).
@@ -34,6 +35,8 @@ const { values } = parseArgs({
     "inter-threads": { type: "string" },
     // The share of each step's row write-back done on the main thread (the worker does the rest).
     "row-share": { type: "string" },
+    // Where the table rows' update rule runs: host (the Trainer's write-back; the default of mtl train) or graph.
+    "row-update": { type: "string", default: "host" },
     // onnxruntime's profiler: per-node times of every run, written to PREFIX_<date>.json at the end.
     "ort-profile": { type: "string" },
     device: { type: "string", default: "cpu" },
@@ -58,7 +61,7 @@ const model = values.model === "escm2-dr"
 if (!model) throw new Error(`--model must be esmm or escm2-dr, got ${values.model}`);
 const optimizer = { kind: "adam" };
 const t0 = performance.now();
-const program = buildTrainingStep(model.definition, model.config, { optimizer });
+const program = buildTrainingStep(model.definition, model.config, { optimizer, rowUpdate: values["row-update"] });
 const state = initialState(describeModel(model.definition, model.config), optimizer, { seed: 1 });
 const trainer = await Trainer.create(state, { train: program }, {
   intraOpThreads: Number(values.threads), graphOptimizationLevel: values["opt-level"], device: values.device,

@@ -83,7 +83,7 @@ for (const kind of ["this thread", "a worker"] as const) {
       if (kind === "a worker") assert.equal(out["rows.new"], undefined, "the worker keeps the block it writes back");
       assert.deepEqual([...share.parts[0]!.subarray(0, 4)], [11, 12, 51, 52], "rows 1 and 5 staged for the caller");
       assert.deepEqual([...share.parts[1]!.subarray(0, 4)], [24, 26, 104, 106]);
-      writeBackShare(rows);
+      writeBackShare(rows, out);
       awaitShare(share, 1);
       assert.equal(Atomics.load(share.done, 0), 1);
       assert.deepEqual([...t.subarray(12, 16)], [31, 32, 64, 66], "row 3 written back by the session");

@@ -52,11 +52,21 @@ export interface Updated {
   slots: Value[];
 }
 
+/** One step graph's update rule, and the step's scalars for the same rule done on the host (host.ts). */
+export type Updater = ((param: Value, grad: Value, slots: readonly Value[]) => Updated) & {
+  /**
+   * The scalars of this step the rule uses beside its constants, as the graph computes them (so a
+   * host update of table rows is bit-identical to the graph's): sgd, adagrad [lr]; adam [step size,
+   * sqrt(1 - beta2^t)]; adamw those and lr * weight decay.
+   */
+  scalars(): Value[];
+};
+
 /**
  * Builds the update rule for one step graph. `step` is the 1-based number of this update (an int64
  * or float scalar input), `lr` a float scalar input. Bias corrections are built once and shared.
  */
-export function createUpdater(config: OptimizerConfig, step: Value, lr: Value): (param: Value, grad: Value, slots: readonly Value[]) => Updated {
+export function createUpdater(config: OptimizerConfig, step: Value, lr: Value): Updater {
   const c = resolveOptimizer(config);
   const dtype = lr.dtype;
   const t = step.dtype === dtype ? step : ops.Cast(step, { to: dtype });
@@ -68,7 +78,9 @@ export function createUpdater(config: OptimizerConfig, step: Value, lr: Value): 
       sqrtBc2: ops.Sqrt(ops.Sub(1, ops.Pow(lr.graph.scalar(beta2, dtype), t))),
     });
 
-  return (param, grad, slots) => {
+  let lrDecay: Value | undefined;
+  const decay = (weightDecay: number) => (lrDecay ??= ops.Mul(lr, weightDecay));
+  const rule = (param: Value, grad: Value, slots: readonly Value[]): Updated => {
     switch (c.kind) {
       case "sgd": {
         const g = c.weightDecay ? ops.Add(grad, ops.Mul(param, c.weightDecay)) : grad;
@@ -83,7 +95,7 @@ export function createUpdater(config: OptimizerConfig, step: Value, lr: Value): 
         const v = ops.Add(ops.Mul(slots[1]!, c.beta2), ops.Mul(ops.Mul(grad, grad), 1 - c.beta2));
         const denom = ops.Add(ops.Div(ops.Sqrt(v), sqrtBc2), c.epsilon);
         // AdamW (decoupled weight decay): p <- p - lr * wd * p, before the Adam step.
-        const decayed = c.kind === "adamw" && c.weightDecay ? ops.Sub(param, ops.Mul(param, ops.Mul(lr, c.weightDecay))) : param;
+        const decayed = c.kind === "adamw" && c.weightDecay ? ops.Sub(param, ops.Mul(param, decay(c.weightDecay))) : param;
         return { param: ops.Sub(decayed, ops.Mul(stepSize, ops.Div(m, denom))), slots: [m, v] };
       }
       case "adagrad": {
@@ -92,6 +104,12 @@ export function createUpdater(config: OptimizerConfig, step: Value, lr: Value): 
       }
     }
   };
+  const scalars = (): Value[] => {
+    if (c.kind === "sgd" || c.kind === "adagrad") return [lr];
+    const { stepSize, sqrtBc2 } = adamCorrections(c.beta1, c.beta2);
+    return c.kind === "adamw" ? [stepSize, sqrtBc2, decay(c.weightDecay)] : [stepSize, sqrtBc2];
+  };
+  return Object.assign(rule, { scalars });
 }
 
 /**

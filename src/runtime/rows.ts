@@ -20,6 +20,8 @@
  * they are not in the run's result.
  */
 import { MtlError } from "../errors.js";
+import type { ResolvedOptimizer } from "../optim/index.js";
+import { updateRows } from "../optim/host.js";
 import type { Tensor } from "./session.js";
 
 export type FloatArray = Float32Array | Float64Array;
@@ -34,8 +36,20 @@ export interface TableRows {
   ids: Int32Array;
   /** Feed names of the block's parts (weights, then each slot), in packed column order. */
   feeds: readonly string[];
-  /** Output names of the updated parts, in the same order. */
+  /** Output names of the updated parts, in the same order; with `update`, the one output of the block's gradient. */
   outputs: readonly string[];
+  /**
+   * The rows' update rule runs here, not in the step (TrainingOptions.rowUpdate "host"): the block
+   * feeds only the weights, the step returns its gradient, and the write-back applies `optimizer`
+   * to each row in place (optim/host.ts) with the step's scalars from output `scalars`.
+   */
+  update?: { optimizer: ResolvedOptimizer; scalars: string };
+  /**
+   * The block's gradient (output `outputs[0]`) is summed here, after the run, from each lookup's
+   * gradient (output `grad`, one row of `dim` values per id) at the block positions of its ids
+   * (feed `local`), in order: what the step's ScatterND(add) did on one thread (sumLookupGrads).
+   */
+  lookups?: readonly { grad: string; local: string }[];
   /** Block positions to re-read from the table before the run (rows a step before this one updated). */
   refresh: Int32Array;
   /** Row 0 is padding: never written back. */
@@ -104,6 +118,39 @@ function refresh64(table: Float64Array, stride: number, dim: number, ids: Int32A
   sink = touched;
 }
 
+/**
+ * After a run, first: each block with `lookups` gets its gradient, summed from the lookups'
+ * gradients in id order (so bit-identical to a one-thread ScatterND(add) from zeros), in place of them in `out`.
+ */
+export function sumLookupGrads(rows: readonly TableRows[], feeds: Readonly<Record<string, Tensor>>, out: Record<string, Tensor>): void {
+  for (const r of rows) {
+    if (!r.lookups) continue;
+    const dim = r.dim, n = r.ids.length * dim;
+    const sum = r.table instanceof Float32Array ? new Float32Array(n) : new Float64Array(n);
+    for (const l of r.lookups) {
+      const g = out[l.grad]!.data as FloatArray, at = feeds[l.local]!.data as Int32Array;
+      if (r.table instanceof Float32Array) sum32(sum as Float32Array, g as Float32Array, at, dim);
+      else sum64(sum as Float64Array, g as Float64Array, at, dim);
+      delete out[l.grad];
+    }
+    out[r.outputs[0]!] = { dtype: sum instanceof Float32Array ? "float32" : "float64", dims: [r.ids.length, dim], data: sum };
+  }
+}
+
+function sum32(sum: Float32Array, g: Float32Array, at: Int32Array, dim: number): void {
+  for (let i = 0; i < at.length; i++) {
+    const o = at[i]! * dim, s = i * dim;
+    for (let d = 0; d < dim; d++) sum[o + d] += g[s + d]!;
+  }
+}
+
+function sum64(sum: Float64Array, g: Float64Array, at: Int32Array, dim: number): void {
+  for (let i = 0; i < at.length; i++) {
+    const o = at[i]! * dim, s = i * dim;
+    for (let d = 0; d < dim; d++) sum[o + d] += g[s + d]!;
+  }
+}
+
 /** After a run, before the result goes back: copies the caller's share of each block's updated rows into its staging parts. */
 export function stageRows(rows: readonly TableRows[], out: Readonly<Record<string, Tensor>>): void {
   for (const r of rows) {
@@ -121,7 +168,7 @@ export function writeBackRows(rows: readonly TableRows[], out: Readonly<Record<s
   try {
     for (const r of rows) {
       const n = r.share ? r.share.from : r.ids.length;
-      scatterRows(r.table, r.stride, r.dim, r.ids.subarray(0, n), r.outputs.map((o) => out[o]!.data as FloatArray), r.skipRow0);
+      writeRows(r, r.ids.subarray(0, n), r.outputs.map((o) => out[o]!.data as FloatArray), out);
     }
   } finally {
     for (const r of rows) {
@@ -132,9 +179,20 @@ export function writeBackRows(rows: readonly TableRows[], out: Readonly<Record<s
   }
 }
 
-/** The caller's side of a shared write-back, after the run resolved: writes the staged rows (positions from `share.from` on) into the tables. */
-export function writeBackShare(rows: readonly TableRows[]): void {
-  for (const r of rows) if (r.share) scatterRows(r.table, r.stride, r.dim, r.ids.subarray(r.share.from), r.share.parts, r.skipRow0);
+/**
+ * The caller's side of a shared write-back, after the run resolved with `out`: writes the staged rows
+ * (positions from `share.from` on) into the tables.
+ */
+export function writeBackShare(rows: readonly TableRows[], out: Readonly<Record<string, Tensor>>): void {
+  for (const r of rows) if (r.share) writeRows(r, r.ids.subarray(r.share.from), r.share.parts, out);
+}
+
+/** Rows `ids` of a block into its table: the updated parts copied, or (`update`) the rule applied with the gradient in parts[0]. */
+function writeRows(r: TableRows, ids: Int32Array, parts: readonly FloatArray[], out: Readonly<Record<string, Tensor>>): void {
+  if (!r.update) return scatterRows(r.table, r.stride, r.dim, ids, parts, r.skipRow0);
+  const scalars = out[r.update.scalars];
+  if (!scalars) throw new MtlError("E_TRAIN", `the step returned no '${r.update.scalars}' for the rows' update`);
+  updateRows(r.table, r.stride, r.dim, ids, parts[0]!, r.update.optimizer, scalars.data as FloatArray, r.skipRow0);
 }
 
 /**

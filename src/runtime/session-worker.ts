@@ -43,8 +43,12 @@ async function handle(req: Request): Promise<void> {
       const deferred = rows.filter((r) => r.share);
       const out = await session!.run(req.feeds, { fetches: req.fetches, rows, deferWriteBack: true });
       writeBackRows(rows.filter((r) => !r.share), out);
-      // A shared block's updated rows stay here for the write-back after the reply.
+      // A shared block's updated rows stay here for the write-back after the reply; the step's
+      // scalars of a host update go in the reply too, so the write-back keeps a copy.
       const kept = new Set(deferred.flatMap((r) => r.outputs));
+      const afterReply: Record<string, Tensor> = {};
+      for (const name of kept) afterReply[name] = out[name]!;
+      for (const r of deferred) if (r.update) afterReply[r.update.scalars] ??= { ...out[r.update.scalars]!, data: out[r.update.scalars]!.data.slice() };
       const reply: Record<string, Tensor> = {};
       for (const [name, t] of Object.entries(out)) if (!kept.has(name)) reply[name] = t;
       const buffers = new Set<ArrayBuffer>();
@@ -53,7 +57,7 @@ async function handle(req: Request): Promise<void> {
       const inputs = new Set<ArrayBuffer>();
       for (const t of Object.values(req.feeds)) if (t.data.buffer instanceof ArrayBuffer && !buffers.has(t.data.buffer)) inputs.add(t.data.buffer);
       parentPort!.postMessage({ kind: "ran", id: req.id, out: reply, inputs: [...inputs] }, [...buffers, ...inputs]);
-      writeBackRows(deferred, out);
+      writeBackRows(deferred, afterReply);
     } catch (err) {
       parentPort!.postMessage({ kind: "ran", id: req.id, error: errorReply(err) });
     }

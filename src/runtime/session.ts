@@ -8,7 +8,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type * as ort from "onnxruntime-node";
-import { refreshRows, stageRows, writeBackRows, type TableRows } from "./rows.js";
+import { refreshRows, stageRows, sumLookupGrads, writeBackRows, type TableRows } from "./rows.js";
 import { MtlError } from "../errors.js";
 import { type DType, type TypedArray, dtypeOfArray } from "../graph/dtype.js";
 import type { ModelSession, RunOptions } from "./model-session.js";
@@ -228,6 +228,7 @@ export class Session implements ModelSession {
       const t = result[name]!;
       out[name] = { dtype: t.type as DType, dims: [...t.dims], data: t.data as TypedArray };
     }
+    sumLookupGrads(rows, feeds, out);
     stageRows(rows, out);
     if (!opts.deferWriteBack) writeBackRows(rows, out);
     opts.onInputs?.([...(opts.transfer ?? [])]);

@@ -43,6 +43,14 @@ export interface TrainingOptions extends ProgramOptions {
   optimizer: OptimizerConfig;
   /** Clip gradients by their global L2 norm (dense and row gradients together). */
   clipNorm?: number;
+  /**
+   * Where the table rows' update rule runs. "graph" (default): in the step, which then takes each
+   * row block's slots and returns the new rows and slots; a self-contained training graph (what
+   * `mtl export` writes). "host": the step returns each block's gradient and the step's scalars
+   * (`rows__scalars`), and the Trainer's session applies the same rule to the rows in place
+   * (optim/host.ts), bit-identical and cheaper: no slots cross into onnxruntime.
+   */
+  rowUpdate?: "graph" | "host";
 }
 
 /** Everything a host needs to drive a program; JSON-serialisable. */
@@ -62,6 +70,13 @@ export interface ProgramSignature {
   optimizer?: ResolvedOptimizer;
   slots: string[];
   clipNorm?: number;
+  /** "host": the step returns row gradients (`t__rows__grad`) and `rows__scalars`, not new rows (TrainingOptions.rowUpdate). */
+  rowUpdate?: "host";
+  /**
+   * With rowUpdate "host": the step returns each lookup's gradient (`<input>__grad`, the lookup's
+   * shape × dim) instead of the blocks', and the host sums them into `t__rows__grad` (runtime/rows.ts).
+   */
+  lookupGrads?: boolean;
 }
 
 export interface Program {
@@ -80,6 +95,9 @@ export const rowsName = (table: string) => `${table}__rows`;
 export const rowsDim = (table: string) => `rows.${table}`;
 export const slotName = (base: string, slot: string) => `${base}__${slot}`;
 export const newName = (base: string) => `${base}__new`;
+export const gradName = (base: string) => `${base}__grad`;
+/** The step's scalars of the rows' host update rule (Updater.scalars), one 1-D output. */
+export const ROW_SCALARS = "rows__scalars";
 
 /** Builds the model once with a context of the given mode, recording what it asks for. */
 export class Recorder implements ModelContext {
@@ -91,6 +109,8 @@ export class Recorder implements ModelContext {
   private readonly tableLookups: ((ids: Value) => Value)[] = [];
   /** Per table, its optimizer slots' rows (train step only). */
   readonly rowSlots: Value[][] = [];
+  /** Train and eval: each lookup's gathered rows (whose gradient the host can sum into its table's block). */
+  readonly gathers: { table: number; input: string; rows: Value }[] = [];
   readonly lookups: LookupSpec[] = [];
   readonly states: StateSpec[] = [];
   readonly stateValues: Value[] = [];
@@ -127,7 +147,9 @@ export class Recorder implements ModelContext {
   lookup(table: TableSpec, input: string, shape: Shape): Value {
     if (this.mode === "inference") return this.lookupIds(table, input, shape).embed!;
     const { table: t, local } = this.lookupIds(table, input, shape);
-    return ops.Gather(this.rowValues[t]!, local);
+    const rows = ops.Gather(this.rowValues[t]!, local);
+    this.gathers.push({ table: t, input, rows });
+    return rows;
   }
 
   /**
@@ -228,15 +250,24 @@ export function buildTrainingStep<C>(model: ModelDefinition<C>, config: C, opts:
   const dtype = opts.dtype ?? "float32";
   const g = new Graph({ name: `${model.name}_train_step`, opset: opts.opset });
   const slots = optimizerSlots(opts.optimizer).map((s) => s.name);
-  const r = new Recorder(g, dtype, "train", undefined, slots);
+  // With the rows' update on the host, the row blocks come without their slots.
+  const r = new Recorder(g, dtype, "train", undefined, opts.rowUpdate === "host" ? [] : slots);
   const out = model.build(r, config);
   const names = outputs(g, out, true);
 
-  appendUpdate(r, gradients(out.loss, [...r.paramValues, ...r.rowValues]), opts);
+  // With the rows' update on the host, the host also sums each lookup's gradient into its table's
+  // block, when the blocks are used by lookups only and no clipping needs the blocks' norm: then
+  // the step has no ScatterND(add), whose result varies from run to run on several onnxruntime
+  // threads, so the step is reproducible on any number of them.
+  const lookupGrads = opts.rowUpdate === "host" && opts.clipNorm === undefined && onlyGathered(r);
+  const targets = lookupGrads ? r.gathers.map((x) => x.rows) : r.rowValues;
+  appendUpdate(r, gradients(out.loss, [...r.paramValues, ...targets]), opts, lookupGrads);
   const signature = signatureOf("train_step", model.name, dtype, r, names);
   signature.optimizer = resolveOptimizer(opts.optimizer);
   signature.slots = slots;
   if (opts.clipNorm !== undefined) signature.clipNorm = opts.clipNorm;
+  if (opts.rowUpdate === "host") signature.rowUpdate = "host";
+  if (lookupGrads) signature.lookupGrads = true;
   g.metadata.set("mtl.signature", JSON.stringify(signature));
   return { graph: g, signature };
 }
@@ -245,7 +276,7 @@ export function buildTrainingStep<C>(model: ModelDefinition<C>, config: C, opts:
  * The optimizer's half of a training step: given d loss / d (params, then table rows), adds the
  * `step` and `lr` inputs, the slot inputs and every `__new` output (and `grad_norm` when clipping).
  */
-export function appendUpdate(r: Recorder, gradsIn: Value[], opts: TrainingOptions): void {
+export function appendUpdate(r: Recorder, gradsIn: Value[], opts: TrainingOptions, lookupGrads = false): void {
   const g = r.graph, dtype = r.dtype;
   const slots = optimizerSlots(opts.optimizer).map((s) => s.name);
   const step = g.input("step", "int64", []);
@@ -263,7 +294,12 @@ export function appendUpdate(r: Recorder, gradsIn: Value[], opts: TrainingOption
     g.output(next.param, newName(p.name));
     next.slots.forEach((v, k) => g.output(v, newName(slotName(p.name, slots[k]!))));
   });
-  r.tables.forEach((t, i) => {
+  if (opts.rowUpdate === "host" && r.tables.length) {
+    if (lookupGrads) r.gathers.forEach((x, i) => g.output(grads[r.params.length + i]!, gradName(x.input)));
+    else r.tables.forEach((t, i) => g.output(grads[r.params.length + i]!, gradName(rowsName(t.name))));
+    g.output(ops.Concat(update.scalars().map((x) => ops.Unsqueeze(x, [0])), { axis: 0 }), ROW_SCALARS);
+  }
+  if (opts.rowUpdate !== "host") r.tables.forEach((t, i) => {
     const base = rowsName(t.name);
     const next = update(r.rowValues[i]!, grads[r.params.length + i]!, r.rowSlots[i]!);
     g.output(next.param, newName(base));
@@ -302,6 +338,16 @@ export function describeModel<C>(model: ModelDefinition<C>, config: C, dtype: Fl
   const r = new Recorder(new Graph({ name: model.name }), dtype, "train");
   model.build(r, config);
   return { params: r.params, tables: r.tables, states: r.states, lookups: r.lookups };
+}
+
+/** Whether every use of every table's row block is one of the recorded lookups' Gathers. */
+function onlyGathered(r: Recorder): boolean {
+  const blocks = new Set(r.rowValues);
+  const gathered = new Set(r.gathers.map((x) => x.rows));
+  for (const n of r.graph.nodes) {
+    if (n.inputs.some((v) => v && blocks.has(v)) && !(n.opType === "Gather" && gathered.has(n.outputs[0]!) && n.inputs.filter((v) => v && blocks.has(v)).length === 1 && blocks.has(n.inputs[0]!))) return false;
+  }
+  return true;
 }
 
 /** Drops graph inputs no output depends on (labels, in an inference graph). */

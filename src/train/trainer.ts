@@ -16,7 +16,7 @@ import { awaitShare, writeBackShare, type RowShare, type TableRows } from "../ru
 import type { Device, SessionOptions, Tensor } from "../runtime/session.js";
 import { Rng } from "../util/prng.js";
 import type { FloatDType } from "./model.js";
-import { type Program, type ProgramSignature, localName, newName, rowsName, slotName } from "./program.js";
+import { type Program, type ProgramSignature, ROW_SCALARS, gradName, localName, newName, rowsName, slotName } from "./program.js";
 import { RowIndexer, gatherRows, type IdArray } from "./sparse.js";
 import type { FloatArray, TrainingState } from "./state.js";
 
@@ -284,10 +284,12 @@ export class Trainer {
       indexer.index(inputs, locals, t.rows, lookups[0]?.input ?? t.name);
       const ids = indexer.unique.slice();
       blocks.set(t.name, ids);
-      // The train step takes each row's weights and optimizer slots; eval the weights only.
+      // The train step takes each row's weights and optimizer slots (the slots stay in the table when
+      // the rows' update runs on the host); eval the weights only.
       const table = training ? this.sharedTable(t.name) : this.state.require(t.name).data;
       const stride = this.state.require(t.name).dims[1]!;
-      const names = [rowsName(t.name), ...(training ? sig.slots.map((s) => slotName(rowsName(t.name), s)) : [])];
+      const host = sig.rowUpdate === "host";
+      const names = [rowsName(t.name), ...(training && !host ? sig.slots.map((s) => slotName(rowsName(t.name), s)) : [])];
       const parts = names.map(() => (training ? this.take(Arr as Float32ArrayConstructor, ids.length * t.dim) : new Arr(ids.length * t.dim)));
       gatherRows(table, stride, t.dim, ids, parts);
       names.forEach((name, k) => {
@@ -296,7 +298,9 @@ export class Trainer {
       });
       if (training) {
         const share = this.shareOf(t.name, ids.length, t.dim, names.length, sig.dtype);
-        rows.push({ table, stride, dim: t.dim, ids, feeds: names, outputs: names.map(newName), refresh: this.inFlightPositions(t.name, ids, t.paddingRow0), skipRow0: t.paddingRow0, ...(share ? { share } : {}) });
+        const sums = sig.lookupGrads ? { lookups: lookups.map((l) => ({ grad: gradName(l.input), local: localName(l.input) })) } : {};
+        const update = host ? { outputs: [gradName(rowsName(t.name))], update: { optimizer: sig.optimizer!, scalars: ROW_SCALARS }, ...sums } : { outputs: names.map(newName) };
+        rows.push({ table, stride, dim: t.dim, ids, feeds: names, ...update, refresh: this.inFlightPositions(t.name, ids, t.paddingRow0), skipRow0: t.paddingRow0, ...(share ? { share } : {}) });
       }
     }
     for (const b of sig.batchInputs) {
@@ -404,7 +408,7 @@ export class Trainer {
     p.feeds["lr"] = { dtype: sig.dtype, dims: [], data: Arr.of(lr) };
     const out = await this.run(train.session, p.feeds, p.owned, p.rows);
     // This thread's share of the row write-back, beside the session's (awaited before the tables are next read).
-    writeBackShare(p.rows);
+    writeBackShare(p.rows, out);
     for (const r of p.rows) {
       if (!r.share) continue;
       const count = (this.sharesLaunched.get(r.share.done) ?? 0) + 1;
@@ -424,7 +428,8 @@ export class Trainer {
   private recycleRows(sig: ProgramSignature, out: Record<string, Tensor>): void {
     for (const t of sig.tables) {
       // A block whose write-back was shared stays with its session: not in the result.
-      const parts = [rowsName(t.name), ...sig.slots.map((s) => slotName(rowsName(t.name), s))].flatMap((n) => (out[newName(n)] ? [out[newName(n)]!.data as FloatArray] : []));
+      const names = sig.rowUpdate === "host" ? [gradName(rowsName(t.name))] : [rowsName(t.name), ...sig.slots.map((s) => slotName(rowsName(t.name), s))].map(newName);
+      const parts = names.flatMap((n) => (out[n] ? [out[n]!.data as FloatArray] : []));
       // Only arrays that span their whole buffer: nothing else can live in it.
       this.recycle(parts.filter((x) => x.byteOffset === 0 && x.byteLength === x.buffer.byteLength).map((x) => x.buffer as ArrayBuffer));
     }
