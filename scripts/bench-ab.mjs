@@ -5,6 +5,7 @@
 // load from elsewhere does not decide the ratio. Prints per configuration the median examples/s and
 // the median per-turn ratio to the first configuration, over the quiet turns.
 //   node scripts/bench-ab.mjs [--model esmm|escm2-dr --turns 40 --chunk 10 --quiet 5] 'label={"rowShare":0}' 'label={...trainer options}' ...
+//   (a configuration's "rowUpdate": "graph" | "host" picks the step program: TrainingOptions.rowUpdate)
 // Not a test: prints measured numbers.
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -38,13 +39,19 @@ const batches = Array.from({ length: 32 }, () => {
   const click = new Float32Array(B).map(() => (rng.next() < 0.2 ? 1 : 0)), conversion = new Float32Array(B).map((_, b) => (click[b] && rng.next() < 0.1 ? 1 : 0));
   return { [model.ids]: ids, click, conversion };
 });
-const program = buildTrainingStep(model.definition, model.config, { optimizer });
+// A configuration's "rowUpdate" ("graph" or "host") picks the step program; the rest are Trainer options.
+const programs = new Map();
+const programOf = (rowUpdate = "graph") => {
+  if (!programs.has(rowUpdate)) programs.set(rowUpdate, buildTrainingStep(model.definition, model.config, { optimizer, rowUpdate }));
+  return programs.get(rowUpdate);
+};
 const cfgs = [];
 for (const spec of positionals) {
   const at = spec.indexOf("=");
   if (at < 1) throw new Error(`a configuration is label={json trainer options}, got '${spec}'`);
   const state = initialState(describeModel(model.definition, model.config), optimizer, { seed: 1 });
-  const trainer = await Trainer.create(state, { train: program }, { intraOpThreads: 1, ...JSON.parse(spec.slice(at + 1)) });
+  const { rowUpdate, ...options } = JSON.parse(spec.slice(at + 1));
+  const trainer = await Trainer.create(state, { train: programOf(rowUpdate) }, { intraOpThreads: 1, ...options });
   await trainer.fit(batches.slice(0, 8), { lr: 1e-3 }); // warm-up
   cfgs.push({ label: spec.slice(0, at), trainer, rates: [] });
 }

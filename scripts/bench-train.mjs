@@ -1,7 +1,7 @@
 // Training throughput of the ESMM reference configuration: 23 fields x 3 ids sum-pooled, one shared
 // table 737,946 x 12, two towers 276->256->64->1 (ReLU, sigmoid outputs), Adam lr 1e-3, batch 1024,
 // random ids from a seeded PRNG. Not a test: prints measured numbers.
-//   npm run bench:train [-- --steps 150 --batch 1024 --threads 1 --opt-level all --mode fit|step --ids uniform|zipf]
+//   npm run bench:train [-- --steps 150 --batch 1024 --threads auto|N --opt-level all --mode fit|step --ids uniform|zipf]
 //                          [--model esmm|escm2-dr --vocab 737946 --json]
 //                          [--spin 0|1 --exec-mode sequential|parallel --inter-threads N --row-share 0.4 --row-update host|graph]
 //                          [--ort-profile PREFIX --hash]
@@ -26,8 +26,9 @@ const { values } = parseArgs({
     steps: { type: "string", default: "150" },
     warmup: { type: "string", default: "10" },
     batch: { type: "string", default: "1024" },
-    // One onnxruntime thread: the main thread gathers and scatters rows on the other core meanwhile.
-    threads: { type: "string", default: "1" },
+    // auto, as mtl train: 2 onnxruntime threads (not spinning) where the step has no ScatterND (the rows'
+    // update and the lookups' gradient sums on the host), else 1; the main thread gathers rows meanwhile.
+    threads: { type: "string", default: "auto" },
     "opt-level": { type: "string", default: "all" },
     // onnxruntime's intra-op threads spin while idle unless --spin 0 (session.intra_op.allow_spinning).
     spin: { type: "string" },
@@ -62,6 +63,10 @@ if (!model) throw new Error(`--model must be esmm or escm2-dr, got ${values.mode
 const optimizer = { kind: "adam" };
 const t0 = performance.now();
 const program = buildTrainingStep(model.definition, model.config, { optimizer, rowUpdate: values["row-update"] });
+if (values.threads === "auto") {
+  values.threads = program.signature.lookupGrads ? "2" : "1";
+  if (values.threads === "2") values.spin ??= "0";
+}
 const state = initialState(describeModel(model.definition, model.config), optimizer, { seed: 1 });
 const trainer = await Trainer.create(state, { train: program }, {
   intraOpThreads: Number(values.threads), graphOptimizationLevel: values["opt-level"], device: values.device,

@@ -151,10 +151,14 @@ async function lockedRun(opts: TrainRunOptions, paths: RunPaths, started: number
     };
     config.training = t;
     const state = begun.state ?? initialState(describeModel(entry.definition, modelConfig), config.optimizer, { seed: t.seed });
-    const trainer = await Trainer.create(state, {
-      train: buildTrainingStep(entry.definition, modelConfig, { optimizer: config.optimizer, ...(t.clipNorm !== undefined ? { clipNorm: t.clipNorm } : {}) }),
-      eval: evalProgram,
-    }, { ...(opts.device ? { device: opts.device } : {}), intraOpThreads: opts.intraOpThreads ?? 1 });
+    // The rows' update runs in the session's write-back (bit-identical, cheaper). Where the step then
+    // has no ScatterND (lookupGrads) it is reproducible on several onnxruntime threads: two, which
+    // sleep when idle so the trainer's thread keeps its core for the next batch's rows.
+    const train = buildTrainingStep(entry.definition, modelConfig, { optimizer: config.optimizer, rowUpdate: "host", ...(t.clipNorm !== undefined ? { clipNorm: t.clipNorm } : {}) });
+    const threads = opts.intraOpThreads ?? (train.signature.lookupGrads ? 2 : 1);
+    const trainer = await Trainer.create(state, { train, eval: evalProgram }, {
+      ...(opts.device ? { device: opts.device } : {}), intraOpThreads: threads, ...(threads > 1 ? { spinning: false } : {}),
+    });
     try {
       // Written once the programs load (a bad device or model leaves no half-made run behind).
       const manifest = begun.manifest ?? writeManifest(paths, config, modelConfig, data);

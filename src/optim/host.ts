@@ -12,6 +12,7 @@
  * test/host-update.test.ts checks it against the graph for every optimizer and both precisions.
  */
 import type { ResolvedOptimizer } from "./index.js";
+import { adamRowsSimd, type SharedMemory } from "./simd.js";
 
 type FloatArray = Float32Array | Float64Array;
 type Round = (x: number) => number;
@@ -22,13 +23,17 @@ const exact: Round = (x) => x;
  * [u * dim, (u + 1) * dim). `scalars` is the step's Updater.scalars() output. With skipRow0, row 0
  * (padding) is left alone.
  */
-export function updateRows(table: FloatArray, stride: number, dim: number, ids: Int32Array, grads: FloatArray, opt: ResolvedOptimizer, scalars: FloatArray, skipRow0: boolean): void {
+export function updateRows(table: FloatArray, stride: number, dim: number, ids: Int32Array, grads: FloatArray, opt: ResolvedOptimizer, scalars: FloatArray, skipRow0: boolean, simd?: { memory: SharedMemory; region: 0 | 1 }): void {
   const f = table instanceof Float32Array ? Math.fround : exact;
   switch (opt.kind) {
     case "adam":
-    case "adamw":
-      adamRows(table, stride, dim, ids, grads, opt, opt.kind === "adamw" && opt.weightDecay ? scalars[2]! : 0, scalars, skipRow0, f);
+    case "adamw": {
+      const lrDecay = opt.kind === "adamw" && opt.weightDecay ? scalars[2]! : 0;
+      // A table on the kernel's memory (simd.ts's tableMemory) is updated in WebAssembly SIMD.
+      if (simd && table instanceof Float32Array && grads instanceof Float32Array) adamRowsSimd(simd.memory, simd.region, table, stride, dim, ids, grads, opt, lrDecay, scalars, skipRow0);
+      else adamRows(table, stride, dim, ids, grads, opt, lrDecay, scalars, skipRow0, f);
       return;
+    }
     case "sgd":
       sgdRows(table, stride, dim, ids, grads, opt.momentum, opt.weightDecay, scalars[0]!, skipRow0, f);
       return;

@@ -22,6 +22,7 @@
 import { MtlError } from "../errors.js";
 import type { ResolvedOptimizer } from "../optim/index.js";
 import { updateRows } from "../optim/host.js";
+import type { SharedMemory } from "../optim/simd.js";
 import type { Tensor } from "./session.js";
 
 export type FloatArray = Float32Array | Float64Array;
@@ -44,6 +45,8 @@ export interface TableRows {
    * to each row in place (optim/host.ts) with the step's scalars from output `scalars`.
    */
   update?: { optimizer: ResolvedOptimizer; scalars: string };
+  /** The shared WebAssembly.Memory `table` lives on, where it was made by optim/simd.ts's tableMemory: the update runs in its kernel. */
+  memory?: SharedMemory;
   /**
    * The block's gradient (output `outputs[0]`) is summed here, after the run, from each lookup's
    * gradient (output `grad`, one row of `dim` values per id) at the block positions of its ids
@@ -168,7 +171,7 @@ export function writeBackRows(rows: readonly TableRows[], out: Readonly<Record<s
   try {
     for (const r of rows) {
       const n = r.share ? r.share.from : r.ids.length;
-      writeRows(r, r.ids.subarray(0, n), r.outputs.map((o) => out[o]!.data as FloatArray), out);
+      writeRows(r, r.ids.subarray(0, n), r.outputs.map((o) => out[o]!.data as FloatArray), out, 1);
     }
   } finally {
     for (const r of rows) {
@@ -184,15 +187,18 @@ export function writeBackRows(rows: readonly TableRows[], out: Readonly<Record<s
  * (positions from `share.from` on) into the tables.
  */
 export function writeBackShare(rows: readonly TableRows[], out: Readonly<Record<string, Tensor>>): void {
-  for (const r of rows) if (r.share) writeRows(r, r.ids.subarray(r.share.from), r.share.parts, out);
+  for (const r of rows) if (r.share) writeRows(r, r.ids.subarray(r.share.from), r.share.parts, out, 0);
 }
 
-/** Rows `ids` of a block into its table: the updated parts copied, or (`update`) the rule applied with the gradient in parts[0]. */
-function writeRows(r: TableRows, ids: Int32Array, parts: readonly FloatArray[], out: Readonly<Record<string, Tensor>>): void {
+/**
+ * Rows `ids` of a block into its table: the updated parts copied, or (`update`) the rule applied
+ * with the gradient in parts[0]; `region`: the kernel's scratch of this side of the write-back.
+ */
+function writeRows(r: TableRows, ids: Int32Array, parts: readonly FloatArray[], out: Readonly<Record<string, Tensor>>, region: 0 | 1): void {
   if (!r.update) return scatterRows(r.table, r.stride, r.dim, ids, parts, r.skipRow0);
   const scalars = out[r.update.scalars];
   if (!scalars) throw new MtlError("E_TRAIN", `the step returned no '${r.update.scalars}' for the rows' update`);
-  updateRows(r.table, r.stride, r.dim, ids, parts[0]!, r.update.optimizer, scalars.data as FloatArray, r.skipRow0);
+  updateRows(r.table, r.stride, r.dim, ids, parts[0]!, r.update.optimizer, scalars.data as FloatArray, r.skipRow0, r.memory ? { memory: r.memory, region } : undefined);
 }
 
 /**

@@ -27,6 +27,7 @@ import { ioError, writeFileAtomic } from "../util/atomic.js";
 import { fnv1a32 } from "../util/hash.js";
 import { Rng, type RngWords } from "../util/prng.js";
 import { optimizerSlots, type OptimizerConfig } from "../optim/index.js";
+import { tableMemory } from "../optim/simd.js";
 import type { FloatDType, Init, ParamSpec, StateSpec, TableSpec } from "./model.js";
 import { slotName } from "./program.js";
 
@@ -262,8 +263,10 @@ export function initialState(layout: StateLayout, optimizer: OptimizerConfig, op
     const width = t.dim * (1 + slots.length);
     // On a SharedArrayBuffer from the start: the trainer shares it with its session's thread
     // (src/runtime/rows.ts) and would otherwise copy it there, doubling the table's peak memory.
-    const shared = new SharedArrayBuffer(t.rows * width * Arr.BYTES_PER_ELEMENT);
-    const packed = Arr === Float64Array ? new Float64Array(shared) : new Float32Array(shared);
+    // For Adam in float32, on the memory of the rows' SIMD kernel (optim/simd.ts) where it can run.
+    const adam = optimizer.kind === "adam" || optimizer.kind === "adamw";
+    const packed = (adam && Arr === Float32Array ? tableMemory(t.rows * width, t.dim)?.data : undefined)
+      ?? (Arr === Float64Array ? new Float64Array(new SharedArrayBuffer(t.rows * width * 8)) : new Float32Array(new SharedArrayBuffer(t.rows * width * 4)));
     for (let r = 0; r < t.rows; r++) {
       packed.set(weights.subarray(r * t.dim, (r + 1) * t.dim), r * width);
       slots.forEach((s, k) => {

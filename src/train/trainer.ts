@@ -19,6 +19,7 @@ import type { FloatDType } from "./model.js";
 import { type Program, type ProgramSignature, ROW_SCALARS, gradName, localName, newName, rowsName, slotName } from "./program.js";
 import { RowIndexer, gatherRows, type IdArray } from "./sparse.js";
 import type { FloatArray, TrainingState } from "./state.js";
+import { kernelMemory, tableMemory } from "../optim/simd.js";
 
 /**
  * A step's inputs by name: each lookup input's global ids, flat row-major (Int32Array or
@@ -300,7 +301,8 @@ export class Trainer {
         const share = this.shareOf(t.name, ids.length, t.dim, names.length, sig.dtype);
         const sums = sig.lookupGrads ? { lookups: lookups.map((l) => ({ grad: gradName(l.input), local: localName(l.input) })) } : {};
         const update = host ? { outputs: [gradName(rowsName(t.name))], update: { optimizer: sig.optimizer!, scalars: ROW_SCALARS }, ...sums } : { outputs: names.map(newName) };
-        rows.push({ table, stride, dim: t.dim, ids, feeds: names, ...update, refresh: this.inFlightPositions(t.name, ids, t.paddingRow0), skipRow0: t.paddingRow0, ...(share ? { share } : {}) });
+        const memory = kernelMemory(table);
+        rows.push({ table, stride, dim: t.dim, ids, feeds: names, ...update, ...(memory ? { memory } : {}), refresh: this.inFlightPositions(t.name, ids, t.paddingRow0), skipRow0: t.paddingRow0, ...(share ? { share } : {}) });
       }
     }
     for (const b of sig.batchInputs) {
@@ -326,11 +328,19 @@ export class Trainer {
 
   /**
    * Table `name`'s data on a SharedArrayBuffer (moved there once): the session writes rows back into
-   * it from its own thread. A table the caller replaced since is moved again.
+   * it from its own thread. A table the caller replaced since is moved again. Where the session
+   * updates its rows with Adam, the buffer is the memory of the rows' SIMD kernel (optim/simd.ts).
    */
   private sharedTable(name: string): FloatArray {
     const t = this.state.require(name);
-    if (!(t.data.buffer instanceof SharedArrayBuffer)) {
+    // Where the session updates the rows with Adam on the host: on the memory of its SIMD kernel.
+    const sig = this.train?.signature, dim = sig?.tables.find((x) => x.name === name)?.dim ?? 0;
+    const adam = sig?.rowUpdate === "host" && (sig.optimizer?.kind === "adam" || sig.optimizer?.kind === "adamw");
+    const simd = adam && t.data instanceof Float32Array && !kernelMemory(t.data) ? tableMemory(t.data.length, dim) : null;
+    if (simd) {
+      simd.data.set(t.data);
+      t.data = simd.data;
+    } else if (!(t.data.buffer instanceof SharedArrayBuffer)) {
       const buffer = new SharedArrayBuffer(t.data.byteLength);
       const shared = t.data instanceof Float64Array ? new Float64Array(buffer) : new Float32Array(buffer);
       shared.set(t.data);
