@@ -8,6 +8,7 @@
  * thread and the session worker instantiate the kernel over. After the table, the memory holds two
  * scratch regions, one per side of a shared write-back (runtime/rows.ts): the ids and gradients of
  * a chunk of rows are copied in (two memcpys), then the kernel updates those rows in the table.
+ * The same module gathers a step's rows (their weights) for the trainer's thread, through its region.
  *
  * The module is a few hundred bytes assembled below (no toolchain).
  */
@@ -29,6 +30,7 @@ const CHUNK = 32768;
 /** Rows ahead of the one being updated whose cache lines are touched (their misses overlap the work). */
 const AHEAD = 16;
 
+type GatherFn = (n: number, ids: number, out: number, strideBytes: number, dimBytes: number) => void;
 type AdamFn = (n: number, ids: number, grads: number, strideBytes: number, dimBytes: number, b1: number, c1: number, b2: number, c2: number, eps: number, stepSize: number, sqrtBc2: number, lrDecay: number, decay: number, skipRow0: number) => void;
 
 let module: object | null | undefined;
@@ -73,7 +75,7 @@ export function kernelMemory(data: Float32Array | Float64Array): SharedMemory | 
  * `region` (0: the caller's side of a write-back, 1: the session's). `scalars`: Updater.scalars().
  */
 export function adamRowsSimd(memory: SharedMemory, region: 0 | 1, table: Float32Array, stride: number, dim: number, ids: Int32Array, grads: Float32Array, c: { beta1: number; beta2: number; epsilon: number }, lrDecay: number, scalars: Float32Array | Float64Array, skipRow0: boolean): void {
-  const adam = new WebAssembly.Instance(compiled()!, { m: { mem: memory } }).exports["adam"] as AdamFn;
+  const adam = kernels(memory).adam;
   const base = tableEnd(table.length) + region * regionBytes(dim), gBase = base + CHUNK * 4;
   const idsIn = new Int32Array(memory.buffer, base, CHUNK), gradsIn = new Float32Array(memory.buffer, gBase, CHUNK * dim);
   const f = Math.fround;
@@ -83,6 +85,33 @@ export function adamRowsSimd(memory: SharedMemory, region: 0 | 1, table: Float32
     gradsIn.set(grads.subarray(u0 * dim, u1 * dim));
     adam(u1 - u0, base, gBase, stride * 4, dim * 4, f(c.beta1), f(1 - c.beta1), f(c.beta2), f(1 - c.beta2), f(c.epsilon), scalars[0]!, scalars[1]!, lrDecay, lrDecay !== 0 ? 1 : 0, skipRow0 ? 1 : 0);
   }
+}
+
+/**
+ * The weights of rows `ids` ([0, dim) of each) of the table on `memory` into `out` ([ids.length,
+ * dim]), through scratch region 0 (the trainer's thread): runtime/rows.ts's gatherRows, vectorised.
+ */
+export function gatherRowsSimd(memory: SharedMemory, table: Float32Array, stride: number, dim: number, ids: Int32Array, out: Float32Array): void {
+  const gather = kernels(memory).gather;
+  const base = tableEnd(table.length), oBase = base + CHUNK * 4;
+  const idsIn = new Int32Array(memory.buffer, base, CHUNK), rows = new Float32Array(memory.buffer, oBase, CHUNK * dim);
+  for (let u0 = 0; u0 < ids.length; u0 += CHUNK) {
+    const u1 = Math.min(u0 + CHUNK, ids.length);
+    idsIn.set(ids.subarray(u0, u1));
+    gather(u1 - u0, base, oBase, stride * 4, dim * 4);
+    out.set(rows.subarray(0, (u1 - u0) * dim), u0 * dim);
+  }
+}
+
+// An instance per memory object (a worker receives a new one with each message: one instance a step there).
+const instances = new WeakMap<SharedMemory, { adam: AdamFn; gather: GatherFn }>();
+function kernels(memory: SharedMemory): { adam: AdamFn; gather: GatherFn } {
+  let k = instances.get(memory);
+  if (!k) {
+    const e = new WebAssembly.Instance(compiled()!, { m: { mem: memory } }).exports;
+    instances.set(memory, (k = { adam: e["adam"] as AdamFn, gather: e["gather"] as GatherFn }));
+  }
+  return k;
 }
 
 // ---------------------------------------------------------------- the module's bytes
@@ -121,7 +150,7 @@ const [block, loop, ifThen, end, br, brIf] = [[0x02, 0x40], [0x03, 0x40], [0x04,
  * d of the row: m = m·b1 + g·c1; v = v·b2 + (g·g)·c2; w = w - w·lrDecay (decay only);
  * w = w - stepSize · (m / (√v / sqrtBc2 + eps)): host.ts's order, operation for operation.
  */
-function body(): number[] {
+function adamBody(): number[] {
   const code: number[] = [];
   const emit = (...parts: number[][]) => parts.forEach((p) => code.push(...p));
   for (const [s, v] of [[B1s, B1], [C1s, C1], [B2s, B2], [C2s, C2], [EPSs, EPS], [SSs, SS], [SQs, SQ], [LDs, LD]] as const) emit(get(s), splat, set(v));
@@ -130,10 +159,7 @@ function body(): number[] {
   emit(get(IDS), get(U), i32(2), shl, add, i32load, set(ID));
   emit(get(GR), get(U), get(DIMB), mul, add, set(GP));
   emit(get(ID), get(STRIDEB), mul, set(P));
-  // Touch the first, middle and last value of the row AHEAD on.
-  emit(get(U), i32(AHEAD), add, get(N), ltU, ifThen);
-  emit(get(IDS), get(U), i32(AHEAD), add, i32(2), shl, add, i32load, get(STRIDEB), mul, set(PD));
-  emit(get(PD), f32load, drop, get(PD), get(STRIDEB), add, i32(4), sub, f32load, drop, get(PD), get(STRIDEB), i32(1), shrU, add, f32load, drop, end);
+  touchAhead(emit, N, IDS, U, STRIDEB, PD);
   emit(get(SKIP), get(ID), eqz, and, eqz, ifThen);
   emit(i32(0), set(D), block, loop);
   emit(get(D), get(DIMB), geU, brIf(1));
@@ -154,15 +180,43 @@ function body(): number[] {
   return [...uleb(locals.length + code.length), ...locals, ...code];
 }
 
+/** The touch of row ids[u + AHEAD] (its first, middle and last value), using local PD. */
+function touchAhead(emit: (...parts: number[][]) => void, n: number, ids: number, u: number, strideB: number, pd: number): void {
+  emit(get(u), i32(AHEAD), add, get(n), ltU, ifThen);
+  emit(get(ids), get(u), i32(AHEAD), add, i32(2), shl, add, i32load, get(strideB), mul, set(pd));
+  emit(get(pd), f32load, drop, get(pd), get(strideB), add, i32(4), sub, f32load, drop, get(pd), get(strideB), i32(1), shrU, add, f32load, drop, end);
+}
+
+/** for u < n: touch row ids[u + AHEAD]; out[u] = the first dim values of row ids[u], 4 lanes at a time. */
+function gatherBody(): number[] {
+  const [n, ids, out, strideB, dimB] = [0, 1, 2, 3, 4], [u, d, src, dst, pd] = [5, 6, 7, 8, 9];
+  const code: number[] = [];
+  const emit = (...parts: number[][]) => parts.forEach((p) => code.push(...p));
+  emit(i32(0), set(u), block, loop);
+  emit(get(u), get(n), geU, brIf(1));
+  emit(get(ids), get(u), i32(2), shl, add, i32load, get(strideB), mul, set(src));
+  emit(get(out), get(u), get(dimB), mul, add, set(dst));
+  touchAhead(emit, n, ids, u, strideB, pd);
+  emit(i32(0), set(d), block, loop);
+  emit(get(d), get(dimB), geU, brIf(1));
+  emit(get(dst), get(d), add, get(src), get(d), add, vload, vstore);
+  emit(get(d), i32(16), add, set(d), br(0), end, end);
+  emit(get(u), i32(1), add, set(u), br(0), end, end);
+  emit(end);
+  const locals = vec([[...uleb(5), I32]]);
+  return [...uleb(locals.length + code.length), ...locals, ...code];
+}
+
 function moduleBytes(): Uint8Array {
-  const params = [I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, F32, F32, F32, I32, I32];
+  const adamParams = [I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, F32, F32, F32, I32, I32];
+  const gatherParams = [I32, I32, I32, I32, I32];
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([[0x60, ...vec(params.map((p) => [p])), 0]])),
+    ...section(1, vec([[0x60, ...vec(adamParams.map((p) => [p])), 0], [0x60, ...vec(gatherParams.map((p) => [p])), 0]])),
     // (import "m" "mem" (memory 1 65536 shared))
     ...section(2, vec([[...name("m"), ...name("mem"), 0x02, 0x03, ...uleb(1), ...uleb(65536)]])),
-    ...section(3, vec([[0]])),
-    ...section(7, vec([[...name("adam"), 0x00, 0]])),
-    ...section(10, vec([body()])),
+    ...section(3, vec([[0], [1]])),
+    ...section(7, vec([[...name("adam"), 0x00, 0], [...name("gather"), 0x00, 1]])),
+    ...section(10, vec([adamBody(), gatherBody()])),
   ]);
 }

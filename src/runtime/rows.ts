@@ -22,7 +22,7 @@
 import { MtlError } from "../errors.js";
 import type { ResolvedOptimizer } from "../optim/index.js";
 import { updateRows } from "../optim/host.js";
-import type { SharedMemory } from "../optim/simd.js";
+import { gatherRowsSimd, type SharedMemory } from "../optim/simd.js";
 import type { Tensor } from "./session.js";
 
 export type FloatArray = Float32Array | Float64Array;
@@ -218,8 +218,10 @@ export function awaitShare(share: RowShare, count: number, timeoutMs = 60_000): 
  * values apiece) into one block per part: `parts[k]` ([ids.length, dim]) receives columns
  * k*dim..(k+1)*dim. One pass over the table: each row is read once, wherever its slots are.
  */
-export function gatherRows(table: FloatArray, stride: number, dim: number, ids: Int32Array, parts: readonly FloatArray[]): void {
-  if (table instanceof Float32Array) gather32(table, stride, dim, ids, parts as Float32Array[]);
+export function gatherRows(table: FloatArray, stride: number, dim: number, ids: Int32Array, parts: readonly FloatArray[], memory?: SharedMemory): void {
+  // The weights alone, from a table on the SIMD kernel's memory: the kernel gathers them (the caller's thread's region).
+  if (memory && parts.length === 1 && table instanceof Float32Array) gatherRowsSimd(memory, table, stride, dim, ids, parts[0] as Float32Array);
+  else if (table instanceof Float32Array) gather32(table, stride, dim, ids, parts as Float32Array[]);
   else gather64(table, stride, dim, ids, parts as Float64Array[]);
 }
 

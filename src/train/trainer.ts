@@ -292,7 +292,7 @@ export class Trainer {
       const host = sig.rowUpdate === "host";
       const names = [rowsName(t.name), ...(training && !host ? sig.slots.map((s) => slotName(rowsName(t.name), s)) : [])];
       const parts = names.map(() => (training ? this.take(Arr as Float32ArrayConstructor, ids.length * t.dim) : new Arr(ids.length * t.dim)));
-      gatherRows(table, stride, t.dim, ids, parts);
+      gatherRows(table, stride, t.dim, ids, parts, training ? kernelMemory(table) : undefined);
       names.forEach((name, k) => {
         owned.push(parts[k]!.buffer);
         feeds[name] = tensorOf(parts[k]!, [ids.length, t.dim]);
