@@ -8,7 +8,8 @@
  * thread and the session worker instantiate the kernel over. After the table, the memory holds two
  * scratch regions, one per side of a shared write-back (runtime/rows.ts): the ids and gradients of
  * a chunk of rows are copied in (two memcpys), then the kernel updates those rows in the table.
- * The same module gathers a step's rows (their weights) for the trainer's thread, through its region.
+ * The same module gathers a step's rows (their weights) for the trainer's thread, and sums the
+ * lookups' gradients into a block's for the session, each through its side's region.
  *
  * The module is a few hundred bytes assembled below (no toolchain).
  */
@@ -31,6 +32,7 @@ const CHUNK = 32768;
 const AHEAD = 16;
 
 type GatherFn = (n: number, ids: number, out: number, strideBytes: number, dimBytes: number) => void;
+type SumFn = (n: number, at: number, grads: number, out: number, dimBytes: number) => void;
 type AdamFn = (n: number, ids: number, grads: number, strideBytes: number, dimBytes: number, b1: number, c1: number, b2: number, c2: number, eps: number, stepSize: number, sqrtBc2: number, lrDecay: number, decay: number, skipRow0: number) => void;
 
 let module: object | null | undefined;
@@ -45,7 +47,10 @@ function compiled(): object | null {
   return module;
 }
 
-const regionBytes = (dim: number) => CHUNK * 4 * (1 + dim);
+/** Rows of a block whose gradient the kernel can sum (sumRowsSimd); a larger block is summed by the caller. */
+export const SUM_ROWS = 131072;
+// A region: a chunk's ids (or local indices) and its rows or gradients, then a block's summed gradient.
+const regionBytes = (dim: number) => CHUNK * 4 * (1 + dim) + SUM_ROWS * 4 * dim;
 const tableEnd = (values: number) => Math.ceil((values * 4) / PAGE) * PAGE;
 
 /**
@@ -103,13 +108,36 @@ export function gatherRowsSimd(memory: SharedMemory, table: Float32Array, stride
   }
 }
 
+/**
+ * A block's gradient ([rows, dim]) summed from lookups' gradients (each [ids, dim], added at the
+ * block positions `at` of its ids, in order: runtime/rows.ts's sumLookupGrads, vectorised), through
+ * scratch region 1 (the session's). `rows` must be at most SUM_ROWS.
+ */
+export function sumRowsSimd(memory: SharedMemory, table: Float32Array, dim: number, rows: number, lookups: readonly { grads: Float32Array; at: Int32Array }[]): Float32Array {
+  const sum = kernels(memory).sum;
+  const base = tableEnd(table.length) + regionBytes(dim), gBase = base + CHUNK * 4, oBase = gBase + CHUNK * 4 * dim;
+  const atIn = new Int32Array(memory.buffer, base, CHUNK), gradsIn = new Float32Array(memory.buffer, gBase, CHUNK * dim);
+  const out = new Float32Array(memory.buffer, oBase, rows * dim);
+  out.fill(0);
+  for (const l of lookups) {
+    for (let i0 = 0; i0 < l.at.length; i0 += CHUNK) {
+      const i1 = Math.min(i0 + CHUNK, l.at.length);
+      atIn.set(l.at.subarray(i0, i1));
+      gradsIn.set(l.grads.subarray(i0 * dim, i1 * dim));
+      sum(i1 - i0, base, gBase, oBase, dim * 4);
+    }
+  }
+  return out.slice();
+}
+
+type Kernels = { adam: AdamFn; gather: GatherFn; sum: SumFn };
 // An instance per memory object (a worker receives a new one with each message: one instance a step there).
-const instances = new WeakMap<SharedMemory, { adam: AdamFn; gather: GatherFn }>();
-function kernels(memory: SharedMemory): { adam: AdamFn; gather: GatherFn } {
+const instances = new WeakMap<SharedMemory, Kernels>();
+function kernels(memory: SharedMemory): Kernels {
   let k = instances.get(memory);
   if (!k) {
     const e = new WebAssembly.Instance(compiled()!, { m: { mem: memory } }).exports;
-    instances.set(memory, (k = { adam: e["adam"] as AdamFn, gather: e["gather"] as GatherFn }));
+    instances.set(memory, (k = { adam: e["adam"] as AdamFn, gather: e["gather"] as GatherFn, sum: e["sum"] as SumFn }));
   }
   return k;
 }
@@ -207,16 +235,36 @@ function gatherBody(): number[] {
   return [...uleb(locals.length + code.length), ...locals, ...code];
 }
 
+/** for i < n: out[at[i]] += grads[i], 4 lanes at a time. */
+function sumBody(): number[] {
+  const [n, at, grads, out, dimB] = [0, 1, 2, 3, 4], [i, d, o, g] = [5, 6, 7, 8];
+  const code: number[] = [];
+  const emit = (...parts: number[][]) => parts.forEach((p) => code.push(...p));
+  emit(i32(0), set(i), block, loop);
+  emit(get(i), get(n), geU, brIf(1));
+  emit(get(out), get(at), get(i), i32(2), shl, add, i32load, get(dimB), mul, add, set(o));
+  emit(get(grads), get(i), get(dimB), mul, add, set(g));
+  emit(i32(0), set(d), block, loop);
+  emit(get(d), get(dimB), geU, brIf(1));
+  emit(get(o), get(d), add, get(o), get(d), add, vload, get(g), get(d), add, vload, fadd, vstore);
+  emit(get(d), i32(16), add, set(d), br(0), end, end);
+  emit(get(i), i32(1), add, set(i), br(0), end, end);
+  emit(end);
+  const locals = vec([[...uleb(4), I32]]);
+  return [...uleb(locals.length + code.length), ...locals, ...code];
+}
+
 function moduleBytes(): Uint8Array {
   const adamParams = [I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, F32, F32, F32, I32, I32];
   const gatherParams = [I32, I32, I32, I32, I32];
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    // Types: adam's, and (i32 × 5) for gather and sum.
     ...section(1, vec([[0x60, ...vec(adamParams.map((p) => [p])), 0], [0x60, ...vec(gatherParams.map((p) => [p])), 0]])),
     // (import "m" "mem" (memory 1 65536 shared))
     ...section(2, vec([[...name("m"), ...name("mem"), 0x02, 0x03, ...uleb(1), ...uleb(65536)]])),
-    ...section(3, vec([[0], [1]])),
-    ...section(7, vec([[...name("adam"), 0x00, 0], [...name("gather"), 0x00, 1]])),
-    ...section(10, vec([adamBody(), gatherBody()])),
+    ...section(3, vec([[0], [1], [1]])),
+    ...section(7, vec([[...name("adam"), 0x00, 0], [...name("gather"), 0x00, 1], [...name("sum"), 0x00, 2]])),
+    ...section(10, vec([adamBody(), gatherBody(), sumBody()])),
   ]);
 }

@@ -22,7 +22,7 @@
 import { MtlError } from "../errors.js";
 import type { ResolvedOptimizer } from "../optim/index.js";
 import { updateRows } from "../optim/host.js";
-import { gatherRowsSimd, type SharedMemory } from "../optim/simd.js";
+import { SUM_ROWS, gatherRowsSimd, sumRowsSimd, type SharedMemory } from "../optim/simd.js";
 import type { Tensor } from "./session.js";
 
 export type FloatArray = Float32Array | Float64Array;
@@ -128,6 +128,12 @@ function refresh64(table: Float64Array, stride: number, dim: number, ids: Int32A
 export function sumLookupGrads(rows: readonly TableRows[], feeds: Readonly<Record<string, Tensor>>, out: Record<string, Tensor>): void {
   for (const r of rows) {
     if (!r.lookups) continue;
+    if (r.memory && r.table instanceof Float32Array && r.ids.length <= SUM_ROWS) {
+      const lookups = r.lookups.map((l) => ({ grads: out[l.grad]!.data as Float32Array, at: feeds[l.local]!.data as Int32Array }));
+      for (const l of r.lookups) delete out[l.grad];
+      out[r.outputs[0]!] = { dtype: "float32", dims: [r.ids.length, r.dim], data: sumRowsSimd(r.memory, r.table, r.dim, r.ids.length, lookups) };
+      continue;
+    }
     const dim = r.dim, n = r.ids.length * dim;
     const sum = r.table instanceof Float32Array ? new Float32Array(n) : new Float64Array(n);
     for (const l of r.lookups) {
