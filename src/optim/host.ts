@@ -47,79 +47,70 @@ export function updateRows(table: FloatArray, stride: number, dim: number, ids: 
 // in a tight loop (many cache misses in flight), then updated from cache (as runtime/rows.ts).
 const BLOCK = 64;
 let sink = 0;
-function touch(table: FloatArray, stride: number, ids: Int32Array, u0: number, u1: number): void {
-  let t = 0;
-  for (let u = u0; u < u1; u++) {
-    const s = ids[u]! * stride;
-    t += table[s]! + table[s + stride - 1]! + table[s + (stride >> 1)]!;
+
+/** Calls `row(s, o)` for each row u of `ids` (but the padding row): s its offset in the table, o its gradient's. */
+function eachRow(table: FloatArray, stride: number, dim: number, ids: Int32Array, skipRow0: boolean, row: (s: number, o: number) => void): void {
+  for (let u0 = 0; u0 < ids.length; u0 += BLOCK) {
+    const u1 = Math.min(u0 + BLOCK, ids.length);
+    let t = 0;
+    for (let u = u0; u < u1; u++) {
+      const s = ids[u]! * stride;
+      t += table[s]! + table[s + stride - 1]! + table[s + (stride >> 1)]!;
+    }
+    sink = t;
+    for (let u = u0; u < u1; u++) {
+      const id = ids[u]!;
+      if (!(skipRow0 && id === 0)) row(id * stride, u * dim);
+    }
   }
-  sink = t;
 }
 
 function adamRows(table: FloatArray, stride: number, dim: number, ids: Int32Array, grads: FloatArray, c: { beta1: number; beta2: number; epsilon: number }, lrDecay: number, scalars: FloatArray, skipRow0: boolean, f: Round): void {
   const b1 = f(c.beta1), c1 = f(1 - c.beta1), b2 = f(c.beta2), c2 = f(1 - c.beta2), eps = f(c.epsilon);
   const stepSize = scalars[0]!, sqrtBc2 = scalars[1]!;
-  for (let u0 = 0; u0 < ids.length; u0 += BLOCK) {
-    const u1 = Math.min(u0 + BLOCK, ids.length);
-    touch(table, stride, ids, u0, u1);
-    for (let u = u0; u < u1; u++) {
-      const id = ids[u]!;
-      if (skipRow0 && id === 0) continue;
-      const s = id * stride, sm = s + dim, sv = s + 2 * dim, o = u * dim;
-      for (let d = 0; d < dim; d++) {
-        const g = grads[o + d]!;
-        const m = f(f(table[sm + d]! * b1) + f(g * c1));
-        const v = f(f(table[sv + d]! * b2) + f(f(g * g) * c2));
-        const denom = f(f(f(Math.sqrt(v)) / sqrtBc2) + eps);
-        let w = table[s + d]!;
-        if (lrDecay !== 0) w = f(w - f(w * lrDecay)); // AdamW: decoupled decay before the step
-        table[s + d] = f(w - f(stepSize * f(m / denom)));
-        table[sm + d] = m;
-        table[sv + d] = v;
-      }
+  eachRow(table, stride, dim, ids, skipRow0, (s, o) => {
+    const sm = s + dim, sv = s + 2 * dim;
+    for (let d = 0; d < dim; d++) {
+      const g = grads[o + d]!;
+      const m = f(f(table[sm + d]! * b1) + f(g * c1));
+      const v = f(f(table[sv + d]! * b2) + f(f(g * g) * c2));
+      const denom = f(f(f(Math.sqrt(v)) / sqrtBc2) + eps);
+      let w = table[s + d]!;
+      if (lrDecay !== 0) w = f(w - f(w * lrDecay)); // AdamW: decoupled decay before the step
+      table[s + d] = f(w - f(stepSize * f(m / denom)));
+      table[sm + d] = m;
+      table[sv + d] = v;
     }
-  }
+  });
 }
 
 function sgdRows(table: FloatArray, stride: number, dim: number, ids: Int32Array, grads: FloatArray, momentum: number, weightDecay: number, lr: number, skipRow0: boolean, f: Round): void {
   const mu = f(momentum), wd = f(weightDecay);
-  for (let u0 = 0; u0 < ids.length; u0 += BLOCK) {
-    const u1 = Math.min(u0 + BLOCK, ids.length);
-    touch(table, stride, ids, u0, u1);
-    for (let u = u0; u < u1; u++) {
-      const id = ids[u]!;
-      if (skipRow0 && id === 0) continue;
-      const s = id * stride, sb = s + dim, o = u * dim;
-      for (let d = 0; d < dim; d++) {
-        const w = table[s + d]!;
-        const g = weightDecay ? f(grads[o + d]! + f(w * wd)) : grads[o + d]!;
-        if (momentum) {
-          const buf = f(f(table[sb + d]! * mu) + g);
-          table[sb + d] = buf;
-          table[s + d] = f(w - f(buf * lr));
-        } else {
-          table[s + d] = f(w - f(g * lr));
-        }
+  eachRow(table, stride, dim, ids, skipRow0, (s, o) => {
+    const sb = s + dim;
+    for (let d = 0; d < dim; d++) {
+      const w = table[s + d]!;
+      const g = weightDecay ? f(grads[o + d]! + f(w * wd)) : grads[o + d]!;
+      if (momentum) {
+        const buf = f(f(table[sb + d]! * mu) + g);
+        table[sb + d] = buf;
+        table[s + d] = f(w - f(buf * lr));
+      } else {
+        table[s + d] = f(w - f(g * lr));
       }
     }
-  }
+  });
 }
 
 function adagradRows(table: FloatArray, stride: number, dim: number, ids: Int32Array, grads: FloatArray, epsilon: number, lr: number, skipRow0: boolean, f: Round): void {
   const eps = f(epsilon);
-  for (let u0 = 0; u0 < ids.length; u0 += BLOCK) {
-    const u1 = Math.min(u0 + BLOCK, ids.length);
-    touch(table, stride, ids, u0, u1);
-    for (let u = u0; u < u1; u++) {
-      const id = ids[u]!;
-      if (skipRow0 && id === 0) continue;
-      const s = id * stride, sa = s + dim, o = u * dim;
-      for (let d = 0; d < dim; d++) {
-        const g = grads[o + d]!;
-        const acc = f(table[sa + d]! + f(g * g));
-        table[sa + d] = acc;
-        table[s + d] = f(table[s + d]! - f(f(g * lr) / f(f(Math.sqrt(acc)) + eps)));
-      }
+  eachRow(table, stride, dim, ids, skipRow0, (s, o) => {
+    const sa = s + dim;
+    for (let d = 0; d < dim; d++) {
+      const g = grads[o + d]!;
+      const acc = f(table[sa + d]! + f(g * g));
+      table[sa + d] = acc;
+      table[s + d] = f(table[s + d]! - f(f(g * lr) / f(f(Math.sqrt(acc)) + eps)));
     }
-  }
+  });
 }

@@ -18,6 +18,12 @@
  * for its count (`awaitShare`) before it next reads the table. The session's own next run comes after its
  * part, so the caller may launch it before that. The session keeps a shared block's updated rows:
  * they are not in the run's result.
+ *
+ * With the rows' update rule on the host (`TableRows.update`; TrainingOptions.rowUpdate "host") the
+ * block is the rows' weights alone, and what comes out of the run is its gradient — or, with
+ * `lookups`, each lookup's gradient, summed here into the block's (`sumLookupGrads`). The write-back
+ * then applies the optimizer to each row in place (optim/host.ts; in WebAssembly SIMD where the
+ * table is on that kernel's memory, optim/simd.ts), the shared part on the caller's thread as before.
  */
 import { MtlError } from "../errors.js";
 import type { ResolvedOptimizer } from "../optim/index.js";

@@ -333,7 +333,6 @@ export class Trainer {
    */
   private sharedTable(name: string): FloatArray {
     const t = this.state.require(name);
-    // Where the session updates the rows with Adam on the host: on the memory of its SIMD kernel.
     const sig = this.train?.signature, dim = sig?.tables.find((x) => x.name === name)?.dim ?? 0;
     const adam = sig?.rowUpdate === "host" && (sig.optimizer?.kind === "adam" || sig.optimizer?.kind === "adamw");
     const simd = adam && t.data instanceof Float32Array && !kernelMemory(t.data) ? tableMemory(t.data.length, dim) : null;
