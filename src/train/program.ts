@@ -110,7 +110,7 @@ export class Recorder implements ModelContext {
   /** Per table, its optimizer slots' rows (train step only). */
   readonly rowSlots: Value[][] = [];
   /** Train and eval: each lookup's gathered rows (whose gradient the host can sum into its table's block). */
-  readonly gathers: { table: number; input: string; rows: Value }[] = [];
+  readonly gathers: { input: string; rows: Value }[] = [];
   readonly lookups: LookupSpec[] = [];
   readonly states: StateSpec[] = [];
   readonly stateValues: Value[] = [];
@@ -148,7 +148,7 @@ export class Recorder implements ModelContext {
     if (this.mode === "inference") return this.lookupIds(table, input, shape).embed!;
     const { table: t, local } = this.lookupIds(table, input, shape);
     const rows = ops.Gather(this.rowValues[t]!, local);
-    this.gathers.push({ table: t, input, rows });
+    this.gathers.push({ input, rows });
     return rows;
   }
 
@@ -344,10 +344,7 @@ export function describeModel<C>(model: ModelDefinition<C>, config: C, dtype: Fl
 function onlyGathered(r: Recorder): boolean {
   const blocks = new Set(r.rowValues);
   const gathered = new Set(r.gathers.map((x) => x.rows));
-  for (const n of r.graph.nodes) {
-    if (n.inputs.some((v) => v && blocks.has(v)) && !(n.opType === "Gather" && gathered.has(n.outputs[0]!) && n.inputs.filter((v) => v && blocks.has(v)).length === 1 && blocks.has(n.inputs[0]!))) return false;
-  }
-  return true;
+  return r.graph.nodes.every((n) => !n.inputs.some((v) => v && blocks.has(v)) || gathered.has(n.outputs[0]!));
 }
 
 /** Drops graph inputs no output depends on (labels, in an inference graph). */

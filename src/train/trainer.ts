@@ -292,7 +292,8 @@ export class Trainer {
       const host = sig.rowUpdate === "host";
       const names = [rowsName(t.name), ...(training && !host ? sig.slots.map((s) => slotName(rowsName(t.name), s)) : [])];
       const parts = names.map(() => (training ? this.take(Arr as Float32ArrayConstructor, ids.length * t.dim) : new Arr(ids.length * t.dim)));
-      gatherRows(table, stride, t.dim, ids, parts, training ? kernelMemory(table) : undefined);
+      const memory = training ? kernelMemory(table) : undefined;
+      gatherRows(table, stride, t.dim, ids, parts, memory);
       names.forEach((name, k) => {
         owned.push(parts[k]!.buffer);
         feeds[name] = tensorOf(parts[k]!, [ids.length, t.dim]);
@@ -301,7 +302,6 @@ export class Trainer {
         const share = this.shareOf(t.name, ids.length, t.dim, names.length, sig.dtype);
         const sums = sig.lookupGrads ? { lookups: lookups.map((l) => ({ grad: gradName(l.input), local: localName(l.input) })) } : {};
         const update = host ? { outputs: [gradName(rowsName(t.name))], update: { optimizer: sig.optimizer!, scalars: ROW_SCALARS }, ...sums } : { outputs: names.map(newName) };
-        const memory = kernelMemory(table);
         rows.push({ table, stride, dim: t.dim, ids, feeds: names, ...update, ...(memory ? { memory } : {}), refresh: this.inFlightPositions(t.name, ids, t.paddingRow0), skipRow0: t.paddingRow0, ...(share ? { share } : {}) });
       }
     }
